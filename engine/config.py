@@ -1,0 +1,352 @@
+"""The NLMM configuration: dataclasses loaded from and saved to YAML, validated with clear errors.
+
+Every error is a `ConfigError` whose message starts with the key path that is wrong, e.g.
+``cms_levels[1].chunk_size: must be >= 1, got 0`` — the studio shows it verbatim next to the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+OPTIMIZERS = ("dmgd", "adamw", "sgd")
+CMS_MODES = ("residual", "nested")
+ATTENTIONS = ("fast_weight", "hebbian", "softmax")
+DELTA_RULES = ("normalized", "paper_exact")
+TTT_MODES = ("gated_topk", "l2_regression")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MODALITIES = ("text", "image", "audio")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration. `path` is the key path ("cms_levels[1].lr"), '' for the whole file."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+@dataclass
+class LevelConfig:
+    """One Continuum-Memory level: its MLPs update every `chunk_size` steps with its own optimizer."""
+    name: str = "fast"
+    chunk_size: int = 1
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+
+
+@dataclass
+class DepthConfig:
+    text: int = 2
+    image: int = 2
+    audio: int = 2
+
+
+@dataclass
+class HopeConfig:
+    """Self-modifying q/k/v projections: W <- W (I - lr x x^T) (normalised by x^T x unless paper_exact)."""
+    enable: bool = True
+    mode: str = "normalized"
+    lr: float = 1e-3
+
+
+@dataclass
+class TTTConfig:
+    """Test-time writes into the central memory (eval mode only, when adaptation is switched on)."""
+    enable: bool = True
+    mode: str = "gated_topk"
+    topk: int = 4
+    lr: float = 0.5
+
+
+@dataclass
+class TextConfig:
+    vocab_size: int = 512
+    max_tokens: int = 16
+
+
+@dataclass
+class ImageConfig:
+    height: int = 32
+    width: int = 64
+    channels: int = 1
+    patch_size: int = 8
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 16000
+    n_fft: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+    max_seconds: float = 2.0
+
+
+@dataclass
+class DataConfig:
+    source: str = "builtin"
+    batch_size: int = 64
+    num_workers: int = 0
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    temperature_init: float = 0.07
+    learnable_temperature: bool = True
+    eval_every: int = 100
+    checkpoint_every: int = 200
+    seed: int = 0
+
+
+@dataclass
+class NLMMConfig:
+    name: str = "tiny"
+    d_model: int = 128
+    n_heads: int = 4
+    ffn_mult: int = 2
+    L_mem: int = 32
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    cms_levels: list[LevelConfig] = field(default_factory=lambda: [LevelConfig()])
+    cms_mode: str = "residual"
+    attention: str = "fast_weight"
+    delta_rule: str = "normalized"
+    attention_chunk: int = 32
+    hope: HopeConfig = field(default_factory=HopeConfig)
+    ttt: TTTConfig = field(default_factory=TTTConfig)
+    precision: str = "auto"
+    text: TextConfig = field(default_factory=TextConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def level_names(self) -> list[str]:
+        return [level.name for level in self.cms_levels]
+
+
+# ---------------------------------------------------------------- building from plain data
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(path, f"must be a list, got {type(value).__name__}")
+        return [_coerce(item_tp, item, _join(path, i)) for i, item in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(path, f"must be {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"must be a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
+            raise ConfigError(_join(path, str(key)), f"unknown key{hint}")
+    kwargs = {name: _coerce(hints[name], data[name], _join(path, name)) for name in names if name in data}
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------- validation
+
+def _one_of(path: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(path, f"must be one of {', '.join(allowed)}; got '{value}'{hint}")
+
+
+def _at_least(path: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(path, f"must be >= {low}, got {value}")
+
+
+def _positive(path: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(path, f"must be > 0, got {value}")
+
+
+def validate(cfg: NLMMConfig) -> NLMMConfig:
+    """Raise ConfigError for the first impossible setting; return cfg unchanged otherwise."""
+    _at_least("d_model", cfg.d_model, 8)
+    _at_least("n_heads", cfg.n_heads, 1)
+    if cfg.d_model % cfg.n_heads:
+        raise ConfigError("n_heads", f"must divide d_model ({cfg.d_model}), got {cfg.n_heads}")
+    _at_least("ffn_mult", cfg.ffn_mult, 1)
+    _at_least("L_mem", cfg.L_mem, 1)
+    for modality in MODALITIES:
+        _at_least(f"depth.{modality}", getattr(cfg.depth, modality), 1)
+    if not cfg.cms_levels:
+        raise ConfigError("cms_levels", "needs at least one level")
+    seen: set[str] = set()
+    for i, level in enumerate(cfg.cms_levels):
+        path = f"cms_levels[{i}]"
+        if not level.name or not level.name.replace("_", "").isalnum():
+            raise ConfigError(f"{path}.name", f"must be letters, digits or '_', got '{level.name}'")
+        if level.name in seen:
+            raise ConfigError(f"{path}.name", f"duplicate level name '{level.name}'")
+        seen.add(level.name)
+        _at_least(f"{path}.chunk_size", level.chunk_size, 1)
+        _positive(f"{path}.lr", level.lr)
+        _at_least(f"{path}.weight_decay", level.weight_decay, 0.0)
+        _one_of(f"{path}.optimizer", level.optimizer, OPTIMIZERS)
+    _one_of("cms_mode", cfg.cms_mode, CMS_MODES)
+    _one_of("attention", cfg.attention, ATTENTIONS)
+    _one_of("delta_rule", cfg.delta_rule, DELTA_RULES)
+    _at_least("attention_chunk", cfg.attention_chunk, 1)
+    _one_of("hope.mode", cfg.hope.mode, DELTA_RULES)
+    _at_least("hope.lr", cfg.hope.lr, 0.0)
+    _one_of("ttt.mode", cfg.ttt.mode, TTT_MODES)
+    _at_least("ttt.topk", cfg.ttt.topk, 1)
+    if cfg.ttt.topk > cfg.L_mem:
+        raise ConfigError("ttt.topk", f"must be <= L_mem ({cfg.L_mem}), got {cfg.ttt.topk}")
+    _positive("ttt.lr", cfg.ttt.lr)
+    _one_of("precision", cfg.precision, PRECISIONS)
+    _at_least("text.vocab_size", cfg.text.vocab_size, 4)
+    _at_least("text.max_tokens", cfg.text.max_tokens, 1)
+    image = cfg.image
+    _at_least("image.patch_size", image.patch_size, 1)
+    if image.channels not in (1, 3):
+        raise ConfigError("image.channels", f"must be 1 (grey) or 3 (RGB), got {image.channels}")
+    for side in ("height", "width"):
+        size = getattr(image, side)
+        _at_least(f"image.{side}", size, 1)
+        if size % image.patch_size:
+            raise ConfigError(f"image.{side}", f"must be a multiple of image.patch_size ({image.patch_size}), got {size}")
+    audio = cfg.audio
+    _at_least("audio.sample_rate", audio.sample_rate, 1000)
+    _at_least("audio.n_mels", audio.n_mels, 1)
+    _at_least("audio.n_fft", audio.n_fft, 16)
+    _at_least("audio.hop_length", audio.hop_length, 1)
+    if audio.n_mels > audio.n_fft // 2 + 1:
+        raise ConfigError("audio.n_mels", f"must be <= n_fft/2+1 ({audio.n_fft // 2 + 1}), got {audio.n_mels}")
+    _positive("audio.max_seconds", audio.max_seconds)
+    _at_least("data.batch_size", cfg.data.batch_size, 2)  # contrastive learning needs negatives
+    _at_least("data.num_workers", cfg.data.num_workers, 0)
+    train = cfg.train
+    _at_least("train.steps", train.steps, 1)
+    _positive("train.lr", train.lr)
+    _at_least("train.weight_decay", train.weight_decay, 0.0)
+    _at_least("train.warmup_steps", train.warmup_steps, 0)
+    _at_least("train.grad_clip", train.grad_clip, 0.0)
+    _positive("train.temperature_init", train.temperature_init)
+    _at_least("train.eval_every", train.eval_every, 1)
+    _at_least("train.checkpoint_every", train.checkpoint_every, 1)
+    return cfg
+
+
+# ---------------------------------------------------------------- public API
+
+def config_from_dict(data: Any) -> NLMMConfig:
+    return validate(_build(NLMMConfig, data, ""))
+
+
+def config_to_dict(cfg: NLMMConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | os.PathLike) -> NLMMConfig:
+    """Load a YAML file, or a preset name from configs/ ("tiny", "base", "paper_exact")."""
+    path = Path(path)
+    if not path.suffix and not path.exists() and (CONFIGS_DIR / f"{path}.yaml").exists():
+        path = CONFIGS_DIR / f"{path}.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError("", f"{path}: cannot read config ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path}: not a text file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise ConfigError("", f"{path}: not valid YAML{where}: {problem}") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(err.path, f"{err.reason} (in {path.name})") from None
+
+
+def dump_config(cfg: NLMMConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: NLMMConfig, path: str | os.PathLike) -> None:
+    """Write YAML atomically: a crash mid-write never leaves a half-written config behind."""
+    atomic_write_bytes(Path(path), dump_config(cfg).encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))

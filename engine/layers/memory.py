@@ -1,0 +1,152 @@
+"""The central latent memory: L_mem slots shared by every modality, read always, written at test time.
+
+Read (every modality):  a = softmax(q M^T / sqrt(d)),  r = a M,  z' = z + W_o r,
+where q comes from z plus a learned modality-type embedding, so one memory serves all modalities.
+
+Test-time write (eval mode, under no_grad, only while `adapting`), for each query in stream order:
+- gated top-k:    pick the k slots with the largest a_j; proposal u_j = f([M_j, z]), gate
+                  g_j = sigmoid(h([M_j, z])); with rate_j = lr g_j a_j:  M_j <- M_j (1 - rate_j) + u_j rate_j
+- l2_regression:  one normalised delta-rule step on 1/2 ||a M - z||^2 restricted to the top-k slots:
+                  M_j <- M_j - lr a_j (a M - z) / ||a_topk||^2
+
+The gate and proposal networks are trained: in training mode, half of the steps read through a
+differentiable "virtual write" of the batch's mean latent, so the contrastive loss reaches f and h.
+`reset()` restores the trained slots bit for bit; every write is logged (which slots, by how much).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class MemoryWrite:
+    """One logged test-time write: which slots moved and by how much (L2 norm of the change)."""
+    index: int
+    modality: str
+    slots: np.ndarray
+    change: np.ndarray
+
+
+class CentralMemory(nn.Module):
+    def __init__(self, n_slots: int, d_model: int, modalities: tuple[str, ...] = ("text", "image", "audio"),
+                 ttt_mode: str = "gated_topk", topk: int = 4, ttt_lr: float = 0.5,
+                 train_write_prob: float = 0.5, log_size: int = 512):
+        super().__init__()
+        self.modalities = modalities
+        self.ttt_mode, self.topk, self.ttt_lr = ttt_mode, min(topk, n_slots), ttt_lr
+        self.train_write_prob = train_write_prob
+        self.slots = nn.Parameter(torch.randn(n_slots, d_model) / math.sqrt(d_model))
+        self.type_embedding = nn.Embedding(len(modalities), d_model)
+        self.query_norm = nn.LayerNorm(d_model)
+        self.query_proj = nn.Linear(d_model, d_model, bias=False)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.presence_proj = nn.Linear(len(modalities), d_model)
+        self.proposal = nn.Linear(2 * d_model, d_model)
+        self.gate = nn.Linear(2 * d_model, 1)
+        self.adapting = False
+        self.writes: deque[MemoryWrite] = deque(maxlen=log_size)
+        self.write_count = 0
+        self._trained_slots: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ read
+    def attention(self, z: torch.Tensor, modality: str, slots: torch.Tensor | None = None) -> torch.Tensor:
+        slots = self.slots if slots is None else slots
+        type_vec = self.type_embedding.weight[self.modalities.index(modality)]
+        q = self.query_proj(self.query_norm(z + type_vec))
+        logits = q @ slots.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        return torch.softmax(logits.float(), dim=-1).to(z.dtype)
+
+    def read(self, z: torch.Tensor, modality: str, slots: torch.Tensor | None = None) -> torch.Tensor:
+        slots = self.slots if slots is None else slots
+        a = self.attention(z, modality, slots)
+        return z + self.out_proj(a @ slots.to(a.dtype))
+
+    def forward(self, z: torch.Tensor, modality: str) -> torch.Tensor:
+        """z (B, D) pooled encoder output -> (B, D) after reading (and, when adapting, writing) memory."""
+        if self.training and self.ttt_mode == "gated_topk" and torch.rand(()) < self.train_write_prob:
+            context = z.detach().mean(0, keepdim=True)
+            a = self.attention(context, modality)[0]
+            return self.read(z, modality, self._gated_write(self.slots, context[0], a))
+        if self.adapting and not self.training:
+            return self._read_and_write_stream(z, modality)
+        return self.read(z, modality)
+
+    def fuse(self, latents: dict[str, torch.Tensor], presence: torch.Tensor) -> torch.Tensor:
+        """Mean of the present modalities' latents plus a learned presence signal (B, 3) -> (B, D)."""
+        stacked = torch.stack([latents.get(m, torch.zeros_like(next(iter(latents.values()))))
+                               for m in self.modalities], dim=1)
+        weights = presence / presence.sum(-1, keepdim=True).clamp_min(1)
+        return (stacked * weights[..., None].to(stacked.dtype)).sum(1) + self.presence_proj(presence.to(stacked.dtype))
+
+    # ------------------------------------------------------------------ write
+    def _gated_write(self, slots: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Differentiable gated top-k write of one latent z (D,) with attention a (L,); returns new slots."""
+        top = torch.topk(a, self.topk).indices
+        context = torch.cat([slots[top], z.expand(len(top), -1)], dim=-1)
+        proposal = self.proposal(context)
+        rate = (self.ttt_lr * torch.sigmoid(self.gate(context)) * a[top, None]).clamp(max=1.0)
+        new_rows = slots[top] * (1 - rate) + proposal * rate
+        return slots.index_copy(0, top, new_rows.to(slots.dtype))
+
+    def _l2_write(self, slots: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        top = torch.topk(a, self.topk).indices
+        a_top = a[top]
+        error = a @ slots - z  # gradient of 1/2 ||a M - z||^2 w.r.t. M_j is a_j * error
+        step = self.ttt_lr * a_top[:, None] * error[None, :] / a_top.pow(2).sum().clamp_min(1e-8)
+        return slots.index_copy(0, top, slots[top] - step)
+
+    @torch.no_grad()
+    def _read_and_write_stream(self, z: torch.Tensor, modality: str) -> torch.Tensor:
+        """Queries in stream order: each one reads the memory as the earlier ones left it, then writes."""
+        if self._trained_slots is None:
+            self._trained_slots = self.slots.detach().clone()
+        outputs = []
+        for item in z:
+            out = self.read(item[None], modality)
+            a = self.attention(item[None], modality)[0].float()
+            slots = self.slots.float()
+            write = self._gated_write if self.ttt_mode == "gated_topk" else self._l2_write
+            new_slots = write(slots, item.float(), a)
+            change = (new_slots - slots).norm(dim=-1)
+            moved = torch.nonzero(change > 0).flatten()
+            self.slots.copy_(new_slots.to(self.slots.dtype))
+            self.writes.append(MemoryWrite(self.write_count, modality, moved.cpu().numpy(),
+                                           change[moved].cpu().numpy()))
+            self.write_count += 1
+            outputs.append(out)
+        return torch.cat(outputs)
+
+    # ------------------------------------------------------------------ observe / restore
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Back to the trained slots, bit for bit; the write log starts afresh."""
+        if self._trained_slots is not None:
+            self.slots.copy_(self._trained_slots)
+        self._trained_slots = None
+        self.writes.clear()
+
+    def mark_trained(self) -> None:
+        """Accept the current slots as the trained ones (after training steps changed them)."""
+        self._trained_slots = None
+        self.writes.clear()
+
+    @torch.no_grad()
+    def snapshot(self) -> dict:
+        """Plain numpy copies for a viewer: slots, per-slot change since reset, the last write."""
+        slots = self.slots.detach().float().cpu()
+        reference = self._trained_slots.float().cpu() if self._trained_slots is not None else slots
+        last = self.writes[-1] if self.writes else None
+        return {"slots": slots.numpy().copy(),
+                "change_since_reset": (slots - reference).norm(dim=-1).numpy(),
+                "write_count": self.write_count,
+                "last_write_slots": last.slots.copy() if last else np.zeros(0, dtype=np.int64)}
+
+    def writes_since(self, index: int) -> list[MemoryWrite]:
+        return [w for w in self.writes if w.index >= index]
