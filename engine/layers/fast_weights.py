@@ -122,7 +122,11 @@ class FastWeightAttention(nn.Module):
             beta = beta * mask[:, None, :].to(beta.dtype)  # padding writes nothing
         kernel = fast_weight_chunked if impl == "chunked" else fast_weight_recurrent
         kwargs = {"chunk_size": self.chunk_size} if impl == "chunked" else {}
-        out, new_state = kernel(q, k, v, beta, state=state, rule=self.rule, **kwargs)
+        # The state recurrence and the triangular solve run in fp32 even under bf16/fp16 autocast:
+        # half precision loses the state within a few chunks (and CPU has no half triangular solve).
+        wide = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out, new_state = kernel(*(t.to(wide) for t in (q, k, v, beta)), state=state, rule=self.rule, **kwargs)
         out = self.out_proj(out.transpose(1, 2).reshape(x.shape))
         if mask is not None:
             out = out * mask[..., None].to(out.dtype)
