@@ -1,0 +1,20 @@
+# The two commands of the README: `make run` (set up, then open the studio on the built-in demo)
+# and `make test` (set up, then run the whole test suite). Everything else is a convenience.
+VENV := .venv/bin
+
+.PHONY: setup run test bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(VENV)/nlmm-studio
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(VENV)/python -m pytest -q
+
+bench: setup
+	$(VENV)/nlmm bench kernels
+
+clean:
+	rm -rf .venv .pytest_cache
