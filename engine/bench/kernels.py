@@ -1,0 +1,100 @@
+"""`nlmm bench kernels`: the delta-rule kernels and the training step, measured on this machine.
+
+- chunked vs recurrent delta rule, forward + backward, B=8, 4 heads, d_head=32, T in (256, 1024);
+- training-step throughput (samples/s) of a config (default configs/tiny.yaml) on synthetic batches
+  of real shapes;
+- the step's achieved GFLOP/s (FLOPs counted by torch.utils.flop_counter) against this machine's own
+  fp32 `torch.mm` peak, measured in the same run.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from engine.config import NLMMConfig
+from engine.device import pick_device
+from engine.layers.fast_weights import fast_weight_chunked, fast_weight_recurrent
+from engine.models.nlmm import NLMM
+from engine.training.step import TrainStep, synthetic_batch
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def delta_rule_timings(device: torch.device, lengths=(256, 1024), batch=8, heads=4, d_head=32,
+                       chunk_size=64, progress=print) -> list[dict]:
+    rows = []
+    for T in lengths:
+        g = torch.Generator().manual_seed(T)
+        q, k = (torch.nn.functional.normalize(torch.randn(batch, heads, T, d_head, generator=g), dim=-1) for _ in range(2))
+        v = torch.randn(batch, heads, T, d_head, generator=g)
+        beta = torch.rand(batch, heads, T, generator=g)
+        inputs = [x.to(device).requires_grad_(True) for x in (q, k, v, beta)]
+
+        def run(kernel, **kwargs):
+            def once():
+                out, _ = kernel(*inputs, **kwargs)
+                out.sum().backward()
+            return once
+
+        recurrent = _median_seconds(run(fast_weight_recurrent), device, repeats=3)
+        chunked = _median_seconds(run(fast_weight_chunked, chunk_size=chunk_size), device, repeats=5)
+        row = {"T": T, "recurrent_ms": recurrent * 1e3, "chunked_ms": chunked * 1e3, "speedup": recurrent / chunked}
+        progress(f"delta rule T={T}: recurrent {row['recurrent_ms']:.1f} ms, chunked {row['chunked_ms']:.1f} ms, "
+                 f"x{row['speedup']:.1f}")
+        rows.append(row)
+    return rows
+
+
+def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    seconds = min(_median_seconds(lambda: torch.mm(a, b), device, repeats=3) for _ in range(repeats))
+    return 2 * size**3 / seconds / 1e9
+
+
+def train_step_throughput(cfg: NLMMConfig, device: torch.device, steps: int = 10, progress=print) -> dict:
+    torch.manual_seed(0)
+    model = NLMM(cfg).to(device)
+    step = TrainStep(model, cfg, device)
+    batch, labels = synthetic_batch(cfg, cfg.data.batch_size, device)
+    with FlopCounterMode(display=False) as counter:
+        step.forward_backward(batch, labels)
+    flops = counter.get_total_flops()
+    seconds = _median_seconds(lambda: step(batch, labels), device, repeats=steps, warmup=2)
+    samples_per_s = cfg.data.batch_size / seconds
+    progress(f"train step ({cfg.name}, batch {cfg.data.batch_size}): {seconds * 1e3:.0f} ms, "
+             f"{samples_per_s:.0f} samples/s, {flops / 1e9:.2f} GFLOP/step")
+    return {"samples_per_s": samples_per_s, "gflops": flops / seconds / 1e9, "step_ms": seconds * 1e3,
+            "gflop_per_step": flops / 1e9}
+
+
+def run(cfg: NLMMConfig, device: str | None = None, progress=print) -> dict:
+    dev = pick_device(device)
+    progress(f"device: {dev}, torch threads: {torch.get_num_threads()}")
+    delta = delta_rule_timings(dev, progress=progress)
+    peak = matmul_peak_gflops(dev)
+    progress(f"torch.mm fp32 peak: {peak:.0f} GFLOP/s")
+    train = train_step_throughput(cfg, dev, progress=progress)
+    train["peak_gflops"] = peak
+    train["fraction_of_peak"] = train["gflops"] / peak
+    progress(f"train step: {train['gflops']:.0f} GFLOP/s = {100 * train['fraction_of_peak']:.0f}% of peak")
+    return {"device": str(dev), "delta_rule": delta, "train_step": train}

@@ -1,0 +1,69 @@
+"""One optimisation step of NLMM: forward under autocast, InfoNCE, backward, clip, level scheduler.
+
+The trainer, the benchmarks and the studio all step through this one object, so the nested-level
+cadence, the deferred HOPE updates and the loss are the same wherever a model learns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.config import NLMMConfig
+from engine.device import autocast
+from engine.models.nlmm import NLMM
+from engine.optim.levels import LevelScheduler
+from engine.training.losses import ContrastiveLoss
+
+
+@dataclass
+class StepResult:
+    step: int
+    loss: float
+    pair_losses: dict[str, float] = field(default_factory=dict)
+    stepped_levels: list[str] = field(default_factory=list)
+    lrs: dict[str, float] = field(default_factory=dict)
+    grad_norm: float = 0.0
+
+
+class TrainStep:
+    def __init__(self, model: NLMM, cfg: NLMMConfig, device: torch.device):
+        self.model, self.cfg, self.device = model, cfg, device
+        self.loss = ContrastiveLoss(cfg.train.temperature_init, cfg.train.learnable_temperature).to(device)
+        outer = model.outer_parameters() + list(self.loss.parameters())
+        self.scheduler = LevelScheduler(model.level_parameters(), cfg.cms_levels, outer,
+                                        outer_lr=cfg.train.lr, outer_optimizer="adamw",
+                                        weight_decay=cfg.train.weight_decay)
+        self.parameters = [p for p in model.parameters()] + list(self.loss.parameters())
+
+    def forward_backward(self, batch: dict, labels: torch.Tensor | None = None):
+        with autocast(self.cfg.precision, self.device):
+            out = self.model(batch)
+        total, pairs = self.loss(out.embeddings, labels)
+        total.backward()
+        return total, pairs
+
+    def __call__(self, batch: dict, labels: torch.Tensor | None = None, lr_scale: float = 1.0) -> StepResult:
+        self.model.train()
+        total, pairs = self.forward_backward(batch, labels)
+        grad_norm = 0.0
+        if self.cfg.train.grad_clip > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.parameters, self.cfg.train.grad_clip))
+        report = self.scheduler.step(lr_scale)
+        self.model.apply_pending_updates()  # HOPE self-modification, deferred until after the step
+        return StepResult(report.step, float(total), {k: float(v) for k, v in pairs.items()},
+                          list(report.stepped), dict(report.lrs), grad_norm)
+
+
+def synthetic_batch(cfg: NLMMConfig, batch_size: int, device: torch.device, seconds: float = 1.5,
+                    text_tokens: int = 8, seed: int = 0) -> tuple[dict, torch.Tensor]:
+    """Random inputs of the shapes real data has (for benchmarks and smoke tests); labels 0..99."""
+    g = torch.Generator().manual_seed(seed)
+    frames = int(seconds * cfg.audio.sample_rate) // cfg.audio.hop_length + 1
+    image = cfg.image
+    batch = {"text": torch.randint(1, cfg.text.vocab_size, (batch_size, text_tokens), generator=g),
+             "image": torch.rand(batch_size, image.channels, image.height, image.width, generator=g),
+             "audio": torch.randn(batch_size, cfg.audio.n_mels, frames, generator=g),
+             "audio_mask": torch.ones(batch_size, frames, dtype=torch.bool)}
+    labels = torch.randint(0, 100, (batch_size,), generator=g)
+    return {k: v.to(device) for k, v in batch.items()}, labels.to(device)
