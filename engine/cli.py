@@ -24,7 +24,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from engine.bench import kernels
         cfg = load_config(args.config)
         progress = _stderr if args.json else print
-        result = kernels.run(cfg, args.device, progress=progress)
+        result = kernels.run(cfg, args.device, progress=progress, quick=args.quick)
         if args.json:
             print(json.dumps(result))
         else:
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs, figures mean nothing")
     bench.set_defaults(func=cmd_bench)
     return parser
 

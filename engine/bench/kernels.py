@@ -56,7 +56,7 @@ def delta_rule_timings(device: torch.device, lengths=(256, 1024), batch=8, heads
                 out.sum().backward()
             return once
 
-        recurrent = _median_seconds(run(fast_weight_recurrent), device, repeats=3)
+        recurrent = _median_seconds(run(fast_weight_recurrent), device, repeats=2, warmup=0)  # seconds each
         chunked = _median_seconds(run(fast_weight_chunked, chunk_size=chunk_size), device, repeats=5)
         row = {"T": T, "recurrent_ms": recurrent * 1e3, "chunked_ms": chunked * 1e3, "speedup": recurrent / chunked}
         progress(f"delta rule T={T}: recurrent {row['recurrent_ms']:.1f} ms, chunked {row['chunked_ms']:.1f} ms, "
@@ -87,13 +87,16 @@ def train_step_throughput(cfg: NLMMConfig, device: torch.device, steps: int = 10
             "gflop_per_step": flops / 1e9}
 
 
-def run(cfg: NLMMConfig, device: str | None = None, progress=print) -> dict:
+def run(cfg: NLMMConfig, device: str | None = None, progress=print, quick: bool = False) -> dict:
+    """`quick` shrinks every measurement (a smoke run for tests); its figures mean nothing."""
     dev = pick_device(device)
     progress(f"device: {dev}, torch threads: {torch.get_num_threads()}")
-    delta = delta_rule_timings(dev, progress=progress)
-    peak = matmul_peak_gflops(dev)
+    delta = delta_rule_timings(dev, lengths=(32, 64) if quick else (256, 1024), progress=progress)
+    peak = matmul_peak_gflops(dev, size=256 if quick else 2048, repeats=1 if quick else 5)
     progress(f"torch.mm fp32 peak: {peak:.0f} GFLOP/s")
-    train = train_step_throughput(cfg, dev, progress=progress)
+    if quick:
+        cfg.data.batch_size = 4
+    train = train_step_throughput(cfg, dev, steps=1 if quick else 10, progress=progress)
     train["peak_gflops"] = peak
     train["fraction_of_peak"] = train["gflops"] / peak
     progress(f"train step: {train['gflops']:.0f} GFLOP/s = {100 * train['fraction_of_peak']:.0f}% of peak")

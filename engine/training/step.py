@@ -51,7 +51,7 @@ class TrainStep:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.parameters, self.cfg.train.grad_clip))
         report = self.scheduler.step(lr_scale)
         self.model.apply_pending_updates()  # HOPE self-modification, deferred until after the step
-        return StepResult(report.step, float(total), {k: float(v) for k, v in pairs.items()},
+        return StepResult(report.step, float(total.detach()), {k: float(v.detach()) for k, v in pairs.items()},
                           list(report.stepped), dict(report.lrs), grad_norm)
 
 
