@@ -1,0 +1,43 @@
+"""The model's own training step: levels keep their cadence inside NLMM, and the loss goes down."""
+import torch
+
+from engine.config import LevelConfig, load_config
+from engine.device import pick_device
+from engine.models.nlmm import NLMM
+from engine.training.step import TrainStep, synthetic_batch
+
+
+def small_config():
+    cfg = load_config("tiny")
+    cfg.d_model, cfg.n_heads, cfg.L_mem = 32, 2, 8
+    cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
+    cfg.cms_levels = [LevelConfig("fast", 1, 1e-3, "adamw"), LevelConfig("slow", 4, 1e-2, "dmgd")]
+    cfg.data.batch_size = 8
+    return cfg
+
+
+def test_cms_levels_of_the_model_step_on_their_own_cadence():
+    cfg = small_config()
+    device = pick_device("cpu")
+    model = NLMM(cfg)
+    step = TrainStep(model, cfg, device)
+    groups = model.level_parameters()
+    for t in range(1, 10):
+        batch, labels = synthetic_batch(cfg, 8, device, seconds=0.5, seed=t)
+        before = {name: [p.detach().clone() for p in params] for name, params in groups.items()}
+        result = step(batch, labels)
+        moved = {name: any(not torch.equal(a, p) for a, p in zip(before[name], params))
+                 for name, params in groups.items()}
+        assert result.step == t
+        assert result.stepped_levels == (["fast", "slow"] if t % 4 == 0 else ["fast"])
+        assert moved == {"fast": True, "slow": t % 4 == 0}, f"step {t}"
+
+
+def test_loss_decreases_on_a_repeated_batch():
+    cfg = small_config()
+    device = pick_device("cpu")
+    model = NLMM(cfg)
+    step = TrainStep(model, cfg, device)
+    batch, _ = synthetic_batch(cfg, 8, device, seconds=0.5)
+    losses = [step(batch).loss for _ in range(25)]  # labels None: item i pairs with item i
+    assert losses[-1] < 0.5 * losses[0]
