@@ -9,6 +9,7 @@ import json
 import sys
 
 from engine.config import ConfigError, load_config
+from engine.data.errors import DataError
 
 
 class UserError(Exception):
@@ -33,6 +34,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     raise UserError(f"unknown benchmark '{args.what}'")
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    import time
+
+    from engine.data.sources import load_source
+    start = time.perf_counter()
+    data = load_source(args.data)
+    info = data.summary()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{data.source}  (indexed in {time.perf_counter() - start:.2f} s)")
+    print(f"{'split':<7}{'items':>8}{'images':>8}{'texts':>8}{'audios':>8}")
+    for split in ("train", "val", "test"):
+        row = info[split]
+        print(f"{split:<7}{row['items']:>8}{row['images']:>8}{row['texts']:>8}{row['audios']:>8}")
+    for reason, count in sorted(info["skipped"].items()):
+        print(f"skipped: {count} x {reason}")
+    for note in data.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _print_kernels_table(result: dict) -> None:
     print(f"\nDelta rule, forward+backward, B=8, 4 heads, d_head=32 ({result['device']}):")
     print(f"{'T':>6} {'recurrent ms':>14} {'chunked ms':>12} {'speed-up':>9}")
@@ -54,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     bench.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs, figures mean nothing")
     bench.set_defaults(func=cmd_bench)
+
+    data = sub.add_parser("data", help="inspect a data source")
+    data.add_argument("what", choices=["info"], help="info: items per split and what was skipped")
+    data.add_argument("--data", default="builtin", help="builtin | flickr8k:DIR | folder:DIR (default: builtin)")
+    data.add_argument("--json", action="store_true", help="print one JSON object")
+    data.set_defaults(func=cmd_data)
     return parser
 
 
@@ -61,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, UserError) as err:
+    except (ConfigError, DataError, UserError) as err:
         _stderr(f"nlmm: {err}")
         return 2
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ DELTA_RULES = ("normalized", "paper_exact")
 TTT_MODES = ("gated_topk", "l2_regression")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODALITIES = ("text", "image", "audio")
+IMAGE_PREPROCESS = ("ink", "photo")
 
 
 class ConfigError(ValueError):
@@ -81,6 +82,9 @@ class ImageConfig:
     width: int = 64
     channels: int = 1
     patch_size: int = 8
+    # ink: handwriting (light strokes on dark, cropped to the writing; photos of paper are inverted);
+    # photo: natural images (resize the short side, centre crop).
+    preprocess: str = "ink"
 
 
 @dataclass
@@ -262,6 +266,7 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     _at_least("text.max_tokens", cfg.text.max_tokens, 1)
     image = cfg.image
     _at_least("image.patch_size", image.patch_size, 1)
+    _one_of("image.preprocess", image.preprocess, IMAGE_PREPROCESS)
     if image.channels not in (1, 3):
         raise ConfigError("image.channels", f"must be 1 (grey) or 3 (RGB), got {image.channels}")
     for side in ("height", "width"):

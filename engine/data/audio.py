@@ -1,0 +1,110 @@
+"""Audio in: any file soundfile reads (WAV, FLAC, Ogg, MP3), any rate, channels or sample type.
+Audio out: 16 kHz mono float32, cut to the config's length, then an 80-bin log-mel (torchaudio).
+
+Every failure is a one-line `DataError` naming the file and the problem.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from engine.config import AudioConfig
+from engine.data.errors import DataError
+
+SILENCE_PEAK = 1e-4  # below this a clip holds nothing to hear (int16 LSB is 3e-5)
+
+
+def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
+    """Decode, mix down to mono and resample. Reads at most `max_seconds` (a 10-minute file costs
+    no more than its first seconds)."""
+    path = Path(path)
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            rate, frames = handle.samplerate, handle.frames
+            to_read = frames if max_seconds is None else min(frames, int(math.ceil(max_seconds * rate)))
+            data = handle.read(frames=to_read, dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        if not path.exists():
+            raise DataError(f"{path}: file not found") from None
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)") from None
+        raise DataError(f"{path}: not a readable audio file ({_first_line(err)})") from None
+    return prepare_waveform(data, rate, sample_rate, str(path))
+
+
+def prepare_waveform(data: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
+    """(frames,) or (frames, channels) samples of any numeric type -> mono float32 at `sample_rate`."""
+    data = np.asarray(data)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2:
+        raise DataError(f"{name}: expected (frames, channels) samples, got shape {data.shape}")
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
+    data = data.astype(np.float32, copy=False)
+    if data.shape[0] == 0:
+        raise DataError(f"{name}: empty audio (0 samples)")
+    if not np.isfinite(data).all():
+        raise DataError(f"{name}: audio contains NaN or infinite samples")
+    mono = data.mean(axis=1)
+    if rate <= 0:
+        raise DataError(f"{name}: invalid sample rate {rate}")
+    if rate != sample_rate:
+        mono = torchaudio.functional.resample(torch.from_numpy(mono), rate, sample_rate).numpy()
+    if np.abs(mono).max(initial=0.0) < SILENCE_PEAK:
+        raise DataError(f"{name}: audio is silent (peak below {SILENCE_PEAK:g})")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def trim_silence(wave: np.ndarray, sample_rate: int, threshold_db: float = -35.0, pad_ms: float = 60.0) -> np.ndarray:
+    """Cut leading and trailing frames quieter than `threshold_db` below the clip's peak (a microphone
+    recording starts and ends with room noise that the model never heard in training)."""
+    hop = max(1, sample_rate // 100)
+    n = len(wave) // hop
+    if n < 3:
+        return wave
+    rms = np.sqrt((wave[: n * hop].reshape(n, hop) ** 2).mean(axis=1) + 1e-12)
+    loud = np.nonzero(20 * np.log10(rms / rms.max()) > threshold_db)[0]
+    pad = int(pad_ms * sample_rate / 1000)
+    start, end = max(0, loud[0] * hop - pad), min(len(wave), (loud[-1] + 1) * hop + pad)
+    return wave[start:end]
+
+
+def fit_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
+    """Cut to at most `n_samples` (padding happens in the collate, with a mask)."""
+    return wave[:n_samples]
+
+
+class LogMel(torch.nn.Module):
+    """Waveform (..., samples) -> per-utterance normalised log-mel (..., n_mels, frames).
+
+    Normalising each clip by its own mean and spread makes the features independent of recording
+    gain, which matters when a laptop microphone meets a model trained on synthetic speech.
+    """
+
+    def __init__(self, cfg: AudioConfig):
+        super().__init__()
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels)
+        self.hop_length = cfg.hop_length
+
+    def n_frames(self, n_samples: int) -> int:
+        return n_samples // self.hop_length + 1
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        log_mel = torch.log(self.mel(wave.float()) + 1e-6)
+        mean = log_mel.mean(dim=(-2, -1), keepdim=True)
+        std = log_mel.std(dim=(-2, -1), keepdim=True).clamp_min(1e-3)
+        return (log_mel - mean) / std
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

@@ -1,0 +1,163 @@
+"""Items of any source become `torch.utils.data` samples and padded batches.
+
+An item may miss modalities (a Flickr8k image with no spoken caption trains image-text only). A batch
+therefore carries, per modality, the rows it has and `<m>_index`: which batch positions they belong
+to; the loss pairs two modalities over the positions both have.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from engine.config import NLMMConfig
+from engine.data.audio import LogMel, fit_length, load_audio
+from engine.data.errors import DataError
+from engine.data.image import load_image
+from engine.data.text import Tokenizer
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Item:
+    """One example. `label` groups items that count as the same thing for retrieval (a spoken number);
+    `key` names the underlying pair (a Flickr8k image id) when there are no labels."""
+    image: Path | None = None
+    text: str | None = None
+    audio: Path | None = None
+    label: int | None = None
+    key: str = ""
+
+    def modalities(self) -> list[str]:
+        return [m for m in ("text", "image", "audio") if getattr(self, m) is not None]
+
+
+@dataclass
+class DataSplits:
+    source: str
+    splits: dict[str, list[Item]]
+    skipped: Counter = field(default_factory=Counter)  # reason -> count, for `nlmm data info`
+    notes: list[str] = field(default_factory=list)       # reported once, e.g. "using Karpathy's split"
+
+    def captions(self, split: str = "train") -> list[str]:
+        return [item.text for item in self.splits.get(split, []) if item.text]
+
+    def summary(self) -> dict:
+        info = {}
+        for split in SPLITS:
+            items = self.splits.get(split, [])
+            info[split] = {"items": len(items),
+                           "images": sum(i.image is not None for i in items),
+                           "texts": sum(i.text is not None for i in items),
+                           "audios": sum(i.audio is not None for i in items)}
+        info["skipped"] = dict(self.skipped)
+        return info
+
+
+class MultimodalDataset(Dataset):
+    """Loads and prepares one item per index. Files that fail to load drop that modality of the
+    item (the message travels in the sample's "errors"); prepared tensors can be cached in memory."""
+
+    def __init__(self, items: list[Item], cfg: NLMMConfig, cache: bool = False):
+        self.items, self.cfg = items, cfg
+        self.log_mel = LogMel(cfg.audio)
+        self.max_samples = int(cfg.audio.max_seconds * cfg.audio.sample_rate)
+        self.cache: dict | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _cached(self, key, make):
+        if self.cache is None:
+            return make()
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def image(self, path: Path) -> torch.Tensor:
+        return self._cached(("image", path), lambda: load_image(path, self.cfg.image))
+
+    def audio(self, path: Path) -> torch.Tensor:
+        def make():
+            wave = load_audio(path, self.cfg.audio.sample_rate, self.cfg.audio.max_seconds)
+            wave = fit_length(wave, self.max_samples)
+            return self.log_mel(torch.from_numpy(wave))
+        return self._cached(("audio", path), make)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        sample = {"index": index, "label": -1 if item.label is None else item.label,
+                  "text": item.text, "image": None, "audio": None, "errors": []}
+        for modality, load in (("image", self.image), ("audio", self.audio)):
+            path = getattr(item, modality)
+            if path is not None:
+                try:
+                    sample[modality] = load(path)
+                except DataError as err:
+                    sample["errors"].append(str(err))
+        return sample
+
+
+class Collate:
+    """Samples -> a padded batch: tokens + mask, images, log-mels + frame mask, per-modality indices."""
+
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int):
+        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+
+    def __call__(self, samples: list[dict]) -> dict:
+        batch: dict = {"items": torch.tensor([s["index"] for s in samples]),
+                       "labels": torch.tensor([s["label"] for s in samples]),
+                       "errors": [e for s in samples for e in s["errors"]]}
+        texts = [(i, s["text"]) for i, s in enumerate(samples) if s["text"] is not None]
+        encoded = []
+        for i, text in texts:
+            try:
+                encoded.append((i, self.tokenizer.encode(text, self.max_tokens)))
+            except DataError as err:
+                batch["errors"].append(str(err))
+        if encoded:
+            length = max(len(ids) for _, ids in encoded)
+            tokens = torch.zeros(len(encoded), length, dtype=torch.long)
+            for row, (_, ids) in enumerate(encoded):
+                tokens[row, : len(ids)] = torch.tensor(ids)
+            batch["text"], batch["text_mask"] = tokens, tokens != 0
+            batch["text_index"] = torch.tensor([i for i, _ in encoded])
+        images = [(i, s["image"]) for i, s in enumerate(samples) if s["image"] is not None]
+        if images:
+            batch["image"] = torch.stack([img for _, img in images])
+            batch["image_index"] = torch.tensor([i for i, _ in images])
+        mels = [(i, s["audio"]) for i, s in enumerate(samples) if s["audio"] is not None]
+        if mels:
+            frames = max(mel.shape[-1] for _, mel in mels)
+            audio = torch.zeros(len(mels), mels[0][1].shape[0], frames)
+            mask = torch.zeros(len(mels), frames, dtype=torch.bool)
+            for row, (_, mel) in enumerate(mels):
+                audio[row, :, : mel.shape[-1]] = mel
+                mask[row, : mel.shape[-1]] = True
+            batch["audio"], batch["audio_mask"] = audio, mask
+            batch["audio_index"] = torch.tensor([i for i, _ in mels])
+        return batch
+
+
+def model_inputs(batch: dict, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """modality -> (inputs, mask) on `device`, for the modalities the batch holds."""
+    out = {}
+    for modality in ("text", "image", "audio"):
+        if modality in batch:
+            mask = batch.get(f"{modality}_mask")
+            out[modality] = (batch[modality].to(device, non_blocking=True),
+                             None if mask is None else mask.to(device, non_blocking=True))
+    return out
+
+
+def make_loader(dataset: MultimodalDataset, collate: Collate, batch_size: int, train: bool,
+                seed: int = 0, num_workers: int = 0) -> DataLoader:
+    """Deterministic given the seed: the shuffle order comes from its own generator."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(dataset) > batch_size,
+                      collate_fn=collate, num_workers=num_workers, generator=generator,
+                      persistent_workers=num_workers > 0)

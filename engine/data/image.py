@@ -1,0 +1,119 @@
+"""Images in: any format Pillow reads, any mode (1, L, P, RGB, RGBA, LA, CMYK, 16-bit) and any size.
+Images out: a float tensor (C, H, W) in [0, 1] of the config's size.
+
+Two styles (`image.preprocess`):
+- ink: handwriting. Light strokes on a dark ground, cropped to the writing and letter-boxed, so a phone
+  photo of a number written on paper (dark on light) ends up like the training images.
+- photo: natural images. Resize the short side, centre crop (torchvision).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as TF
+
+from engine.config import ImageConfig
+from engine.data.errors import DataError
+
+MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding a single pixel
+INK_THRESHOLD = 0.35     # after contrast stretching, what counts as writing when cropping
+
+
+def open_image(path: str | Path) -> Image.Image:
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise DataError(f"{path}: image too large ({width}x{height} pixels; at most {MAX_PIXELS:,})")
+            image.load()
+        return ImageOps.exif_transpose(image)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnidentifiedImageError:
+        size = path.stat().st_size if path.exists() else -1
+        what = "empty file (0 bytes)" if size == 0 else "not an image Pillow can read"
+        raise DataError(f"{path}: {what}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path}: image too large (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: damaged or truncated image ({err})") from None
+
+
+def to_float_array(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> (H, W, 1 or 3) float32 in [0, 1]. Transparency is composited on white paper."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if mode.startswith("I;16") else max(float(array.max()), 1.0)
+        return np.clip(array / top, 0, 1)[..., None]
+    if mode == "P":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA"):
+        paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, image.convert("RGBA")).convert("RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _letterbox(grey: np.ndarray, aspect: float) -> np.ndarray:
+    """Pad with the (dark) ground to width/height = aspect, content centred."""
+    h, w = grey.shape
+    if w / h < aspect:
+        new_w, new_h = int(round(h * aspect)), h
+    else:
+        new_w, new_h = w, int(round(w / aspect))
+    canvas = np.zeros((max(new_h, 1), max(new_w, 1)), dtype=np.float32)
+    top, left = (canvas.shape[0] - h) // 2, (canvas.shape[1] - w) // 2
+    canvas[top: top + h, left: left + w] = grey
+    return canvas
+
+
+def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
+    """(H, W, C) in [0, 1] -> light-on-dark grey, contrast-stretched and cropped to the writing."""
+    grey = array.mean(axis=-1) if array.shape[-1] == 3 else array[..., 0]
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) > 0.5:
+        grey = 1.0 - grey  # dark writing on light paper -> light writing on a dark ground
+    low, high = np.percentile(grey, 1), np.percentile(grey, 99.5)
+    if high - low < 0.05:
+        raise DataError(f"{name}: image has no content (a single flat colour)")
+    grey = np.clip((grey - low) / (high - low), 0, 1)
+    rows, cols = np.nonzero(grey > INK_THRESHOLD)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    margin = max(1, int(0.12 * max(bottom - top, right - left)))
+    grey = grey[max(0, top - margin): bottom + margin, max(0, left - margin): right + margin]
+    return grey
+
+
+def prepare_image(image: Image.Image, cfg: ImageConfig, name: str = "image") -> torch.Tensor:
+    array = to_float_array(image)
+    size = [cfg.height, cfg.width]
+    if cfg.preprocess == "ink":
+        grey = _letterbox(ink_array(array, name), cfg.width / cfg.height)
+        tensor = torch.from_numpy(grey)[None]
+        tensor = TF.resize(tensor, size, antialias=True).clamp(0, 1)
+    else:
+        tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        tensor = TF.resize(tensor, max(size), antialias=True)  # short side: the crop always fits
+        tensor = TF.center_crop(tensor, size).clamp(0, 1)
+    if tensor.shape[0] != cfg.channels:
+        tensor = tensor.mean(0, keepdim=True) if cfg.channels == 1 else tensor.expand(3, -1, -1).clone()
+    return tensor.contiguous()
+
+
+def load_image(path: str | Path, cfg: ImageConfig) -> torch.Tensor:
+    return prepare_image(open_image(path), cfg, str(path))

@@ -1,0 +1,28 @@
+"""One name for every data source: `builtin`, `flickr8k:DIR`, `folder:DIR`."""
+from __future__ import annotations
+
+from engine.data.dataset import DataSplits, Item
+from engine.data.errors import DataError
+
+SOURCES = ("builtin", "flickr8k:DIR", "folder:DIR")
+
+
+def load_builtin() -> DataSplits:
+    from engine.data.builtin import load_builtin_manifest
+    splits = {split: [Item(image=i.image, text=i.text, audio=i.audio, label=i.label, key=str(i.label))
+                      for i in items]
+              for split, items in load_builtin_manifest().items()}
+    return DataSplits("builtin", splits)
+
+
+def load_source(spec: str) -> DataSplits:
+    kind, _, path = spec.partition(":")
+    if kind == "builtin" and not path:
+        return load_builtin()
+    if kind == "flickr8k" and path:
+        from engine.data.flickr8k import load_flickr8k
+        return load_flickr8k(path)
+    if kind == "folder" and path:
+        from engine.data.folder import load_folder
+        return load_folder(path)
+    raise DataError(f"data source '{spec}': expected one of {', '.join(SOURCES)}")

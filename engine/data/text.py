@@ -1,0 +1,68 @@
+"""Text in: any string. Text out: word-piece-free token ids a small model can learn from scratch.
+
+A word-level vocabulary is built from the training captions (most frequent first), saved with the
+checkpoint and restored with it, so a query is tokenised exactly as training was. Id 0 pads, id 1
+stands for any word the vocabulary does not know.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Iterable
+
+import torch
+
+from engine.data.errors import DataError
+
+PAD, UNK = "<pad>", "<unk>"
+_WORD = re.compile(r"[a-z]+|\d+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words and digit runs: "Forty-two!" -> ["forty", "two"]; "42" -> ["42"]."""
+    return _WORD.findall(text.lower())
+
+
+class Tokenizer:
+    def __init__(self, vocabulary: list[str]):
+        if vocabulary[:2] != [PAD, UNK]:
+            raise ValueError("a vocabulary starts with '<pad>', '<unk>'")
+        self.vocabulary = list(vocabulary)
+        self.index = {word: i for i, word in enumerate(self.vocabulary)}
+
+    @classmethod
+    def build(cls, captions: Iterable[str], max_size: int) -> "Tokenizer":
+        counts = Counter(word for caption in captions for word in words(caption))
+        ranked = sorted(counts, key=lambda w: (-counts[w], w))  # ties broken by spelling: deterministic
+        return cls([PAD, UNK] + ranked[: max(0, max_size - 2)])
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    def encode(self, text: str, max_tokens: int) -> list[int]:
+        if not isinstance(text, str):
+            raise DataError(f"text: expected a string, got {type(text).__name__}")
+        ids = [self.index.get(word, 1) for word in words(text)][:max_tokens]
+        if not ids:
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise DataError(f"text {shown!r}: no words to read (empty or only punctuation)")
+        return ids
+
+    def encode_batch(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (token ids (B, T) padded with 0, mask (B, T))."""
+        encoded = [self.encode(t, max_tokens) for t in texts]
+        length = max(len(ids) for ids in encoded)
+        tokens = torch.zeros(len(encoded), length, dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            tokens[row, : len(ids)] = torch.tensor(ids)
+        return tokens, tokens != 0
+
+    def unknown_words(self, text: str) -> list[str]:
+        return [w for w in words(text) if w not in self.index]
+
+    def state_dict(self) -> dict:
+        return {"vocabulary": list(self.vocabulary)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "Tokenizer":
+        return cls(list(state["vocabulary"]))

@@ -1,0 +1,90 @@
+"""Image loading: any mode and size; bad files are DataErrors; paper photos end up like training images."""
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.config import ImageConfig
+from engine.data.builtin import load_builtin_manifest
+from engine.data.errors import DataError
+from engine.data.image import load_image, open_image, prepare_image
+
+INK = ImageConfig()  # 32 x 64 grey, ink style
+PHOTO = ImageConfig(height=48, width=48, channels=3, patch_size=8, preprocess="photo")
+
+
+def digit_like(size=(40, 30)) -> Image.Image:
+    array = np.zeros(size[::-1], dtype=np.uint8)
+    array[5:25, 12:18] = 255  # a "1" in light ink on a dark ground
+    return Image.fromarray(array, "L")
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "1", "CMYK", "LA", "I;16", "I", "F"])
+def test_every_pillow_mode_becomes_a_float_tensor_of_the_config_size(tmp_path, mode):
+    image = digit_like()
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    else:
+        image = image.convert(mode)
+    for cfg, channels in ((INK, 1), (PHOTO, 3)):
+        tensor = prepare_image(image, cfg)
+        assert tensor.shape == (channels, cfg.height, cfg.width) and tensor.dtype == torch.float32
+        assert 0.0 <= float(tensor.min()) and float(tensor.max()) <= 1.0
+
+
+def test_one_by_one_image_works_as_a_photo_and_is_flagged_as_blank_ink(tmp_path):
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(path)
+    assert load_image(path, PHOTO).shape == (3, 48, 48)
+    with pytest.raises(DataError, match="no content"):
+        load_image(path, INK)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims a huge size: the guard must refuse it before decoding."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_bytes(np.random.default_rng(1).bytes(3000)), "not an image"),
+    (lambda p: p.write_bytes(_png_claiming(20000, 20000)), "too large"),
+])
+def test_bad_images_are_one_line_data_errors_naming_the_file(tmp_path, make, message):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(DataError) as info:
+        load_image(path, INK)
+    assert str(path) in str(info.value) and message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_image(tmp_path):
+    path = tmp_path / "cut.png"
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (200, 200), dtype=np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated"):
+        open_image(path)
+
+
+def test_a_photo_of_a_number_on_paper_looks_like_the_training_image(tmp_path):
+    item = load_builtin_manifest()["test"][0]
+    training = np.asarray(Image.open(item.image), dtype=np.float32) / 255.0
+    # The same writing, dark on light grey paper, 6x larger, with sensor noise and an off-centre margin.
+    paper = 0.85 - 0.7 * np.kron(training, np.ones((6, 6)))
+    paper = np.pad(paper, ((40, 10), (30, 60)), constant_values=0.85)
+    paper += np.random.default_rng(3).normal(0, 0.03, paper.shape)
+    photo = Image.fromarray((np.clip(paper, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    photo.save(tmp_path / "photo.jpg", quality=90)
+    ours = load_image(tmp_path / "photo.jpg", INK)[0]
+    reference = load_image(item.image, INK)[0]
+    assert float(ours.mean()) < 0.5  # light writing on a dark ground now
+    correlation = np.corrcoef(ours.flatten().numpy(), reference.flatten().numpy())[0, 1]
+    assert correlation > 0.85

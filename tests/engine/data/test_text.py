@@ -1,0 +1,37 @@
+"""The tokenizer: built from captions, unknown words, empty and very long text, save and restore."""
+import pytest
+
+from engine.data.errors import DataError
+from engine.data.text import Tokenizer, words
+
+
+def test_words_split_hyphens_and_keep_digit_runs():
+    assert words("The number Forty-two!") == ["the", "number", "forty", "two"]
+    assert words("42") == ["42"]
+
+
+def test_build_encode_unknown_and_round_trip():
+    tok = Tokenizer.build(["forty two", "the number forty two", "42", "seven"], max_size=64)
+    assert tok.vocabulary[:2] == ["<pad>", "<unk>"]
+    ids = tok.encode("forty seven", 16)
+    assert ids == [tok.index["forty"], tok.index["seven"]]
+    assert tok.encode("zebra forty", 16)[0] == 1  # unknown word
+    tokens, mask = tok.encode_batch(["forty two", "seven"], 16)
+    assert tokens.shape == (2, 2) and mask.tolist() == [[True, True], [True, False]]
+    again = Tokenizer.from_state_dict(tok.state_dict())
+    assert again.vocabulary == tok.vocabulary
+
+
+def test_vocabulary_is_capped_and_deterministic():
+    captions = [f"word{i} common" for i in range(100)]
+    a, b = Tokenizer.build(captions, 10), Tokenizer.build(list(reversed(captions)), 10)
+    assert len(a) == 10 and a.vocabulary == b.vocabulary and a.vocabulary[2] == "common"
+
+
+def test_empty_text_is_a_data_error_and_long_text_is_truncated():
+    tok = Tokenizer.build(["forty two"], 16)
+    with pytest.raises(DataError, match="no words"):
+        tok.encode("", 16)
+    with pytest.raises(DataError, match="no words"):
+        tok.encode("?!", 16)
+    assert len(tok.encode("forty two " * 1000, 16)) == 16  # 10,000 characters
