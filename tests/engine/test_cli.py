@@ -34,3 +34,16 @@ def test_bad_config_is_one_line_not_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "nlmm: cms_levels[0].chunk_size: must be >= 1, got 0 (in bad.yaml)"
     assert "Traceback" not in proc.stderr
+
+
+def test_data_info_json_counts_the_builtin_splits():
+    proc = nlmm("data", "info", "--data", "builtin", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["train"] == {"items": 1600, "images": 1600, "texts": 1600, "audios": 1600}
+    assert info["test"]["items"] == 600 and info["val"]["items"] == 400 and info["skipped"] == {}
+
+
+def test_data_info_on_a_missing_folder_is_one_line(tmp_path):
+    proc = nlmm("data", "info", "--data", f"folder:{tmp_path / 'nope'}")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"nlmm: {tmp_path / 'nope'}: folder not found"
