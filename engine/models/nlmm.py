@@ -26,8 +26,8 @@ from engine.models.encoders import build_encoders
 @dataclass
 class NLMMOutput:
     embeddings: dict[str, torch.Tensor]  # modality -> (B, D), unit length
-    fused: torch.Tensor                  # (B, D) the present modalities fused with their presence mask
-    presence: torch.Tensor               # (B, 3) 1 where the modality was given
+    fused: torch.Tensor | None           # (B, D) the present modalities fused with their presence mask
+    presence: torch.Tensor | None        # (B, 3) 1 where the modality was given
 
 
 class NLMM(nn.Module):
@@ -44,23 +44,33 @@ class NLMM(nn.Module):
         return self._embed(modality, self._latent(modality, inputs, mask))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> NLMMOutput:
-        """`batch` holds any non-empty subset of 'text', 'image', 'audio' (+ optional '<m>_mask')."""
-        unknown = [k for k in batch if k not in MODALITIES and not (k.endswith("_mask") and k[:-5] in MODALITIES)]
+        """`batch` holds any non-empty subset of 'text', 'image', 'audio' (+ optional '<m>_mask').
+
+        Modalities may hold different numbers of items when the batch says which rows belong together
+        ('<m>_index', as the data collate makes them); `fused` then is None, since not every item has
+        every modality.
+        """
+        allowed = {f"{m}{suffix}" for m in MODALITIES for suffix in ("", "_mask", "_index")}
+        unknown = [k for k in batch if k not in allowed]
         if unknown:
-            raise ValueError(f"unknown batch keys {unknown}; expected some of {', '.join(MODALITIES)} (+ '<modality>_mask')")
+            raise ValueError(f"unknown batch keys {unknown}; expected some of {', '.join(MODALITIES)} "
+                             "(+ '<modality>_mask', '<modality>_index')")
         present = [m for m in MODALITIES if batch.get(m) is not None]
         if not present:
             raise ValueError("NLMM needs at least one of text, image or audio; the batch has none")
         sizes = {m: len(batch[m]) for m in present}
-        if len(set(sizes.values())) != 1:
+        indexed = any(f"{m}_index" in batch for m in present)
+        if len(set(sizes.values())) != 1 and not indexed:
             raise ValueError(f"modalities in one batch must hold the same number of items, got {sizes}")
         latents = {m: self._latent(m, batch[m], batch.get(f"{m}_mask")) for m in present}
+        embeddings = {m: self._embed(m, z) for m, z in latents.items()}
+        if indexed:
+            return NLMMOutput(embeddings, None, None)
         first = latents[present[0]]
         presence = torch.zeros(len(first), len(MODALITIES), device=first.device)
         for m in present:
             presence[:, MODALITIES.index(m)] = 1.0
-        return NLMMOutput({m: self._embed(m, z) for m, z in latents.items()},
-                          self.memory.fuse(latents, presence), presence)
+        return NLMMOutput(embeddings, self.memory.fuse(latents, presence), presence)
 
     def _latent(self, modality: str, inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if modality not in MODALITIES:
@@ -94,9 +104,16 @@ class NLMM(nn.Module):
     def self_modifying_layers(self) -> list[SelfModifyingLinear]:
         return [m for m in self.modules() if isinstance(m, SelfModifyingLinear)]
 
-    def apply_pending_updates(self) -> int:
-        """Apply the HOPE updates deferred during a training forward (call after the optimiser step)."""
-        return sum(layer.apply_pending_update() for layer in self.self_modifying_layers())
+    def apply_pending_updates(self, average=None) -> int:
+        """Apply the HOPE updates deferred during a training forward (call after the optimiser step).
+        Under data parallelism `average` (a tensor -> tensor all-reduce mean) keeps every rank's weights
+        identical, since each rank computed its update from its own shard of the batch."""
+        applied = 0
+        for layer in self.self_modifying_layers():
+            if layer.pending_update is not None and average is not None:
+                layer.pending_update = average(layer.pending_update)
+            applied += layer.apply_pending_update()
+        return applied
 
     @contextlib.contextmanager
     def adaptation_scope(self, memory: bool = True, hope: bool = True):

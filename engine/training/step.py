@@ -5,6 +5,7 @@ cadence, the deferred HOPE updates and the loss are the same wherever a model le
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -26,9 +27,30 @@ class StepResult:
     grad_norm: float = 0.0
 
 
+MODEL_KEYS = {f"{m}{suffix}" for m in ("text", "image", "audio") for suffix in ("", "_mask", "_index")}
+
+
+def to_model_batch(batch: dict, device: torch.device) -> dict:
+    """The tensors the model reads, on its device (a collated batch also carries items, labels, errors)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k in MODEL_KEYS}
+
+
+def batch_labels(batch: dict, device: torch.device) -> torch.Tensor | None:
+    """Labels per batch position, or None when the items carry none (then item i pairs with item i)."""
+    labels = batch.get("labels")
+    if labels is None or bool((labels < 0).any()):
+        return None
+    return labels.to(device)
+
+
 class TrainStep:
-    def __init__(self, model: NLMM, cfg: NLMMConfig, device: torch.device):
+    """`forward_model` is the model wrapped for data parallelism (DDP) when there is one."""
+
+    def __init__(self, model: NLMM, cfg: NLMMConfig, device: torch.device, forward_model=None,
+                 average_across_ranks=None):
         self.model, self.cfg, self.device = model, cfg, device
+        self.forward_model = forward_model or model
+        self.average_across_ranks = average_across_ranks
         self.loss = ContrastiveLoss(cfg.train.temperature_init, cfg.train.learnable_temperature).to(device)
         outer = model.outer_parameters() + list(self.loss.parameters())
         self.scheduler = LevelScheduler(model.level_parameters(), cfg.cms_levels, outer,
@@ -37,22 +59,37 @@ class TrainStep:
         self.parameters = [p for p in model.parameters()] + list(self.loss.parameters())
 
     def forward_backward(self, batch: dict, labels: torch.Tensor | None = None):
+        inputs = to_model_batch(batch, self.device)
         with autocast(self.cfg.precision, self.device):
-            out = self.model(batch)
-        total, pairs = self.loss(out.embeddings, labels)
+            out = self.forward_model(inputs)
+        index = {m: inputs[f"{m}_index"] for m in out.embeddings if f"{m}_index" in inputs}
+        total, pairs = self.loss(out.embeddings, labels, index or None)
         total.backward()
         return total, pairs
 
     def __call__(self, batch: dict, labels: torch.Tensor | None = None, lr_scale: float = 1.0) -> StepResult:
         self.model.train()
         total, pairs = self.forward_backward(batch, labels)
+        loss = float(total.detach())
+        if not math.isfinite(loss):
+            for p in self.parameters:
+                p.grad = None  # nothing of a diverged step may reach the weights
+            raise FloatingPointError(f"loss became {loss} at step {self.scheduler.t + 1}")
         grad_norm = 0.0
         if self.cfg.train.grad_clip > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.parameters, self.cfg.train.grad_clip))
         report = self.scheduler.step(lr_scale)
-        self.model.apply_pending_updates()  # HOPE self-modification, deferred until after the step
-        return StepResult(report.step, float(total.detach()), {k: float(v.detach()) for k, v in pairs.items()},
+        # HOPE self-modification, deferred until after the step (averaged over ranks under DDP)
+        self.model.apply_pending_updates(self.average_across_ranks)
+        return StepResult(report.step, loss, {k: float(v.detach()) for k, v in pairs.items()},
                           list(report.stepped), dict(report.lrs), grad_norm)
+
+    def state_dict(self) -> dict:
+        return {"loss": self.loss.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss.load_state_dict(state["loss"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def synthetic_batch(cfg: NLMMConfig, batch_size: int, device: torch.device, seconds: float = 1.5,

@@ -1,0 +1,80 @@
+"""Checkpoints: one file holding everything needed to use or resume a model.
+
+Written atomically (temp file in the same folder, fsync, rename): a crash mid-write leaves the previous
+checkpoint intact. Read with `torch.load(weights_only=True)`: a checkpoint can never run code.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from engine.config import ConfigError, NLMMConfig, config_from_dict, config_to_dict
+from engine.config import atomic_write_bytes
+from engine.data.text import Tokenizer
+
+FORMAT = "nlmm-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds here (pickle, zip, runtime): all mean "unusable"
+        text = str(err).strip().splitlines()
+        reason = text[0] if text else type(err).__name__
+        if "Weights only load failed" in reason or "weights_only" in str(err):
+            reason = "it holds Python objects beyond tensors (refused: loading it could run code)"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an NLMM checkpoint (no '{FORMAT}' marker)")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: written by a newer NLMM (format version {payload['version']})")
+    for key in ("config", "model", "tokenizer"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: incomplete checkpoint (no '{key}')")
+    return payload
+
+
+def checkpoint_config(payload: dict, path: str | os.PathLike = "checkpoint") -> NLMMConfig:
+    try:
+        return config_from_dict(payload["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: its config is invalid ({err})") from None
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu"):
+    """-> (model in eval mode on device, config, tokenizer, payload)."""
+    from engine.models.nlmm import NLMM
+    payload = load_checkpoint(path)
+    cfg = checkpoint_config(payload, path)
+    model = NLMM(cfg)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit its config ({first[:200]})") from None
+    tokenizer = Tokenizer.from_state_dict(payload["tokenizer"])
+    return model.to(device).eval(), cfg, tokenizer, payload
+
+
+def model_payload(model, cfg: NLMMConfig, tokenizer: Tokenizer, **extra) -> dict:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {"config": config_to_dict(cfg), "model": state, "tokenizer": tokenizer.state_dict(), **extra}

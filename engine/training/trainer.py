@@ -1,0 +1,269 @@
+"""The trainer: a plain readable loop over batches that emits events and obeys pause / resume / stop.
+
+Events are plain dicts handed to every subscriber (the CLI prints them, the studio plots them):
+  step        step, loss, pair_losses, stepped_levels, lrs, samples_per_s, eta_s, temperature
+  eval        step, split, recall {"image->text": {"R@1", "R@5", "R@10"}, …}
+  memory      step, the central memory snapshot (slots, change since reset, last write)
+  checkpoint  step, path
+  warning     message (a bad data file: reported once per file)
+  finished / stopped / failed   step, message, checkpoint
+Control (`pause`, `resume`, `stop`) may come from any thread and is answered within one step.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from engine.config import NLMMConfig, save_config
+from engine.data.dataset import Collate, DataSplits, MultimodalDataset
+from engine.data.sources import load_source
+from engine.data.text import Tokenizer
+from engine.device import pick_device
+from engine.models.nlmm import NLMM
+from engine.training.checkpoint import load_checkpoint, checkpoint_config, model_payload, save_checkpoint
+from engine.training.distributed import DistInfo
+from engine.training.evaluate import evaluate
+from engine.training.step import TrainStep, batch_labels
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+CACHE_LIMIT = 5000  # data sets up to this many items keep their prepared tensors in memory
+
+
+class ResumableBatchSampler(Sampler):
+    """Epoch e visits a permutation drawn from (seed, e); a resumed run starts mid-epoch exactly where
+    the checkpoint left off without touching the skipped items. Under DDP each rank takes its slice
+    of every global batch."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.seed = n_items, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start_batch = 0, 0
+
+    def batches_per_epoch(self) -> int:
+        return max(1, self.n // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch() - self.start_batch
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch))
+        if self.n < self.batch_size:  # a tiny data set: one (smaller) batch per epoch
+            order = order.tolist()
+            yield order[self.rank::self.world_size]
+            return
+        for b in range(self.start_batch, self.batches_per_epoch()):
+            batch = order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+            yield batch[self.rank::self.world_size]
+
+    def position(self, step: int) -> tuple[int, int]:
+        """(epoch, batch within the epoch) of the batch that global step `step` (1-based) consumes."""
+        return divmod(step - 1, self.batches_per_epoch())
+
+
+def lr_scale(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the base rate."""
+    if warmup > 0 and step <= warmup:
+        return step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    def __init__(self, cfg: NLMMConfig, data: str | DataSplits = "builtin", out_dir: str | Path | None = None,
+                 device: str | None = None, steps: int | None = None, resume: bool = False,
+                 dist_info: DistInfo | None = None, tensorboard: bool = True):
+        self.dist = dist_info or DistInfo()
+        self.device = pick_device(device) if not (self.dist.enabled and torch.cuda.is_available()) \
+            else torch.device("cuda", self.dist.local_rank)
+        self.out_dir = Path(out_dir) if out_dir else Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-{cfg.name}")
+        self.listeners: list[Callable[[dict], None]] = []
+        self._pause, self._stop = threading.Event(), threading.Event()
+        self.state = "idle"
+        self._warned: set[str] = set()
+
+        resume_payload = None
+        if resume:
+            resume_payload = load_checkpoint(self.out_dir / CHECKPOINT)
+            cfg = checkpoint_config(resume_payload, self.out_dir / CHECKPOINT)
+        self.cfg = cfg
+        self.total_steps = steps or cfg.train.steps
+        self.data = load_source(data) if isinstance(data, str) else data
+        train_items = self.data.splits.get("train", [])
+        if len(train_items) < 2:
+            raise ValueError(f"{self.data.source}: the train split has {len(train_items)} items; at least 2 are needed")
+        self.tokenizer = (Tokenizer.from_state_dict(resume_payload["tokenizer"]) if resume_payload
+                          else Tokenizer.build(self.data.captions("train"), cfg.text.vocab_size))
+
+        torch.manual_seed(cfg.train.seed)
+        self.model = NLMM(cfg).to(self.device)
+        forward_model = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+            forward_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)  # batches may miss a modality; memory's TTT nets train on half the steps
+        self.step_fn = TrainStep(self.model, cfg, self.device, forward_model,
+                                 self.dist.average if self.dist.enabled else None)
+        self.step = 0
+        self.last_recall: dict = {}
+        if resume_payload:
+            self._restore(resume_payload)
+
+        per_rank = max(1, cfg.data.batch_size // self.dist.world_size)
+        self.sampler = ResumableBatchSampler(len(train_items), per_rank * self.dist.world_size, cfg.train.seed,
+                                             self.dist.rank, self.dist.world_size)
+        self.dataset = MultimodalDataset(train_items, cfg, cache=len(train_items) <= CACHE_LIMIT)
+        self.collate = Collate(self.tokenizer, cfg.text.max_tokens)
+        self.eval_items = self.data.splits.get("val") or self.data.splits.get("test") or []
+        self._tb = None
+        if tensorboard and self.dist.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # only when tensorboard is installed
+                self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+            except Exception:
+                self._tb = None
+
+    # ------------------------------------------------------------------ control (any thread)
+    def subscribe(self, listener: Callable[[dict], None]) -> None:
+        self.listeners.append(listener)
+
+    def pause(self) -> None:
+        self._pause.set()
+
+    def resume(self) -> None:
+        self._pause.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pause.clear()
+
+    # ------------------------------------------------------------------ events
+    def emit(self, kind: str, **data) -> None:
+        event = {"kind": kind, **data}
+        if self.dist.is_main and kind in ("step", "eval", "checkpoint", "finished", "stopped", "failed"):
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with (self.out_dir / METRICS).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({k: v for k, v in event.items() if k != "snapshot"}) + "\n")
+            self._tensorboard(event)
+        for listener in self.listeners:
+            listener(event)
+
+    def _tensorboard(self, event: dict) -> None:
+        if self._tb is None:
+            return
+        if event["kind"] == "step":
+            self._tb.add_scalar("loss/total", event["loss"], event["step"])
+            for pair, value in event["pair_losses"].items():
+                self._tb.add_scalar(f"loss/{pair}", value, event["step"])
+        elif event["kind"] == "eval":
+            for direction, values in event["recall"].items():
+                self._tb.add_scalar(f"recall@1/{direction}", values["R@1"], event["step"])
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_payload(self) -> dict:
+        return model_payload(self.model, self.cfg, self.tokenizer, step=self.step,
+                             train_state=self.step_fn.state_dict(),
+                             rng={"torch": torch.get_rng_state()},
+                             total_steps=self.total_steps, recall=self.last_recall)
+
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        path = save_checkpoint(self.out_dir / CHECKPOINT, self.checkpoint_payload())
+        self.emit("checkpoint", step=self.step, path=str(path))
+        return path
+
+    def _restore(self, payload: dict) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.step_fn.load_state_dict(payload["train_state"])
+        self.step = int(payload["step"])
+        self.last_recall = payload.get("recall", {})
+        torch.set_rng_state(payload["rng"]["torch"])
+
+    # ------------------------------------------------------------------ the loop
+    def _batches(self):
+        while True:
+            epoch, start = self.sampler.position(self.step + 1)
+            self.sampler.epoch, self.sampler.start_batch = epoch, start
+            loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate,
+                                num_workers=self.cfg.data.num_workers)
+            for batch in loader:
+                yield batch
+
+    def _report_errors(self, errors: list[str]) -> None:
+        for message in errors:
+            if message not in self._warned:
+                self._warned.add(message)
+                self.emit("warning", message=message)
+
+    def evaluate(self, items=None) -> dict:
+        recall = evaluate(self.model, items if items is not None else self.eval_items, self.cfg,
+                          self.tokenizer, self.device)
+        self.model.train()
+        return recall
+
+    def run(self) -> dict:
+        """Train until `total_steps`, a stop, or a failure. Returns the final event."""
+        self.state = "running"
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.out_dir / "config.yaml")
+        self.model.memory.mark_trained()
+        batches = self._batches()
+        started, started_step = time.perf_counter(), self.step
+        try:
+            while self.step < self.total_steps:
+                if self._stop.is_set():
+                    break
+                if self._pause.is_set():
+                    self.state = "paused"
+                    self.emit("paused", step=self.step)
+                    while self._pause.is_set() and not self._stop.is_set():
+                        time.sleep(0.02)
+                    if self._stop.is_set():
+                        break
+                    self.state = "running"
+                    self.emit("resumed", step=self.step)
+                    started, started_step = time.perf_counter(), self.step
+                batch = next(batches)
+                self._report_errors(batch["errors"])
+                result = self.step_fn(batch, batch_labels(batch, self.device),
+                                      lr_scale(self.step + 1, self.total_steps, self.cfg.train.warmup_steps))
+                self.step = result.step
+                elapsed = time.perf_counter() - started
+                rate = (self.step - started_step) * self.cfg.data.batch_size / max(elapsed, 1e-9)
+                eta = (self.total_steps - self.step) * self.cfg.data.batch_size / max(rate, 1e-9)
+                self.emit("step", step=self.step, total_steps=self.total_steps, loss=result.loss,
+                          pair_losses=result.pair_losses, stepped_levels=result.stepped_levels,
+                          lrs=result.lrs, samples_per_s=rate, eta_s=eta, grad_norm=result.grad_norm,
+                          temperature=self.step_fn.loss.temperature)
+                self.emit("memory", step=self.step, snapshot=self.model.memory.snapshot())
+                if self.dist.is_main and self.eval_items and (self.step % self.cfg.train.eval_every == 0):
+                    self.last_recall = self.evaluate()
+                    self.emit("eval", step=self.step, split="val", recall=self.last_recall)
+                if self.step % self.cfg.train.checkpoint_every == 0:
+                    self.save()
+        except FloatingPointError as err:
+            self.state = "failed"
+            message = f"{err}; training stopped, the last good checkpoint is kept"
+            final = {"step": self.step, "message": message, "checkpoint": str(self.out_dir / CHECKPOINT)}
+            self.emit("failed", **final)
+            return {"kind": "failed", **final}
+        finally:
+            if self._tb is not None:
+                self._tb.flush()
+        stopped = self.step < self.total_steps
+        path = self.save()
+        self.state = "stopped" if stopped else "finished"
+        final = {"step": self.step, "checkpoint": str(path) if path else None,
+                 "message": f"{'stopped' if stopped else 'finished'} at step {self.step}"}
+        self.emit(self.state, **final)
+        return {"kind": self.state, **final}
