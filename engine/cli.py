@@ -7,9 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from engine.config import ConfigError, load_config
 from engine.data.errors import DataError
+from engine.training.checkpoint import CheckpointError
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "nlmm-demo.pt"
 
 
 class UserError(Exception):
@@ -18,6 +22,147 @@ class UserError(Exception):
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ProgressPrinter:
+    """One progress line that updates in place on a terminal (a line every 10 % elsewhere)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.tty = stream, stream.isatty()
+        self.open_line = False
+
+    def line(self, text: str) -> None:
+        if self.open_line:
+            self.stream.write("\n")
+            self.open_line = False
+        print(text, file=self.stream, flush=True)
+
+    def __call__(self, event: dict) -> None:
+        kind = event["kind"]
+        if kind == "step":
+            text = (f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  "
+                    f"{event['samples_per_s']:.0f} samples/s  ETA {_fmt_seconds(event['eta_s'])}")
+            if self.tty:
+                self.stream.write("\r\033[K" + text)
+                self.stream.flush()
+                self.open_line = True
+            elif event["step"] % max(1, event["total_steps"] // 10) == 0 or event["step"] == 1:
+                self.line(text)
+        elif kind == "eval":
+            from engine.training.evaluate import format_recall_table
+            self.line(f"evaluation at step {event['step']} ({event['split']}):\n{format_recall_table(event['recall'])}")
+        elif kind == "checkpoint":
+            if self.tty:
+                return
+            self.line(f"checkpoint: {event['path']} (step {event['step']})")
+        elif kind in ("warning", "failed", "stopped", "finished"):
+            self.line(f"{kind}: {event['message']}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.training.distributed import init_distributed, shutdown_distributed
+    from engine.training.trainer import Trainer
+    dist_info = init_distributed()
+    try:
+        cfg = load_config(args.config)
+        if args.batch_size:
+            cfg.data.batch_size = args.batch_size
+        if args.resume and not args.out:
+            raise UserError("--resume needs --out DIR (the run folder holding checkpoint.pt)")
+        trainer = Trainer(cfg, args.data, args.out, args.device, args.steps, args.resume, dist_info)
+        printer = ProgressPrinter()
+        if dist_info.is_main:
+            trainer.subscribe(printer)
+            printer.line(f"training {trainer.cfg.name} ({trainer.model.num_parameters() / 1e6:.1f} M parameters) on "
+                         f"{trainer.data.source}, {trainer.device}, into {trainer.out_dir}"
+                         + (f", resuming at step {trainer.step}" if args.resume else ""))
+        try:
+            final = trainer.run()
+        except KeyboardInterrupt:
+            trainer.stop()
+            path = trainer.save()
+            printer.line(f"interrupted at step {trainer.step}; checkpoint kept: {path}")
+            return 130
+        if final["kind"] == "finished" and dist_info.is_main and trainer.eval_items:
+            from engine.training.evaluate import format_recall_table
+            printer.line(format_recall_table(trainer.evaluate()))
+        return 1 if final["kind"] == "failed" else 0
+    finally:
+        shutdown_distributed()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from engine.data.sources import load_source
+    from engine.training.checkpoint import load_model
+    from engine.training.evaluate import evaluate, format_recall_table
+    from engine.device import pick_device
+    device = pick_device(args.device)
+    model, cfg, tokenizer, _ = load_model(args.checkpoint, device)
+    data = load_source(args.data)
+    items = data.splits.get(args.split, [])
+    if not items:
+        raise UserError(f"{data.source}: the {args.split} split is empty")
+    recall = evaluate(model, items, cfg, tokenizer, device)
+    if args.json:
+        print(json.dumps({"split": args.split, "recall": recall}))
+    else:
+        print(f"{args.checkpoint} on {data.source}, {args.split} split ({len(items)} items):")
+        print(format_recall_table(recall))
+    return 0
+
+
+def _gallery_items(spec: str):
+    from engine.data.sources import load_source
+    if spec.startswith("builtin"):
+        split = spec.partition("-")[2] or "test"
+        return load_source("builtin").splits.get(split, [])
+    data = load_source(spec if ":" in spec else f"folder:{spec}")
+    return [item for split in data.splits.values() for item in split]
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from engine.retrieval import Retriever
+    queries = args.queries or []  # in the order given on the command line
+    if not queries:
+        raise UserError("give at least one query: --image FILE, --audio FILE or --text TEXT")
+    retriever = Retriever.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT, args.device)
+    items = _gallery_items(args.gallery)
+    if not items:
+        raise UserError(f"gallery '{args.gallery}' has no items")
+    retriever.build_gallery(items)
+    failures = 0
+    for modality, value in queries:
+        try:
+            result = retriever.query(modality, value, k=args.k, adapt=args.adapt)
+        except DataError as err:
+            failures += 1
+            _stderr(f"nlmm: {err}")
+            continue
+        if args.json:
+            print(json.dumps(result.as_dict()), flush=True)
+        else:
+            print(f"{modality} query {value!r}  ({result.latency_ms:.1f} ms)")
+            for target, hits in result.results.items():
+                shown = ", ".join(f"{h.label if h.label is not None else (h.caption or h.path)} ({h.score:.2f})"
+                                  for h in hits)
+                print(f"  {target:>5}: {shown}")
+    return 1 if failures == len(queries) else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.export import export_encoders
+    from engine.training.checkpoint import load_model
+    model, cfg, _, _ = load_model(args.checkpoint, "cpu")
+    report = export_encoders(model, cfg, args.format, args.out)
+    for modality, info in report.items():
+        print(f"{modality:>5}: {info['path']}  (max difference from the model {info['max_abs_diff']:.1e})")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -66,6 +211,15 @@ def _print_kernels_table(result: dict) -> None:
           f"of a {t['peak_gflops']:.0f} GFLOP/s torch.mm peak ({100 * t['fraction_of_peak']:.0f}%)")
 
 
+class _OrderedQueries(argparse.Action):
+    """Collects (modality, value) pairs across --image/--audio/--text in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        queries = getattr(namespace, self.dest) or []
+        queries.extend((option_string.lstrip("-"), value) for value in values)
+        setattr(namespace, self.dest, queries)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlmm", description="Nested-Learning multimodal engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +231,42 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     bench.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs, figures mean nothing")
     bench.set_defaults(func=cmd_bench)
+
+    train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")
+    train.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
+    train.add_argument("--data", default="builtin", help="builtin | flickr8k:DIR | folder:DIR")
+    train.add_argument("--steps", type=int, default=None, help="total steps (default: the config's train.steps)")
+    train.add_argument("--batch-size", type=int, default=None, help="override data.batch_size")
+    train.add_argument("--out", default=None, help="run folder (default: runs/<time>-<config>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="recall@1/5/10 in all six directions")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", default="builtin")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--device", default=None)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_eval)
+
+    query = sub.add_parser("query", help="nearest items of the other modalities for each query")
+    query.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    for modality, metavar in (("image", "FILE"), ("audio", "FILE"), ("text", "TEXT")):
+        query.add_argument(f"--{modality}", nargs="+", metavar=metavar, dest="queries", action=_OrderedQueries,
+                           help=f"{modality} quer{'ies' if modality == 'text' else 'y files'}")
+    query.add_argument("--gallery", default="builtin-test", help="builtin-test (default), builtin-val, or a folder")
+    query.add_argument("--k", type=int, default=5)
+    query.add_argument("--adapt", action="store_true", help="test-time training: the memory adapts as queries stream")
+    query.add_argument("--device", default=None)
+    query.add_argument("--json", action="store_true", help="one JSON object per query per line")
+    query.set_defaults(func=cmd_query)
+
+    export = sub.add_parser("export", help="export the encoders")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    export.add_argument("--out", required=True, help="folder for text/image/audio encoder files")
+    export.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="inspect a data source")
     data.add_argument("what", choices=["info"], help="info: items per split and what was skipped")
@@ -90,12 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, UserError) as err:
+    except (ConfigError, DataError, CheckpointError, UserError) as err:
         _stderr(f"nlmm: {err}")
         return 2
     except KeyboardInterrupt:
         _stderr("nlmm: interrupted")
         return 130
+    except BrokenPipeError:  # `nlmm … | head`: the reader left; nothing is wrong
+        return 0
 
 
 if __name__ == "__main__":

@@ -193,8 +193,11 @@ class Trainer:
         while True:
             epoch, start = self.sampler.position(self.step + 1)
             self.sampler.epoch, self.sampler.start_batch = epoch, start
+            # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG, and a
+            # resumed run (which starts a loader mid-epoch) would no longer match an uninterrupted one.
+            seed = self.cfg.train.seed * 1000003 + self.sampler.epoch
             loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate,
-                                num_workers=self.cfg.data.num_workers)
+                                num_workers=self.cfg.data.num_workers, generator=torch.Generator().manual_seed(seed))
             for batch in loader:
                 yield batch
 

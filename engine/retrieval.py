@@ -1,0 +1,141 @@
+"""Live cross-modal retrieval: a gallery of embedded items, queries in any modality, optional adaptation.
+
+    retriever = Retriever.from_checkpoint(path)            # the model, its config and tokenizer
+    retriever.build_gallery(items)                          # embed every distinct image, caption, clip
+    result = retriever.query("audio", "clip.wav", k=5, adapt=True)
+    result.results["image"][0].label, .score, .path
+
+With `adapt` the query also writes into the central memory (test-time training), in the order the
+queries arrive; `reset_memory()` restores the trained slots. The gallery keeps the embeddings it was
+built with: adaptation changes how *queries* are read, so the effect can be measured against a fixed
+gallery.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.config import MODALITIES, NLMMConfig
+from engine.data.audio import LogMel, fit_length, load_audio, prepare_waveform, trim_silence
+from engine.data.dataset import Item
+from engine.data.image import load_image, prepare_image
+from engine.data.text import Tokenizer
+from engine.device import autocast, pick_device
+from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
+from engine.training.checkpoint import load_model
+
+
+@dataclass
+class Hit:
+    modality: str
+    score: float
+    label: int | None
+    caption: str | None
+    path: str | None
+
+    def as_dict(self) -> dict:
+        return {"modality": self.modality, "score": self.score, "label": self.label,
+                "caption": self.caption, "path": self.path}
+
+
+@dataclass
+class QueryResult:
+    query: str
+    modality: str
+    results: dict[str, list[Hit]] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    embedding: np.ndarray | None = None
+
+    def as_dict(self) -> dict:
+        flat = [hit.as_dict() for hits in self.results.values() for hit in hits]
+        return {"query": self.query, "modality": self.modality, "results": flat, "latency_ms": self.latency_ms}
+
+
+class Retriever:
+    def __init__(self, model, cfg: NLMMConfig, tokenizer: Tokenizer, device: torch.device):
+        self.model, self.cfg, self.tokenizer, self.device = model.eval(), cfg, tokenizer, device
+        self.log_mel = LogMel(cfg.audio)
+        self.galleries: dict[str, EmbeddedGallery] = {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Retriever":
+        dev = pick_device(device)
+        model, cfg, tokenizer, _ = load_model(path, dev)
+        return cls(model, cfg, tokenizer, dev)
+
+    # ------------------------------------------------------------------ gallery
+    def build_gallery(self, items: list[Item], progress=None, batch_size: int = 128) -> None:
+        ids = item_identity(items)
+        present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
+        for n, modality in enumerate(present):
+            step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
+            self.galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
+                                                     self.device, batch_size, progress=step)
+
+    def gallery_sizes(self) -> dict[str, int]:
+        return {m: len(g.ids) for m, g in self.galleries.items()}
+
+    # ------------------------------------------------------------------ queries
+    def prepare(self, modality: str, value) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A file path, text, PIL image or (waveform, rate) -> model inputs for one query."""
+        if modality == "text":
+            tokens, mask = self.tokenizer.encode_batch([str(value)], self.cfg.text.max_tokens)
+            return tokens.to(self.device), mask.to(self.device)
+        if modality == "image":
+            tensor = load_image(value, self.cfg.image) if isinstance(value, (str, Path)) \
+                else prepare_image(value, self.cfg.image)
+            return tensor[None].to(self.device), None
+        if modality == "audio":
+            audio = self.cfg.audio
+            if isinstance(value, (str, Path)):
+                wave = load_audio(value, audio.sample_rate)
+            else:
+                samples, rate = value
+                wave = prepare_waveform(samples, rate, audio.sample_rate, "recording")
+            wave = fit_length(trim_silence(wave, audio.sample_rate), int(audio.max_seconds * audio.sample_rate))
+            mel = self.log_mel(torch.from_numpy(wave))[None]
+            return mel.to(self.device), torch.ones(1, mel.shape[-1], dtype=torch.bool, device=self.device)
+        raise ValueError(f"unknown modality '{modality}'")
+
+    @torch.no_grad()
+    def embed(self, modality: str, value, adapt: bool = False) -> torch.Tensor:
+        inputs, mask = self.prepare(modality, value)
+        self.model.set_adapting(memory=adapt, hope=False)
+        try:
+            with autocast(self.cfg.precision, self.device):
+                return self.model.encode(modality, inputs, mask).float().cpu()[0]
+        finally:
+            self.model.set_adapting(memory=False, hope=False)
+
+    def query(self, modality: str, value, k: int = 5, adapt: bool = False,
+              targets: list[str] | None = None) -> QueryResult:
+        start = time.perf_counter()
+        embedding = self.embed(modality, value, adapt)
+        result = QueryResult(str(value) if not isinstance(value, tuple) else "recording", modality,
+                             embedding=embedding.numpy())
+        for target in targets or [m for m in MODALITIES if m != modality]:
+            gallery = self.galleries.get(target)
+            if gallery is None or len(gallery.ids) == 0:
+                continue
+            scores = gallery.embeddings @ embedding
+            top = scores.topk(min(k, len(scores)))
+            result.results[target] = [self._hit(gallery, int(i), float(s)) for s, i in zip(top.values, top.indices)]
+        result.latency_ms = (time.perf_counter() - start) * 1e3
+        return result
+
+    @staticmethod
+    def _hit(gallery: EmbeddedGallery, row: int, score: float) -> Hit:
+        item = gallery.items[row]
+        path = item.image if gallery.modality == "image" else item.audio if gallery.modality == "audio" else None
+        caption = item.text if gallery.modality == "text" else None
+        return Hit(gallery.modality, score, item.label, caption, str(path) if path is not None else None)
+
+    def reset_memory(self) -> None:
+        self.model.reset_memory()
+
+    def memory_snapshot(self) -> dict:
+        return self.model.memory.snapshot()

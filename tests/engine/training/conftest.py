@@ -1,0 +1,28 @@
+import pytest
+
+from engine.config import LevelConfig, load_config
+from engine.data.dataset import DataSplits
+from engine.data.sources import load_source
+
+
+@pytest.fixture
+def small_cfg():
+    """A model small enough to train for a few steps in a second or two."""
+    cfg = load_config("tiny")
+    cfg.name = "test"
+    cfg.d_model, cfg.n_heads, cfg.L_mem, cfg.ffn_mult = 32, 2, 8, 2
+    cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
+    cfg.cms_levels = [LevelConfig("fast", 1, 2e-3, "adamw"), LevelConfig("slow", 3, 1e-2, "dmgd")]
+    cfg.data.batch_size = 8
+    cfg.train.warmup_steps = 2
+    cfg.train.eval_every = 1000
+    cfg.train.checkpoint_every = 1000
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def small_data():
+    """40 training and 20 validation items of the built-in set."""
+    data = load_source("builtin")
+    return DataSplits("builtin-subset", {"train": data.splits["train"][::40], "val": data.splits["val"][::20],
+                                         "test": data.splits["test"][::30]})

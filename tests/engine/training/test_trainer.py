@@ -1,0 +1,111 @@
+"""The trainer: it learns, resumes exactly, keeps checkpoints safe, stops on NaN, obeys control."""
+import json
+import threading
+
+import pytest
+import torch
+
+from engine.training.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from engine.training.trainer import Trainer
+
+
+def run(cfg, data, out, steps, resume=False, events=None):
+    trainer = Trainer(cfg, data, out, "cpu", steps, resume=resume, tensorboard=False)
+    if events is not None:
+        trainer.subscribe(events.append)
+    return trainer, trainer.run()
+
+
+def losses(events):
+    return {e["step"]: e["loss"] for e in events if e["kind"] == "step"}
+
+
+def test_loss_decreases_on_a_tiny_run(small_cfg, small_data, tmp_path):
+    events = []
+    _, final = run(small_cfg, small_data, tmp_path, 30, events=events)
+    assert final["kind"] == "finished" and final["step"] == 30
+    curve = list(losses(events).values())
+    assert sum(curve[-5:]) / 5 < 0.8 * sum(curve[:5]) / 5
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if line["kind"] == "step"] == list(range(1, 31))
+    stepped = {e["step"]: e["stepped_levels"] for e in events if e["kind"] == "step"}
+    assert stepped[3] == ["fast", "slow"] and stepped[4] == ["fast"]
+    assert any(e["kind"] == "memory" and e["snapshot"]["slots"].shape == (8, 32) for e in events)
+
+
+def test_resume_equals_an_uninterrupted_run(small_cfg, small_data, tmp_path):
+    full = []
+    run(small_cfg, small_data, tmp_path / "full", 12, events=full)
+    first, second = [], []
+    trainer = Trainer(small_cfg, small_data, tmp_path / "split", "cpu", 12, tensorboard=False)
+    trainer.subscribe(first.append)
+    trainer.subscribe(lambda e: trainer.stop() if e["kind"] == "step" and e["step"] == 7 else None)
+    assert trainer.run()["kind"] == "stopped"
+    _, final = run(small_cfg, small_data, tmp_path / "split", 12, resume=True, events=second)
+    assert final["kind"] == "finished"
+    resumed = {**losses(first), **losses(second)}
+    assert sorted(losses(second)) == list(range(8, 13))
+    for step, loss in losses(full).items():
+        assert resumed[step] == pytest.approx(loss, rel=1e-5, abs=1e-6), f"step {step}"
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(small_cfg, small_data, tmp_path):
+    small_cfg.train.checkpoint_every = 2
+    trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 10, tensorboard=False)
+    events = []
+    trainer.subscribe(events.append)
+    original_loss = trainer.step_fn.loss.forward
+
+    def nan_after_four(embeddings, labels=None, index=None):
+        total, pairs = original_loss(embeddings, labels, index)
+        return (total * float("nan"), pairs) if trainer.step >= 4 else (total, pairs)
+
+    trainer.step_fn.loss.forward = nan_after_four
+    final = trainer.run()
+    assert final["kind"] == "failed" and "at step 5" in final["message"]
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["step"] == 4
+    assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
+    assert any(e["kind"] == "failed" for e in events)
+
+
+def test_pause_resume_and_stop_from_another_thread(small_cfg, small_data, tmp_path):
+    trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 10_000, tensorboard=False)
+    seen, paused_at = [], {}
+
+    def listener(event):
+        seen.append(event["kind"])
+        if event["kind"] == "step" and event["step"] == 3:
+            threading.Thread(target=trainer.pause).start()
+        if event["kind"] == "paused":
+            paused_at["step"] = event["step"]
+            threading.Thread(target=trainer.resume).start()
+        if event["kind"] == "step" and event["step"] == 8:
+            threading.Thread(target=trainer.stop).start()
+
+    trainer.subscribe(listener)
+    final = trainer.run()
+    assert final["kind"] == "stopped" and 8 <= final["step"] <= 9  # answered within one step
+    assert 3 <= paused_at["step"] <= 4 and "resumed" in seen
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == final["step"]  # stop saves
+
+
+def test_corrupt_or_foreign_checkpoint_is_one_line(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as info:
+        load_checkpoint(junk)
+    assert "\n" not in str(info.value)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    with pytest.raises(CheckpointError, match="not an NLMM checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_holds_everything_to_use_the_model(small_cfg, small_data, tmp_path):
+    run(small_cfg, small_data, tmp_path, 3)
+    model, cfg, tokenizer, payload = load_model(tmp_path / "checkpoint.pt")
+    assert cfg == small_cfg and "forty" in tokenizer.index and payload["step"] == 3
+    assert {"train_state", "rng", "config", "tokenizer"} <= set(payload)
