@@ -44,6 +44,23 @@ def fast_weight_recurrent(q, k, v, beta, state=None, rule: str = "delta"):
     return torch.stack(outputs, dim=2), S
 
 
+def unit_lower_inverse(strictly_lower: torch.Tensor) -> torch.Tensor:
+    """(I + A)^-1 for strictly lower-triangular A (..., C, C), by matmuls only.
+
+    A is nilpotent (A^C = 0), so (I + A)^-1 = sum_k (-A)^k = prod_j (I + (-A)^(2^j)) for 2^j < C:
+    ceil(log2 C) squarings, exact up to rounding.
+    """
+    C = strictly_lower.shape[-1]
+    eye = torch.eye(C, dtype=strictly_lower.dtype, device=strictly_lower.device)
+    power, inverse = -strictly_lower, eye + (-strictly_lower)
+    span = 2
+    while span < C:
+        power = power @ power
+        inverse = inverse @ (eye + power)
+        span *= 2
+    return inverse
+
+
 def fast_weight_chunked(q, k, v, beta, chunk_size: int = 32, state=None, rule: str = "delta"):
     """Chunk-parallel form of `fast_weight_recurrent`: same result for any length T."""
     batch, heads, length, d_k = k.shape
@@ -62,10 +79,13 @@ def fast_weight_chunked(q, k, v, beta, chunk_size: int = 32, state=None, rule: s
     if rule == "delta":
         # (I + tril(diag(beta) K K^T, -1)) W = diag(beta) K, likewise U for V: the WY representation
         strictly_lower = torch.tril(k_beta @ k.transpose(-1, -2), diagonal=-1)
-        eye = torch.eye(C, dtype=k.dtype, device=k.device)
-        system = strictly_lower + eye
-        w = torch.linalg.solve_triangular(system, k_beta, upper=False, unitriangular=True)
-        u = torch.linalg.solve_triangular(system, v_beta, upper=False, unitriangular=True)
+        if torch.onnx.is_in_onnx_export():  # ONNX has no triangular solve: use the exact matmul form
+            inverse = unit_lower_inverse(strictly_lower)
+            w, u = inverse @ k_beta, inverse @ v_beta
+        else:
+            system = strictly_lower + torch.eye(C, dtype=k.dtype, device=k.device)
+            w = torch.linalg.solve_triangular(system, k_beta, upper=False, unitriangular=True)
+            u = torch.linalg.solve_triangular(system, v_beta, upper=False, unitriangular=True)
     else:
         w, u = None, v_beta
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from engine.layers.fast_weights import (FastWeightAttention, SoftmaxAttention, fast_weight_chunked,
-                                        fast_weight_recurrent)
+                                        fast_weight_recurrent, unit_lower_inverse)
 
 
 def random_inputs(B, H, T, dk, dv, dtype=torch.float64, normalize=True, seed=0):
@@ -113,3 +113,12 @@ def test_unguarded_raw_keys_do_blow_up_which_is_why_the_guard_exists():
     q, k, v, beta = random_inputs(1, 1, 64, 8, 8, normalize=False, seed=2)
     out, _ = fast_weight_chunked(q, k * 3, v, torch.ones_like(beta), chunk_size=16)
     assert not torch.isfinite(out).all() or out.abs().max() > 1e20
+
+
+@pytest.mark.parametrize("C", [1, 2, 5, 16, 33])
+def test_matmul_only_inverse_used_for_onnx_equals_the_triangular_solve(C):
+    q, k, v, beta = random_inputs(2, 2, C, 8, 8, seed=C)
+    A = torch.tril((k * beta[..., None]) @ k.transpose(-1, -2), diagonal=-1)
+    eye = torch.eye(C, dtype=torch.float64)
+    expected = torch.linalg.solve_triangular(A + eye, eye.expand_as(A), upper=False, unitriangular=True)
+    assert (unit_lower_inverse(A) - expected).abs().max() <= 1e-10

@@ -1,0 +1,91 @@
+"""`nlmm query` JSON and bad files; export parity; the shipped demo model answers by default."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.export import export_encoders
+from engine.training.checkpoint import load_model
+from engine.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, request):
+    small_cfg = request.getfixturevalue("small_cfg")
+    small_data = request.getfixturevalue("small_data")
+    out = tmp_path_factory.mktemp("run")
+    Trainer(small_cfg, small_data, out, "cpu", 4, tensorboard=False).run()
+    return out / "checkpoint.pt"
+
+
+@pytest.fixture(scope="module")
+def small_cfg():
+    from engine.config import LevelConfig, load_config
+    cfg = load_config("tiny")
+    cfg.d_model, cfg.n_heads, cfg.L_mem = 32, 2, 8
+    cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
+    cfg.cms_levels = [LevelConfig("fast", 1, 2e-3, "adamw"), LevelConfig("slow", 3, 1e-2, "dmgd")]
+    cfg.data.batch_size = 8
+    return cfg
+
+
+def nlmm(*args):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_query_prints_one_json_object_per_query_in_order(trained, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG garbage")
+    image = ROOT / "resources/builtin/images/test/42_00.png"
+    proc = nlmm("query", "--checkpoint", str(trained), "--text", "forty two", "--image", str(bad), str(image),
+                "--audio", str(tmp_path / "missing.wav"), "--k", "3", "--json")
+    assert proc.returncode == 0, proc.stderr  # some queries were answered
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(l["modality"], l["query"]) for l in lines] == [("text", "forty two"), ("image", str(image))]
+    for line in lines:
+        assert set(line) == {"query", "modality", "results", "latency_ms"} and line["latency_ms"] > 0
+        targets = [r["modality"] for r in line["results"]]
+        assert len(targets) == 6 and line["modality"] not in targets
+        for result in line["results"]:
+            assert set(result) == {"modality", "score", "label", "caption", "path"}
+            assert 0 <= result["label"] < 100
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 2 and "broken.png" in errors[0] and "missing.wav: file not found" in errors[1]
+
+
+def test_query_fails_only_when_every_query_fails(trained, tmp_path):
+    proc = nlmm("query", "--checkpoint", str(trained), "--audio", str(tmp_path / "a.wav"), "--json")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip() == f"nlmm: {tmp_path / 'a.wav'}: file not found"
+
+
+def test_query_with_adapt_writes_memory_in_query_order(trained):
+    from engine.data.sources import load_source
+    from engine.retrieval import Retriever
+    retriever = Retriever.from_checkpoint(trained, "cpu")
+    retriever.build_gallery(load_source("builtin").splits["test"][::20])
+    before = retriever.memory_snapshot()["slots"].copy()
+    retriever.query("text", "seven", adapt=True)
+    retriever.query("text", "eight", adapt=True)
+    snapshot = retriever.memory_snapshot()
+    assert snapshot["write_count"] == 2 and (snapshot["change_since_reset"] > 0).any()
+    retriever.reset_memory()
+    assert (retriever.memory_snapshot()["slots"] == before).all()
+
+
+def test_torchscript_export_gives_the_same_embeddings(trained, tmp_path):
+    model, cfg, _, _ = load_model(trained)
+    report = export_encoders(model, cfg, "torchscript", tmp_path)
+    assert set(report) == {"text", "image", "audio"}
+    assert all(info["max_abs_diff"] <= 1e-4 and Path(info["path"]).is_file() for info in report.values())
+
+
+def test_onnx_export_gives_the_same_embeddings(trained, tmp_path):
+    model, cfg, _, _ = load_model(trained)
+    report = export_encoders(model, cfg, "onnx", tmp_path)
+    assert all(info["max_abs_diff"] <= 1e-4 for info in report.values())
