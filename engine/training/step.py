@@ -65,6 +65,10 @@ class TrainStep:
         index = {m: inputs[f"{m}_index"] for m in out.embeddings if f"{m}_index" in inputs}
         total, pairs = self.loss(out.embeddings, labels, index or None)
         total.backward()
+        if self.average_across_ranks is not None:  # DDP averages the model's gradients, not the loss's own
+            for p in self.loss.parameters():
+                if p.grad is not None:
+                    p.grad = self.average_across_ranks(p.grad)
         return total, pairs
 
     def __call__(self, batch: dict, labels: torch.Tensor | None = None, lr_scale: float = 1.0) -> StepResult:
