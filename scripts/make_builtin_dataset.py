@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from engine.data.builtin import (  # noqa: E402
     IMAGE_SIZE, NUM_LABELS, SAMPLE_RATE, SPLITS, caption_forms, number_words,
 )
+from engine.data.handwriting import TRAIN_DIGITS, render_number  # noqa: E402
 
 DEFAULT_SEED = 20240
 ITEMS_PER_LABEL = {"train": 16, "val": 4, "test": 6}
@@ -193,35 +194,6 @@ def split_samples(targets: np.ndarray, seed: int) -> dict[str, dict[int, np.ndar
     return pools
 
 
-def render_number(label: int, sample_ids: list[int], digit_images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Compose the handwritten digits of ``label`` into a 32 x 64 uint8 image (light on dark)."""
-    h, w = IMAGE_SIZE
-    canvas = np.zeros((h, w), dtype=np.float32)
-    n = len(sample_ids)
-    gap = rng.uniform(21.0, 26.0)
-    for j, sid in enumerate(sample_ids):
-        glyph = Image.fromarray((digit_images[sid] / 16.0).astype(np.float32), "F").resize((32, 32), Image.BICUBIC)
-        g = np.clip(np.asarray(glyph), 0.0, 1.0)
-        t = rng.uniform(0.25, 0.55)  # soft threshold: lower -> thicker strokes
-        g = np.clip((g - t) / 0.18 + 0.5, 0.0, 1.0).astype(np.float32)
-        glyph = Image.fromarray(g, "F")
-        s = 0.82 * rng.uniform(0.9, 1.06)  # glyph px -> canvas px
-        sx, sy = s * rng.uniform(0.92, 1.08), s
-        theta = np.deg2rad(rng.uniform(-10.0, 10.0))
-        shear = rng.uniform(-0.15, 0.15)
-        cx = w / 2 + (0.0 if n == 1 else (j - 0.5) * gap) + rng.uniform(-2.0, 2.0)
-        cy = h / 2 + rng.uniform(-1.5, 1.5)
-        rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-        fwd = rot @ np.array([[sx, shear * sy], [0.0, sy]])  # glyph offset -> canvas offset
-        inv = np.linalg.inv(fwd)
-        off = np.array([16.0, 16.0]) - inv @ np.array([cx, cy])
-        data = (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1])
-        placed = glyph.transform((w, h), Image.AFFINE, data, resample=Image.BICUBIC, fillcolor=0.0)
-        canvas = np.maximum(canvas, np.clip(np.asarray(placed), 0.0, 1.0))
-    ink = rng.uniform(225.0, 255.0)
-    return np.clip(np.rint(canvas * ink), 0, 255).astype(np.uint8)
-
-
 def save_png(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr, "L").save(path, format="PNG", optimize=True)
 
@@ -231,7 +203,7 @@ def clean(out: Path) -> None:
     for name in ("images", "audio"):
         if (out / name).exists():
             shutil.rmtree(out / name)
-    for name in ("manifest.json", "captions.json", "voices.json"):
+    for name in ("manifest.json", "captions.json", "voices.json", TRAIN_DIGITS):
         (out / name).unlink(missing_ok=True)
 
 
@@ -309,6 +281,10 @@ def build(out: Path, seed: int) -> dict:
         "handwriting_samples": {s: sorted(int(i) for d in range(10) for i in pools[s][d]) for s in SPLITS},
         "splits": splits,
     }
+    # The training split's 8x8 digit samples ship too, so training can compose fresh numbers from them.
+    train_ids = manifest["handwriting_samples"]["train"]
+    rows = np.concatenate([targets[train_ids, None], digit_images[train_ids].reshape(-1, 64)], axis=1)
+    np.save(out / TRAIN_DIGITS, rows.astype(np.uint8))
     write_json(out / "voices.json", voices, per_line=True)
     write_json(out / "captions.json", {str(n): caption_forms(n) for n in range(NUM_LABELS)}, per_line=True)
     write_json(out / "manifest.json", manifest, per_line=True)

@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from engine.config import NLMMConfig
 from engine.data.audio import LogMel, fit_length, load_audio
 from engine.data.errors import DataError
-from engine.data.image import load_image
+from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
 
 SPLITS = ("train", "val", "test")
@@ -42,6 +45,8 @@ class DataSplits:
     splits: dict[str, list[Item]]
     skipped: Counter = field(default_factory=Counter)  # reason -> count, for `nlmm data info`
     notes: list[str] = field(default_factory=list)       # reported once, e.g. "using Karpathy's split"
+    # label, rng -> a fresh uint8 image of that label (training-time augmentation), when the source has one
+    image_synth: Callable[[int, np.random.Generator], np.ndarray] | None = None
 
     def captions(self, split: str = "train") -> list[str]:
         return [item.text for item in self.splits.get(split, []) if item.text]
@@ -62,11 +67,15 @@ class MultimodalDataset(Dataset):
     """Loads and prepares one item per index. Files that fail to load drop that modality of the
     item (the message travels in the sample's "errors"); prepared tensors can be cached in memory."""
 
-    def __init__(self, items: list[Item], cfg: NLMMConfig, cache: bool = False):
+    def __init__(self, items: list[Item], cfg: NLMMConfig, cache: bool = False,
+                 image_synth=None, synth_prob: float = 0.75, seed: int = 0):
         self.items, self.cfg = items, cfg
         self.log_mel = LogMel(cfg.audio)
         self.max_samples = int(cfg.audio.max_seconds * cfg.audio.sample_rate)
         self.cache: dict | None = {} if cache else None
+        # Training only: most images are drawn afresh, from a generator seeded by (seed, epoch, index)
+        # so that a resumed run sees exactly the images an uninterrupted one would.
+        self.image_synth, self.synth_prob, self.seed, self.epoch = image_synth, synth_prob, seed, 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -92,9 +101,14 @@ class MultimodalDataset(Dataset):
         item = self.items[index]
         sample = {"index": index, "label": -1 if item.label is None else item.label,
                   "text": item.text, "image": None, "audio": None, "errors": []}
+        if self.image_synth is not None and item.label is not None and item.image is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            if rng.random() < self.synth_prob:
+                drawn = Image.fromarray(self.image_synth(item.label, rng), "L")
+                sample["image"] = prepare_image(drawn, self.cfg.image, "drawn number")
         for modality, load in (("image", self.image), ("audio", self.audio)):
             path = getattr(item, modality)
-            if path is not None:
+            if path is not None and sample[modality] is None:
                 try:
                     sample[modality] = load(path)
                 except DataError as err:

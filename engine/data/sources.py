@@ -8,11 +8,13 @@ SOURCES = ("builtin", "flickr8k:DIR", "folder:DIR")
 
 
 def load_builtin() -> DataSplits:
-    from engine.data.builtin import load_builtin_manifest
+    from engine.data.builtin import BUILTIN_ROOT, load_builtin_manifest
+    from engine.data.handwriting import TRAIN_DIGITS, HandwritingSynth
     splits = {split: [Item(image=i.image, text=i.text, audio=i.audio, label=i.label, key=str(i.label))
                       for i in items]
               for split, items in load_builtin_manifest().items()}
-    return DataSplits("builtin", splits)
+    digits = BUILTIN_ROOT / TRAIN_DIGITS
+    return DataSplits("builtin", splits, image_synth=HandwritingSynth(digits) if digits.is_file() else None)
 
 
 def load_source(spec: str) -> DataSplits:

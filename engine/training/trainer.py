@@ -120,7 +120,8 @@ class Trainer:
         per_rank = max(1, cfg.data.batch_size // self.dist.world_size)
         self.sampler = ResumableBatchSampler(len(train_items), per_rank * self.dist.world_size, cfg.train.seed,
                                              self.dist.rank, self.dist.world_size)
-        self.dataset = MultimodalDataset(train_items, cfg, cache=len(train_items) <= CACHE_LIMIT)
+        self.dataset = MultimodalDataset(train_items, cfg, cache=len(train_items) <= CACHE_LIMIT,
+                                         image_synth=self.data.image_synth, seed=cfg.train.seed)
         self.collate = Collate(self.tokenizer, cfg.text.max_tokens)
         self.eval_items = self.data.splits.get("val") or self.data.splits.get("test") or []
         self._tb = None
@@ -193,6 +194,7 @@ class Trainer:
         while True:
             epoch, start = self.sampler.position(self.step + 1)
             self.sampler.epoch, self.sampler.start_batch = epoch, start
+            self.dataset.epoch = epoch
             # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG, and a
             # resumed run (which starts a loader mid-epoch) would no longer match an uninterrupted one.
             seed = self.cfg.train.seed * 1000003 + self.sampler.epoch

@@ -25,4 +25,4 @@ def small_data():
     """40 training and 20 validation items of the built-in set."""
     data = load_source("builtin")
     return DataSplits("builtin-subset", {"train": data.splits["train"][::40], "val": data.splits["val"][::20],
-                                         "test": data.splits["test"][::30]})
+                                         "test": data.splits["test"][::30]}, image_synth=data.image_synth)
