@@ -94,8 +94,8 @@ def evaluate(model, items: list[Item], cfg: NLMMConfig, tokenizer: Tokenizer, de
     galleries = {m: embed_gallery(model, items, ids, m, cfg, tokenizer, device, batch_size) for m in present}
     if progress is not None:
         progress(len(present), len(present))
-    return {f"{q}->{g}": recall_at(galleries[q], galleries[g])
-            for q, g in DIRECTIONS if q in galleries and g in galleries}
+    usable = {m for m, g in galleries.items() if len(g.ids)}  # every file of a modality may have failed
+    return {f"{q}->{g}": recall_at(galleries[q], galleries[g]) for q, g in DIRECTIONS if q in usable and g in usable}
 
 
 def format_recall_table(recall: dict[str, dict[str, float]]) -> str:
