@@ -166,17 +166,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    progress = _stderr if args.json else print
     if args.what == "kernels":
         from engine.bench import kernels
-        cfg = load_config(args.config)
-        progress = _stderr if args.json else print
-        result = kernels.run(cfg, args.device, progress=progress, quick=args.quick)
-        if args.json:
-            print(json.dumps(result))
-        else:
+        result = kernels.run(load_config(args.config), args.device, progress=progress, quick=args.quick)
+        if not args.json:
             _print_kernels_table(result)
-        return 0
-    raise UserError(f"unknown benchmark '{args.what}'")
+    elif args.what == "train":
+        from engine.bench import train
+        result = train.run(load_config(args.config), args.device, budget_s=args.budget, progress=progress)
+        if not args.json:
+            reached = result["seconds_to_target"]
+            print(f"targets {result['targets']}: " + (f"reached after {reached:.0f} s of training"
+                                                      if reached is not None else f"not reached in {args.budget:.0f} s"))
+    elif args.what == "query":
+        from engine.bench import query
+        result = query.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+    elif args.what == "ttt":
+        from engine.bench import ttt
+        result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+    else:
+        raise UserError(f"unknown benchmark '{args.what}'")
+    if args.json:
+        print(json.dumps(result))
+    return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -224,12 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlmm", description="Nested-Learning multimodal engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="measure speed on this machine")
-    bench.add_argument("what", choices=["kernels"], help="kernels: delta-rule kernels and the training step")
+    bench = sub.add_parser("bench", help="measure speed and quality on this machine")
+    bench.add_argument("what", choices=["kernels", "train", "query", "ttt"],
+                       help="kernels: delta rule + training step; train: time to target recall; "
+                            "query: live query latency; ttt: test-time training on a shifted domain")
     bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
+    bench.add_argument("--checkpoint", default=None, help="for query/ttt (default: the shipped demo model)")
+    bench.add_argument("--budget", type=float, default=300.0, help="train: seconds of training at most")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs, figures mean nothing")
+    bench.add_argument("--quick", action="store_true", help="kernels: tiny sizes, checks that it runs")
     bench.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")

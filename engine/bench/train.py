@@ -1,0 +1,50 @@
+"""`nlmm bench train`: wall time from scratch until test recall@1 reaches the targets on this machine.
+
+The clock counts training only: it stops while the test split is evaluated (every `eval_every` steps).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+
+from engine.config import NLMMConfig
+from engine.data.sources import load_source
+from engine.training.trainer import Trainer
+
+TARGETS = {"image->text": 0.90, "audio->image": 0.80}
+
+
+def run(cfg: NLMMConfig, device: str | None = None, budget_s: float = 300.0, eval_every: int = 100,
+        progress=print) -> dict:
+    cfg.train.eval_every = 10**9  # the benchmark evaluates on the test split itself
+    cfg.train.checkpoint_every = 10**9
+    data = load_source("builtin")
+    test_items = data.splits["test"]
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(cfg, data, out, device, tensorboard=False)
+        state = {"train_s": 0.0, "since": time.perf_counter(), "reached": None, "recall": {}}
+
+        def on_event(event: dict) -> None:
+            if event["kind"] != "step":
+                return
+            now = time.perf_counter()
+            state["train_s"] += now - state["since"]
+            step = event["step"]
+            if step % eval_every == 0 or state["train_s"] >= budget_s:
+                recall = trainer.evaluate(test_items)
+                state["recall"] = {d: v["R@1"] for d, v in recall.items()}
+                shown = ", ".join(f"{d} {state['recall'][d]:.3f}" for d in TARGETS)
+                progress(f"step {step}, {state['train_s']:.0f} s of training: R@1 {shown}")
+                if state["reached"] is None and all(state["recall"][d] >= t for d, t in TARGETS.items()):
+                    state["reached"] = (state["train_s"], step)
+                    trainer.stop()
+            if state["train_s"] >= budget_s:
+                trainer.stop()
+            state["since"] = time.perf_counter()
+
+        trainer.subscribe(on_event)
+        trainer.run()
+    reached = state["reached"]
+    return {"seconds_to_target": reached[0] if reached else None, "steps_to_target": reached[1] if reached else None,
+            "recall_at_end": state["recall"], "targets": TARGETS, "budget_s": budget_s,
+            "device": str(trainer.device), "batch_size": cfg.data.batch_size}
