@@ -111,6 +111,31 @@ class Retriever:
         finally:
             self.model.set_adapting(memory=False, hope=False)
 
+    @torch.no_grad()
+    def embed_many(self, modality: str, values: list, batch_size: int = 64) -> torch.Tensor:
+        """Embeddings of many queries at once, without adaptation -> (N, D) on the CPU."""
+        rows = []
+        for start in range(0, len(values), batch_size):
+            prepared = [self.prepare(modality, v) for v in values[start:start + batch_size]]
+            if modality == "audio":
+                frames = max(mel.shape[-1] for mel, _ in prepared)
+                inputs = torch.zeros(len(prepared), prepared[0][0].shape[1], frames, device=self.device)
+                mask = torch.zeros(len(prepared), frames, dtype=torch.bool, device=self.device)
+                for row, (mel, _) in enumerate(prepared):
+                    inputs[row, :, : mel.shape[-1]] = mel[0]
+                    mask[row, : mel.shape[-1]] = True
+            elif modality == "text":
+                length = max(tokens.shape[1] for tokens, _ in prepared)
+                inputs = torch.zeros(len(prepared), length, dtype=torch.long, device=self.device)
+                for row, (tokens, _) in enumerate(prepared):
+                    inputs[row, : tokens.shape[1]] = tokens[0]
+                mask = inputs != 0
+            else:
+                inputs, mask = torch.cat([image for image, _ in prepared]), None
+            with autocast(self.cfg.precision, self.device):
+                rows.append(self.model.encode(modality, inputs, mask).float().cpu())
+        return torch.cat(rows) if rows else torch.zeros(0, self.cfg.d_model)
+
     def query(self, modality: str, value, k: int = 5, adapt: bool = False,
               targets: list[str] | None = None) -> QueryResult:
         start = time.perf_counter()

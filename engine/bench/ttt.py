@@ -34,7 +34,7 @@ def shift_domain(wave: np.ndarray, rate: int, semitones: float, snr_db: float, s
     return (mixed / max(1.0, float(np.abs(mixed).max()))).astype(np.float32)
 
 
-def run(checkpoint, device: str | None = None, semitones: float = 3.0, snr_db: float = 5.0,
+def run(checkpoint, device: str | None = None, semitones: float = 3.0, snr_db: float = 10.0,
         progress=print) -> dict:
     torch.manual_seed(0)
     retriever = Retriever.from_checkpoint(checkpoint, device)
@@ -47,7 +47,7 @@ def run(checkpoint, device: str | None = None, semitones: float = 3.0, snr_db: f
     labels = torch.tensor([item.label for item in items])
 
     def recall(waves) -> float:
-        rows = torch.stack([retriever.embed("audio", (w, rate)) for w in waves])
+        rows = retriever.embed_many("audio", [(w, rate) for w in waves])
         queries = EmbeddedGallery("audio", rows, labels, [])
         return recall_at(queries, gallery, ks=(1,))["R@1"]
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from engine.config import NLMMConfig
 from engine.layers.cms import ContinuumMemory
+from engine.layers.domain_memory import DomainMemory
 from engine.layers.fast_weights import FastWeightAttention, SoftmaxAttention
 
 
@@ -103,6 +104,7 @@ class AudioEncoder(TokenEncoder):
         max_frames = int(audio.max_seconds * audio.sample_rate) // audio.hop_length + 1
         super().__init__(cfg, cfg.depth.audio, audio_token_count(max_frames))
         self.n_mels = audio.n_mels
+        self.domain = DomainMemory(audio.n_mels)  # test-time adaptation to new acoustic domains
         self.conv1 = nn.Conv1d(audio.n_mels, cfg.d_model, 3, stride=2, padding=1)
         self.conv2 = nn.Conv1d(cfg.d_model, cfg.d_model, 3, stride=2, padding=1)
         self.act = nn.GELU()
@@ -110,6 +112,7 @@ class AudioEncoder(TokenEncoder):
     def forward(self, mel: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mel.dim() != 3 or mel.shape[1] != self.n_mels:
             raise ValueError(f"audio: expected log-mel of shape (B, {self.n_mels}, frames), got {tuple(mel.shape)}")
+        mel = self.domain(mel, mask)
         # Padding is zeroed before each conv so a padded clip encodes exactly like the unpadded one.
         h = _zero_padding(mel, mask)
         mask = None if mask is None else mask[:, ::2]  # stride 2: a step is real when its first frame is

@@ -131,16 +131,19 @@ class NLMM(nn.Module):
                     layer.weight.copy_(weight)
                     layer.pending_update = None
                 self.memory.slots.copy_(saved_slots)
-            self.memory.reset()
+            self.reset_memory()
 
     def set_adapting(self, memory: bool = True, hope: bool = False) -> None:
         """Switch test-time training on or off (memory writes and/or HOPE updates); eval mode only."""
         self.memory.adapting = memory and self.cfg.ttt.enable
+        self.encoders["audio"].domain.adapting = memory and self.cfg.ttt.enable
         for layer in self.self_modifying_layers():
             layer.adapting = hope
 
     def reset_memory(self) -> None:
+        """Forget every test-time write: central memory slots and the audio domain memory."""
         self.memory.reset()
+        self.encoders["audio"].domain.reset()
 
 
 def _level_of(param_name: str) -> str | None:

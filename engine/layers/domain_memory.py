@@ -1,0 +1,131 @@
+"""Test-time adaptation of the audio front end: a slot memory of acoustic domains.
+
+Why: the central memory's writes did not help retrieval when the audio domain shifts (new voices,
+noise, pitch: `nlmm bench ttt` measured no gain), while the shift is mostly visible in the statistics of
+the log-mel bins (a noise floor lifts the quiet bins). So the audio encoder keeps
+  - the training domain's per-bin mean and variance (running averages, like batch norm, learnt in
+    training and saved with the checkpoint), and the spread of utterance "signatures" around it;
+  - at test time, up to `n_slots` stream domains, each with the per-bin statistics of the queries
+    routed to it (the writes).
+Each query is routed by its signature (per-bin mean and floor over its frames): within the training domain's
+usual spread it is left untouched; otherwise it goes to the nearest stream domain, which re-normalises
+its bins to the training statistics. A query far from every domain opens a new slot (the least recently
+used one is recycled). Writes happen
+only while adapting; reads use whatever the memory holds, and `reset()` forgets every stream domain.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DomainMemory(nn.Module):
+    def __init__(self, n_mels: int, n_slots: int = 8, momentum: float = 0.01, spread: float = 3.0):
+        super().__init__()
+        self.n_slots, self.momentum, self.spread = n_slots, momentum, spread
+        self.register_buffer("train_mean", torch.zeros(n_mels))
+        self.register_buffer("train_var", torch.ones(n_mels))
+        self.register_buffer("train_signature", torch.zeros(2 * n_mels))
+        self.register_buffer("distance_mean", torch.zeros(()))
+        self.register_buffer("distance_var", torch.ones(()))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.adapting = False
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every stream domain (the training statistics stay)."""
+        self.slots: list[dict] = []
+        self.clock = 0
+        self.last_route: list[int] = []
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _frames(mel: torch.Tensor, mask: torch.Tensor | None, row: int) -> torch.Tensor:
+        frames = mel[row].T  # (F, n_mels)
+        return frames if mask is None else frames[mask[row]]
+
+    @staticmethod
+    def signature(frames: torch.Tensor) -> torch.Tensor:
+        """What identifies a domain: the per-bin mean and the per-bin floor (10th percentile) over frames;
+        the floor is where a noise background shows."""
+        return torch.cat([frames.mean(0), frames.quantile(0.1, dim=0)])
+
+    def _distance(self, signature: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+        scale = self.train_var.sqrt().clamp_min(1e-3).repeat(2)
+        return ((signature - center) / scale).pow(2).mean(-1).sqrt()
+
+    def threshold(self) -> float:
+        return float(self.distance_mean + self.spread * self.distance_var.sqrt())
+
+    # ------------------------------------------------------------------ training: learn the domain
+    @torch.no_grad()
+    def _learn(self, mel: torch.Tensor, mask: torch.Tensor | None) -> None:
+        frames = torch.cat([self._frames(mel, mask, b) for b in range(len(mel))]).float()
+        if len(frames) < 2:
+            return
+        m = self.momentum if self.updates > 0 else 1.0
+        self.train_mean.lerp_(frames.mean(0), m)
+        self.train_var.lerp_(frames.var(0), m)
+        signatures = torch.stack([self.signature(self._frames(mel, mask, b).float()) for b in range(len(mel))])
+        self.train_signature.lerp_(signatures.mean(0), m)
+        distances = self._distance(signatures, self.train_signature)
+        self.distance_mean.lerp_(distances.mean(), m)
+        self.distance_var.lerp_(distances.var() if len(distances) > 1 else torch.zeros(()), m)
+        self.updates += 1
+
+    # ------------------------------------------------------------------ test time: route, read, write
+    def forward(self, mel: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mel (B, n_mels, F) -> the same, re-normalised for queries routed to a stream domain."""
+        if self.training:
+            self._learn(mel, mask)
+            return mel
+        if self.updates == 0 or (not self.slots and not self.adapting):
+            return mel
+        return self._route(mel, mask)
+
+    @torch.no_grad()
+    def _route(self, mel: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        out, self.last_route = mel.clone(), []
+        for b in range(len(mel)):
+            frames = self._frames(mel, mask, b).float()
+            signature = self.signature(frames)
+            # A query within the training domain's usual spread stays untouched: adapting to a noisy
+            # stream must never change how clean queries are read.
+            nearest = 0
+            if float(self._distance(signature, self.train_signature)) > self.threshold():
+                distances = [self._distance(signature, slot["center"]) for slot in self.slots]
+                if distances and float(min(distances)) <= self.threshold():
+                    nearest = 1 + int(torch.stack(distances).argmin())
+                elif self.adapting:
+                    nearest = self._open_slot(signature)
+            if nearest > 0 and self.adapting:
+                self._write(self.slots[nearest - 1], frames, signature)
+            self.last_route.append(nearest)
+            if nearest > 0:
+                slot = self.slots[nearest - 1]
+                mean = slot["sum"] / slot["count"]
+                var = (slot["sumsq"] / slot["count"] - mean.pow(2)).clamp_min(1e-4)
+                scale = (self.train_var / var).sqrt()
+                out[b] = ((mel[b].float() - mean[:, None]) * scale[:, None] + self.train_mean[:, None]).to(mel.dtype)
+        return out
+
+    def _open_slot(self, signature: torch.Tensor) -> int:
+        if len(self.slots) >= self.n_slots:
+            self.slots.pop(min(range(len(self.slots)), key=lambda i: self.slots[i]["used"]))
+        zeros = torch.zeros_like(self.train_mean)
+        self.slots.append({"center": signature.clone(), "sum": zeros.clone(), "sumsq": zeros.clone(),
+                           "count": 0, "queries": 0, "used": self.clock})
+        return len(self.slots)
+
+    def _write(self, slot: dict, frames: torch.Tensor, signature: torch.Tensor) -> None:
+        self.clock += 1
+        slot["sum"] = slot["sum"] + frames.sum(0)
+        slot["sumsq"] = slot["sumsq"] + frames.pow(2).sum(0)
+        slot["count"] += len(frames)
+        slot["queries"] += 1
+        slot["center"] = slot["center"] + (signature - slot["center"]) / slot["queries"]
+        slot["used"] = self.clock
+
+    def describe(self) -> list[dict]:
+        """Plain numbers for a viewer: each stream domain's size."""
+        return [{"queries": s["queries"], "frames": s["count"]} for s in self.slots]
