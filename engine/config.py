@@ -116,6 +116,7 @@ class TrainConfig:
     eval_every: int = 100
     checkpoint_every: int = 200
     seed: int = 0
+    decoder_weight: float = 0.0  # > 0: train the optional decoder heads as an auxiliary loss
 
 
 @dataclass
@@ -293,6 +294,7 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     _positive("train.temperature_init", train.temperature_init)
     _at_least("train.eval_every", train.eval_every, 1)
     _at_least("train.checkpoint_every", train.checkpoint_every, 1)
+    _at_least("train.decoder_weight", train.decoder_weight, 0.0)
     return cfg
 
 

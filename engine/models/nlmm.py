@@ -20,6 +20,7 @@ from torch import nn
 from engine.config import MODALITIES, NLMMConfig, validate
 from engine.layers.hope import SelfModifyingLinear
 from engine.layers.memory import CentralMemory
+from engine.models.decoders import Decoders
 from engine.models.encoders import build_encoders
 
 
@@ -28,6 +29,7 @@ class NLMMOutput:
     embeddings: dict[str, torch.Tensor]  # modality -> (B, D), unit length
     fused: torch.Tensor | None           # (B, D) the present modalities fused with their presence mask
     presence: torch.Tensor | None        # (B, 3) 1 where the modality was given
+    decoder_loss: torch.Tensor | None = None  # the auxiliary reconstruction loss, when decoders exist
 
 
 class NLMM(nn.Module):
@@ -37,6 +39,7 @@ class NLMM(nn.Module):
         self.encoders = build_encoders(cfg)
         self.memory = CentralMemory(cfg.L_mem, cfg.d_model, MODALITIES, cfg.ttt.mode, cfg.ttt.topk, cfg.ttt.lr)
         self.heads = nn.ModuleDict({m: nn.Linear(cfg.d_model, cfg.d_model) for m in MODALITIES})
+        self.decoders = Decoders(cfg) if cfg.train.decoder_weight > 0 else None
 
     # ------------------------------------------------------------------ forward
     def encode(self, modality: str, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -64,13 +67,17 @@ class NLMM(nn.Module):
             raise ValueError(f"modalities in one batch must hold the same number of items, got {sizes}")
         latents = {m: self._latent(m, batch[m], batch.get(f"{m}_mask")) for m in present}
         embeddings = {m: self._embed(m, z) for m, z in latents.items()}
+        decoder_loss = None
+        if self.decoders is not None:
+            decoder_loss = sum(self.decoders.loss(m, z, batch[m], batch.get(f"{m}_mask"))
+                               for m, z in latents.items()) / len(latents)
         if indexed:
-            return NLMMOutput(embeddings, None, None)
+            return NLMMOutput(embeddings, None, None, decoder_loss)
         first = latents[present[0]]
         presence = torch.zeros(len(first), len(MODALITIES), device=first.device)
         for m in present:
             presence[:, MODALITIES.index(m)] = 1.0
-        return NLMMOutput(embeddings, self.memory.fuse(latents, presence), presence)
+        return NLMMOutput(embeddings, self.memory.fuse(latents, presence), presence, decoder_loss)
 
     def _latent(self, modality: str, inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if modality not in MODALITIES:

@@ -64,6 +64,9 @@ class TrainStep:
             out = self.forward_model(inputs)
         index = {m: inputs[f"{m}_index"] for m in out.embeddings if f"{m}_index" in inputs}
         total, pairs = self.loss(out.embeddings, labels, index or None)
+        if out.decoder_loss is not None:
+            pairs = {**pairs, "decoders": out.decoder_loss}
+            total = total + self.cfg.train.decoder_weight * out.decoder_loss
         total.backward()
         if self.average_across_ranks is not None:  # DDP averages the model's gradients, not the loss's own
             for p in self.loss.parameters():

@@ -41,3 +41,17 @@ def test_loss_decreases_on_a_repeated_batch():
     batch, _ = synthetic_batch(cfg, 8, device, seconds=0.5)
     losses = [step(batch).loss for _ in range(25)]  # labels None: item i pairs with item i
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_optional_decoders_add_an_auxiliary_loss_that_trains_them():
+    cfg = small_config()
+    cfg.train.decoder_weight = 0.5
+    device = pick_device("cpu")
+    model = NLMM(cfg)
+    assert model.decoders is not None and NLMM(small_config()).decoders is None
+    step = TrainStep(model, cfg, device)
+    batch, labels = synthetic_batch(cfg, 8, device, seconds=0.5)
+    first = step(batch, labels)
+    assert "decoders" in first.pair_losses and first.pair_losses["decoders"] > 0
+    decoder_losses = [step(batch, labels).pair_losses["decoders"] for _ in range(15)]
+    assert decoder_losses[-1] < first.pair_losses["decoders"]
