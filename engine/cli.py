@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             printer.line(f"training {trainer.cfg.name} ({trainer.model.num_parameters() / 1e6:.1f} M parameters) on "
                          f"{trainer.data.source}, {trainer.device}, into {trainer.out_dir}"
                          + (f", resuming at step {trainer.step}" if args.resume else ""))
+        # `kill` (SIGTERM) stops like the studio's Stop button: the loop ends after this step and saves.
+        signal.signal(signal.SIGTERM, lambda *_: trainer.stop())
         try:
             final = trainer.run()
         except KeyboardInterrupt:

@@ -109,3 +109,23 @@ def test_checkpoint_holds_everything_to_use_the_model(small_cfg, small_data, tmp
     model, cfg, tokenizer, payload = load_model(tmp_path / "checkpoint.pt")
     assert cfg == small_cfg and "forty" in tokenizer.index and payload["step"] == 3
     assert {"train_state", "rng", "config", "tokenizer"} <= set(payload)
+
+
+def test_cli_train_stops_and_saves_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--steps", "100000", "--batch-size", "4",
+                             "--out", str(tmp_path)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)  # wait for the first step
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped: stopped at step" in err
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] >= 1
+    assert oct((tmp_path / "checkpoint.pt").stat().st_mode & 0o777) != "0o600"
