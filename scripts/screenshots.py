@@ -1,0 +1,128 @@
+"""Drive the studio through each panel and save a PNG of each (run it under Xvfb: scripts/screenshots.sh).
+
+    python scripts/screenshots.py [--out docs/screenshots] [--checkpoint PATH] [--steps 40]
+
+Model & levels (the tiny preset), Training (a short live run of the tiny config on the built-in set),
+Retrieval (a text, an image and an audio-file query), Memory (after adaptive queries).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    parser.add_argument("--steps", type=int, default=40, help="training steps to show live")
+    parser.add_argument("--size", default="1440x900")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from studio.app import make_app
+    app = make_app([sys.argv[0]])
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+    from studio.dialogs import ScriptedDialogs
+    from studio.main_window import DEFAULT_CHECKPOINT, MainWindow, StudioOptions
+
+    scratch = Path(tempfile.mkdtemp(prefix="nlmm-shots-"))
+    checkpoint = args.checkpoint or str(DEFAULT_CHECKPOINT)
+    window = MainWindow(StudioOptions(settings=QSettings(str(scratch / "s.ini"), QSettings.IniFormat),
+                                      runs_dir=scratch / "runs", checkpoint=checkpoint, config="tiny",
+                                      gallery_size=100, dialogs=ScriptedDialogs()))
+    width, height = (int(v) for v in args.size.split("x"))
+    window.resize(width, height)
+    window.show()
+
+    def wait(condition, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"screenshots: timed out waiting for {what}")
+            app.processEvents()
+            time.sleep(0.02)
+
+    def pause(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
+
+    def shot(name: str, panel: str) -> None:
+        window.show_panel(panel)
+        pause(0.6)
+        path = out / f"{name}.png"
+        window.grab().save(str(path))
+        print(f"saved {path}")
+
+    errors: list[str] = []
+    window.host.worker.error.connect(lambda topic, message: errors.append(f"{topic}: {message}"))
+    wait(lambda: window.model_panel.param_label.text() != "Parameters: –" or errors, 120, "the parameter count")
+    shot("1-model-and-levels", "model")
+
+    retrieval = window.retrieval_panel
+    wait(lambda: retrieval.gallery_ready or errors, 600, "the gallery")
+    if errors:
+        raise SystemExit(f"screenshots: {errors[0]}")
+
+    # --- retrieval: text, image, audio file
+    from engine.data.sources import load_source
+    test = load_source("builtin").splits["test"]
+    retrieval.k.setValue(5)
+
+    def query(action) -> None:
+        done = []
+        window.host.worker.query_done.connect(lambda r: done.append(r))
+        action()
+        wait(lambda: done or errors, 120, "a query")
+        window.host.worker.query_done.disconnect()
+        window.host.worker.query_done.connect(retrieval.on_query_done)
+
+    retrieval.text.setText("forty two")
+    query(retrieval.query_text)
+    shot("3-retrieval-text", "retrieval")
+    query(lambda: retrieval.query_file(str(test[37].image)))
+    shot("3-retrieval-image", "retrieval")
+    query(lambda: retrieval.query_file(str(test[123].audio)))
+    shot("3-retrieval-audio", "retrieval")
+
+    # --- memory after adaptive queries
+    retrieval.adapt.setChecked(True)
+    for item in test[200:206]:
+        query(lambda item=item: retrieval.query_file(str(item.image)))
+    retrieval.text.setText("sixty one")
+    query(retrieval.query_text)
+    shot("4-memory-after-adaptation", "memory")
+    retrieval.adapt.setChecked(False)
+
+    # --- training: a short live run of the tiny config on the built-in set
+    model = window.model_panel
+    model.fields["train.steps"].setValue(10_000)
+    model.fields["train.eval_every"].setValue(max(5, args.steps // 3))
+    training = window.training_panel
+    training.set_data_spec("builtin")
+    training.start()
+    wait(lambda: training.step >= args.steps or errors, 1800, f"{args.steps} training steps")
+    shot("2-training", "training")
+    training._stop()
+    wait(lambda: training.state == "idle", 300, "training to stop")
+
+    window.close()
+    QTimer.singleShot(0, app.quit)
+    app.exec()
+    if errors:
+        print("errors seen:", *errors, sep="\n  ")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

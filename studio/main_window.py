@@ -1,0 +1,253 @@
+"""The main window: four dockable panels around one engine worker, menus, shortcuts and settings.
+
+The window never imports torch: the engine worker loads it on its own thread after the window shows,
+so the window is usable within a second or two of launch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabBar, QTabWidget
+
+import engine
+from engine.config import preset_names
+from studio.dialogs import CHECKPOINT_FILTER, CONFIG_FILTER, FileDialogs
+from studio.panels.memory_panel import MemoryPanel
+from studio.panels.model_panel import ModelPanel
+from studio.panels.retrieval_panel import RetrievalPanel
+from studio.panels.training_panel import TrainingPanel
+from studio.worker import EngineHost
+
+# Same file as engine.cli.DEFAULT_CHECKPOINT; importing engine.cli would load torch on the UI thread.
+DEFAULT_CHECKPOINT = Path(engine.__file__).resolve().parents[1] / "resources" / "demo" / "nlmm-demo.pt"
+PANELS = [("model", "Model && levels"), ("training", "Training"), ("retrieval", "Retrieval"), ("memory", "Memory")]
+LAYOUT_VERSION = 1
+
+
+@dataclass
+class StudioOptions:
+    settings: QSettings | None = None
+    runs_dir: Path = field(default_factory=lambda: Path.cwd() / "runs")
+    checkpoint: str | None = None          # None: the last one used, else the shipped demo model
+    config: str | None = None              # a YAML path or preset; None: the last one used, else "tiny"
+    gallery_source: str = "builtin"
+    gallery_split: str = "test"
+    gallery_size: int = 200
+    device: str | None = None
+    dialogs: FileDialogs | None = None
+    load_checkpoint_on_start: bool = True
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, options: StudioOptions | None = None):
+        super().__init__()
+        self.options = options = options or StudioOptions()
+        self.settings = options.settings or QSettings("nlmm", "NLMM Studio")
+        self.dialogs = options.dialogs or FileDialogs()
+        self.setWindowTitle("NLMM Studio")
+        self.resize(1280, 820)
+        self.setDockOptions(QMainWindow.AllowTabbedDocks | QMainWindow.AnimatedDocks | QMainWindow.GroupedDragging)
+        self.setDockNestingEnabled(True)
+        self.setTabPosition(Qt.AllDockWidgetAreas, QTabWidget.North)
+
+        self.host = EngineHost(self, options.device)
+        worker = self.host.worker
+
+        self.model_panel = ModelPanel(file_dialogs=self.dialogs)
+        self.training_panel = TrainingPanel(options.runs_dir, file_dialogs=self.dialogs)
+        self.retrieval_panel = RetrievalPanel(file_dialogs=self.dialogs, settings=self.settings)
+        self.memory_panel = MemoryPanel()
+        self.training_panel.attach(self.host)
+        self.retrieval_panel.attach(self.host)
+        self.memory_panel.attach(self.host)
+
+        self.docks: dict[str, QDockWidget] = {}
+        widgets = {"model": self.model_panel, "training": self.training_panel,
+                   "retrieval": self.retrieval_panel, "memory": self.memory_panel}
+        for key, title in PANELS:
+            dock = QDockWidget(title, self)   # "&&": a literal "&" in the tab (a single one is a mnemonic)
+            dock.setObjectName(f"dock-{key}")
+            dock.setWidget(widgets[key])
+            dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+            self.docks[key] = dock
+        self._default_layout()
+
+        # ----- wiring
+        self.model_panel.validity_changed.connect(self.training_panel.set_config_valid)
+        self.model_panel.parameter_count_requested.connect(
+            lambda cfg: self.model_panel.set_count_request(self.host.count_parameters(cfg)))
+        worker.parameter_count.connect(self.model_panel.show_parameter_count)
+        self.training_panel.start_requested.connect(self.start_training)
+        self.training_panel.load_checkpoint_requested.connect(self.load_checkpoint)
+        self.retrieval_panel.load_checkpoint_requested.connect(self.load_checkpoint)
+        for panel in (self.model_panel, self.training_panel, self.retrieval_panel):
+            panel.message.connect(self.show_message)
+        worker.error.connect(self.on_error)
+        worker.checkpoint_loaded.connect(self.on_checkpoint_loaded)
+        worker.device_info.connect(self.on_device_info)
+        worker.training_started.connect(lambda info: self.show_message(f"Training into {info['out_dir']}"))
+
+        self.device_label = QLabel("engine starting…")
+        self.statusBar().addPermanentWidget(self.device_label)
+        self._menus()
+        self._restore()
+
+    # ------------------------------------------------------------------ layout
+    def _default_layout(self) -> None:
+        first = self.docks["model"]
+        self.addDockWidget(Qt.LeftDockWidgetArea, first)
+        for key in ("training", "retrieval", "memory"):
+            self.docks[key].setFloating(False)
+            self.addDockWidget(Qt.LeftDockWidgetArea, self.docks[key])
+            self.tabifyDockWidget(first, self.docks[key])
+        first.raise_()
+        for bar in self.findChildren(QTabBar):   # the dock tabs: full titles, never elided
+            bar.setElideMode(Qt.ElideNone)
+            bar.setExpanding(False)
+
+    def _menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action(file_menu, "&Open config…", QKeySequence.Open, self.open_config)
+        self.save_action = self._action(file_menu, "&Save config…", QKeySequence.Save, self.save_config)
+        self._action(file_menu, "&Load checkpoint…", QKeySequence("Ctrl+L"), self.choose_checkpoint)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.Quit, self.close)
+        train_menu = self.menuBar().addMenu("&Training")
+        self.train_action = self._action(train_menu, "&Train", QKeySequence("Ctrl+Return"),
+                                         self.training_panel.start)
+        self.train_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self._action(train_menu, "&Pause", None, self.training_panel._pause)
+        self._action(train_menu, "&Resume", None, self.training_panel._resume)
+        self._action(train_menu, "&Stop", None, self.training_panel._stop)
+        view = self.menuBar().addMenu("&View")
+        for n, (key, title) in enumerate(PANELS, start=1):
+            self._action(view, title, QKeySequence(f"Ctrl+{n}"), lambda _checked=False, key=key: self.show_panel(key))
+        view.addSeparator()
+        self._action(view, "Reset layout", None, self._default_layout)
+
+    def _action(self, menu, title: str, shortcut, slot) -> QAction:
+        action = QAction(title, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def show_panel(self, key: str) -> None:
+        dock = self.docks[key]
+        dock.show()
+        dock.raise_()
+        dock.widget().setFocus(Qt.ShortcutFocusReason)
+        focus = dock.widget().focusNextPrevChild(True)
+        del focus
+
+    # ------------------------------------------------------------------ settings
+    def _restore(self) -> None:
+        settings = self.settings
+        geometry = settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = settings.value("window/state")
+        if state is not None and int(settings.value("window/layout_version", 0)) == LAYOUT_VERSION:
+            self.restoreState(state, LAYOUT_VERSION)
+        config = self.options.config or settings.value("config/last", "") or "tiny"
+        try:
+            if Path(config).suffix in (".yaml", ".yml") and Path(config).exists():
+                if not self.model_panel.open_yaml(config):
+                    self.model_panel.load_preset("tiny")
+            else:
+                self.model_panel.load_preset(config if config in preset_names() else "tiny")
+        except Exception as err:  # noqa: BLE001 - a broken last config must not stop the studio
+            self.show_message(f"Could not restore the last config: {err}")
+            self.model_panel.load_preset("tiny")
+        data = settings.value("training/data", "builtin")
+        if data:
+            self.training_panel.set_data_spec(str(data))
+        if self.options.load_checkpoint_on_start:
+            checkpoint = self.options.checkpoint or settings.value("checkpoint/last", "") or ""
+            if not checkpoint or not Path(checkpoint).exists():
+                checkpoint = str(DEFAULT_CHECKPOINT)
+            if Path(checkpoint).exists():
+                self.load_checkpoint(checkpoint)
+            else:
+                self.retrieval_panel.no_model(
+                    f"No model loaded: the demo model {DEFAULT_CHECKPOINT.name} is not there yet. "
+                    "Load a checkpoint, or train one in the Training panel.")
+
+    def _save_settings(self) -> None:
+        settings = self.settings
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        settings.setValue("window/layout_version", LAYOUT_VERSION)
+        settings.setValue("training/data", self.training_panel.data_spec())
+        if self.model_panel.path is not None:
+            settings.setValue("config/last", str(self.model_panel.path))
+        settings.sync()
+
+    # ------------------------------------------------------------------ actions
+    def open_config(self) -> None:
+        path = self.dialogs.open_file(self, "Open a config", CONFIG_FILTER)
+        if path and self.model_panel.open_yaml(path):
+            self.settings.setValue("config/last", path)
+            self.show_panel("model")
+            self.show_message(f"Opened {path}")
+
+    def save_config(self) -> None:
+        path = self.dialogs.save_file(self, "Save the config", CONFIG_FILTER)
+        if path:
+            if not Path(path).suffix:
+                path += ".yaml"
+            if self.model_panel.save_yaml(path):
+                self.settings.setValue("config/last", path)
+
+    def choose_checkpoint(self) -> None:
+        path = self.dialogs.open_file(self, "Load a checkpoint", CHECKPOINT_FILTER)
+        if path:
+            self.load_checkpoint(path)
+
+    def load_checkpoint(self, path: str) -> None:
+        self.retrieval_panel.loading(path)
+        self.host.load_checkpoint(path)
+
+    def on_checkpoint_loaded(self, info: dict) -> None:
+        self.settings.setValue("checkpoint/last", info["path"])
+        self.show_message(f"Loaded {info['path']}")
+        options = self.options
+        self.host.build_gallery(options.gallery_source, options.gallery_split, options.gallery_size)
+
+    def start_training(self, request: dict) -> None:
+        try:
+            cfg = self.model_panel.current_dict()
+        except Exception as err:  # noqa: BLE001 - the form is invalid: the button should not have been enabled
+            self.training_panel.start_failed(str(err))
+            return
+        name = cfg.get("name") or "run"
+        out_dir = self.options.runs_dir / time.strftime(f"%Y%m%d-%H%M%S-{name}")
+        self.settings.setValue("training/data", request["data"])
+        self.host.start_training(cfg, request["data"], str(out_dir), device=request.get("device"))
+        self.show_panel("training")
+
+    def on_device_info(self, info: dict) -> None:
+        self.device_label.setText(f"engine on {info['device']}")
+        self.training_panel.set_cuda(info["cuda"], info["cuda_reason"])
+
+    def on_error(self, topic: str, message: str) -> None:
+        self.show_message(f"{topic}: {message}", 15000)
+        if topic == "training":
+            self.training_panel.start_failed(message)
+
+    def show_message(self, text: str, timeout_ms: int = 8000) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event) -> None:
+        if self.host.is_training():
+            self.show_message("Stopping training and saving its checkpoint…")
+        self._save_settings()
+        self.retrieval_panel.close_audio()
+        self.host.shutdown()
+        event.accept()

@@ -1,0 +1,170 @@
+"""Memory: the central memory's slots as a heatmap, each slot's change since the last reset, the slots the
+last query wrote, and a replay slider over the recent frames.
+
+Frames arrive from the worker (after each query, and ≤ 30 a second during training). The image item
+is made once and redrawn with `setImage(autoLevels=False)` so the colour scale stays put and a change
+in the slots reads as a change in colour.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+
+HISTORY = 300
+WRITE_COLOR = "#ff7f0e"
+BAR_COLOR = "#1f77b4"
+
+
+class MemoryPanel(QWidget):
+    reset_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("memoryPanel")
+        self.frames: deque[dict] = deque(maxlen=HISTORY)
+        self.frames_drawn = 0
+        self._fps_times: deque[float] = deque(maxlen=30)
+        self._levels: tuple[float, float] | None = None
+        self._shape: tuple[int, int] | None = None
+        self._training_baseline: np.ndarray | None = None
+        self.shown: dict | None = None
+
+        self.source_label = QLabel("No memory to show yet: load a model or start training")
+        self.source_label.setObjectName("memorySource")
+        self.fps_label = QLabel("")
+        self.reset_button = QPushButton("Reset memory")
+        self.reset_button.setToolTip("Restore the retrieval model's trained slots")
+        self.reset_button.clicked.connect(self.reset_requested)
+        top = QHBoxLayout()
+        top.addWidget(self.source_label, 1)
+        top.addWidget(self.fps_label)
+        top.addWidget(self.reset_button)
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setObjectName("memoryPlots")
+        self.heat_plot = self.plots.addPlot(row=0, col=0, title="Memory slots (value per dimension)")
+        self.heat_plot.setLabel("bottom", "dimension")
+        self.heat_plot.setLabel("left", "slot")
+        self.heat_plot.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.heat_plot.addItem(self.image)
+        self.colormap = pg.colormap.get("CET-D1")
+        self.image.setColorMap(self.colormap)
+        self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=self.colormap, label="slot value",
+                                        interactive=False, width=12)
+        self.colorbar.setImageItem(self.image, insert_in=self.heat_plot)
+        self.written = pg.ScatterPlotItem(symbol="t2", size=11, pen=pg.mkPen("k", width=0.5),
+                                          brush=pg.mkBrush(WRITE_COLOR))
+        self.heat_plot.addItem(self.written)
+
+        self.bar_plot = self.plots.addPlot(row=1, col=0, title="Change of each slot since the last reset (L2 norm)")
+        self.bar_plot.setLabel("bottom", "slot")
+        self.bar_plot.setLabel("left", "‖Δ slot‖")
+        self.bar_plot.showGrid(y=True, alpha=0.25)
+        self.bar_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8, brush=BAR_COLOR)
+        self.bar_plot.addItem(self.bars)
+        self.plots.ci.layout.setRowStretchFactor(0, 3)
+        self.plots.ci.layout.setRowStretchFactor(1, 2)
+        legend = QLabel(f"<span style='color:{WRITE_COLOR}'>▶ / orange bars</span>: slots the last query wrote")
+
+        self.replay = QSlider(Qt.Horizontal)
+        self.replay.setObjectName("replaySlider")
+        self.replay.setRange(0, 0)
+        self.replay.setToolTip("Replay the recent memory frames")
+        self.replay.valueChanged.connect(self._replay_moved)
+        self.live = QCheckBox("Live")
+        self.live.setChecked(True)
+        self.live.setToolTip("Follow the newest frame")
+        self.live.toggled.connect(lambda on: on and self.frames and self.replay.setValue(len(self.frames) - 1))
+        self.frame_label = QLabel("")
+        replay_row = QHBoxLayout()
+        replay_row.addWidget(QLabel("Replay:"))
+        replay_row.addWidget(self.replay, 1)
+        replay_row.addWidget(self.frame_label)
+        replay_row.addWidget(self.live)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.plots, 1)
+        layout.addWidget(legend)
+        layout.addLayout(replay_row)
+
+    # ------------------------------------------------------------------ input
+    def attach(self, host) -> None:
+        host.worker.memory.connect(self.on_memory)
+        host.worker.training_started.connect(lambda _: self.reset_training_baseline())
+        self.reset_requested.connect(host.reset_memory)
+
+    def reset_training_baseline(self) -> None:
+        self._training_baseline = None
+
+    def on_memory(self, frame: dict) -> None:
+        snapshot = frame["snapshot"]
+        slots = np.asarray(snapshot["slots"], dtype=np.float32)
+        change = np.asarray(snapshot["change_since_reset"], dtype=np.float32)
+        if frame["source"] == "training":
+            # During training the engine's "since reset" reference is the live slots; show the drift since
+            # this run started instead, which is what a viewer wants to see move.
+            if self._training_baseline is None or self._training_baseline.shape != slots.shape:
+                self._training_baseline = slots.copy()
+            change = np.linalg.norm(slots - self._training_baseline, axis=1)
+        written = np.asarray(snapshot.get("last_write_slots", np.zeros(0)), dtype=np.int64)
+        self.frames.append({"source": frame["source"], "step": frame.get("step", 0), "slots": slots,
+                            "change": change, "written": written, "write_count": snapshot.get("write_count", 0)})
+        self.replay.blockSignals(True)
+        self.replay.setRange(0, len(self.frames) - 1)
+        if self.live.isChecked():
+            self.replay.setValue(len(self.frames) - 1)
+        self.replay.blockSignals(False)
+        if self.live.isChecked():
+            self.show_frame(len(self.frames) - 1)
+
+    def _replay_moved(self, index: int) -> None:
+        if index != len(self.frames) - 1 and self.live.isChecked():
+            self.live.blockSignals(True)
+            self.live.setChecked(False)
+            self.live.blockSignals(False)
+        self.show_frame(index)
+
+    # ------------------------------------------------------------------ drawing
+    def show_frame(self, index: int) -> None:
+        if not 0 <= index < len(self.frames):
+            return
+        frame = self.frames[index]
+        slots = frame["slots"]
+        if self._shape != slots.shape or self._levels is None:
+            bound = float(np.abs(slots).max()) or 1.0
+            self._levels = (-bound, bound)
+            self._shape = slots.shape
+            self.colorbar.setLevels(self._levels)
+            self.heat_plot.setRange(xRange=(0, slots.shape[1]), yRange=(0, slots.shape[0]), padding=0.02)
+            self.bar_plot.setXRange(-0.5, slots.shape[0] - 0.5)
+        self.image.setImage(slots, autoLevels=False, levels=self._levels)
+        written = frame["written"]
+        self.written.setData(x=np.full(len(written), -0.8), y=written.astype(float) + 0.5)
+        n = len(frame["change"])
+        brushes = [pg.mkBrush(WRITE_COLOR if i in set(written.tolist()) else BAR_COLOR) for i in range(n)]
+        self.bars.setOpts(x=np.arange(n), height=frame["change"], width=0.8, brushes=brushes)
+        top = float(frame["change"].max()) if n else 0.0
+        self.bar_plot.setYRange(0, max(top * 1.1, 1e-3))
+        self.shown = frame
+        self.frames_drawn += 1
+        now = time.perf_counter()
+        self._fps_times.append(now)
+        recent = [t for t in self._fps_times if now - t <= 1.0]
+        self.fps_label.setText(f"{len(recent)} frames/s" if len(recent) >= 3 else "")
+        if frame["source"] == "training":
+            what = f"Training model, step {frame['step']} — change since this run started"
+        else:
+            what = f"Retrieval model — {frame['write_count']} test-time writes since the last reset"
+        self.source_label.setText(what)
+        self.frame_label.setText(f"frame {index + 1}/{len(self.frames)}")
+
+    def total_change(self) -> float:
+        return float(self.shown["change"].sum()) if self.shown else 0.0

@@ -1,0 +1,88 @@
+"""The window as a whole: starts without the demo model, keyboard reaches every panel, worker throttling,
+settings persist, the UI thread never loads torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_window_opens_without_the_demo_checkpoint_and_offers_to_load_one(make_window, monkeypatch, tmp_path):
+    import studio.main_window as main_window
+    monkeypatch.setattr(main_window, "DEFAULT_CHECKPOINT", tmp_path / "missing" / "nlmm-demo.pt")
+    window = make_window(checkpoint=None)
+    panel = window.retrieval_panel
+    assert "not there yet" in panel.model_label.text()
+    assert not panel.search_button.isEnabled() and panel.load_button.isEnabled()
+    assert window.training_panel.train_button.isEnabled()
+
+
+def test_default_checkpoint_matches_the_engine_cli():
+    from engine.cli import DEFAULT_CHECKPOINT
+    from studio.main_window import DEFAULT_CHECKPOINT as studio_default
+    assert studio_default == DEFAULT_CHECKPOINT
+
+
+def test_every_panel_is_reachable_from_the_keyboard(make_window, qtbot):
+    window = make_window(load_checkpoint=False)
+    window.activate(qtbot)            # shortcuts go to the active window
+    for number, key in reversed(list(enumerate(("model", "training", "retrieval", "memory"), start=1))):
+        qtbot.keyClick(window, Qt.Key(Qt.Key_0 + number), Qt.ControlModifier)
+        dock = window.docks[key]
+        qtbot.waitUntil(lambda: not dock.widget().visibleRegion().isEmpty(), timeout=2000)
+        focus = QApplication.focusWidget()
+        assert focus is None or dock.isAncestorOf(focus) or focus is dock, key
+
+
+def test_settings_remember_the_last_config_checkpoint_and_data(make_window, ready_window, tmp_path, checkpoint):
+    ready_window.training_panel.set_data_spec("folder:/somewhere/data")
+    ready_window.close()
+    settings = ready_window.settings
+    assert settings.value("checkpoint/last") == str(checkpoint)
+    assert settings.value("training/data") == "folder:/somewhere/data"
+    assert settings.value("window/state") is not None
+    again = make_window(load_checkpoint=False, checkpoint=None, config=None)
+    assert again.training_panel.data_spec() == "folder:/somewhere/data"
+    assert again.model_panel.config().name == "studiotest"
+
+
+def test_trainer_events_reach_the_ui_coalesced_at_most_30_times_a_second(qtbot):
+    from studio.worker import EngineHost
+    host = EngineHost()
+    updates, steps = [], []
+    host.worker.training_update.connect(lambda u: (updates.append(time.perf_counter()), steps.extend(u["steps"])))
+    host.flush_timer.start()
+    host.worker.train_thread = threading.Thread(target=lambda: None)  # pretend a run is going
+
+    def flood():
+        for step in range(1, 2001):
+            host.worker._on_training_event({"kind": "step", "step": step, "loss": 1.0, "pair_losses": {},
+                                            "stepped_levels": [], "lrs": {}, "samples_per_s": 1.0, "eta_s": 0.0})
+            if step % 100 == 0:
+                time.sleep(0.05)
+    started = time.perf_counter()
+    feeder = threading.Thread(target=flood, name="nlmm-test-feeder")
+    feeder.start()
+    qtbot.waitUntil(lambda: len(steps) == 2000, timeout=20_000)
+    elapsed = time.perf_counter() - started
+    feeder.join()
+    host.worker.train_thread = None
+    host.shutdown()
+    assert [s["step"] for s in steps] == list(range(1, 2001)), "every step's values arrive, in order"
+    assert len(updates) <= elapsed * 30 + 2, "at most ~30 updates a second"
+    assert len(updates) < 200, "steps arrive coalesced, many per update"
+
+
+def test_the_ui_thread_never_imports_torch():
+    code = ("import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+            "import studio.main_window, studio.app, studio.panels.model_panel\n"
+            "assert 'torch' not in sys.modules, 'the window modules import torch'\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,124 @@
+"""The Retrieval panel with real widgets: drop, record, type; adapt and reset; bad input."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+
+def _results(window):
+    return window.retrieval_panel.result_rows
+
+
+def test_typing_text_shows_the_top_k_images_and_clips(ready_window, qtbot):
+    panel = ready_window.retrieval_panel
+    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000) as blocker:
+        qtbot.keyClicks(panel.text, "forty two")
+        qtbot.keyClick(panel.text, Qt.Key_Return)
+    result = blocker.args[0]
+    assert result["modality"] == "text"
+    assert set(_results(ready_window)) == {"image", "audio"}
+    assert len(_results(ready_window)["image"]) == panel.k.value()
+    assert panel.latency_label.text().endswith("ms")
+    audio_row = _results(ready_window)["audio"][0]
+    assert audio_row.play_button.isEnabled(), audio_row.play_button.toolTip()
+
+
+def _drop_file(widget, path) -> bool:
+    """A real drag-enter + drop of a file URL, as a file manager sends it."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    centre = widget.rect().center()
+    enter = QDragEnterEvent(QPointF(centre), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the drop zone refused the drag"
+    drop = QDropEvent(QPointF(centre), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    return drop.isAccepted()
+
+
+def test_dropping_an_image_file_shows_captions_and_clips(ready_window, qtbot, data_dir):
+    from engine.data.folder import load_folder
+    image = load_folder(data_dir).splits["test"][0].image
+    panel = ready_window.retrieval_panel
+    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000) as blocker:
+        assert _drop_file(panel.drop_zone, image)
+    assert blocker.args[0]["modality"] == "image"
+    assert set(_results(ready_window)) == {"text", "audio"}
+    assert not panel.drop_zone.pixmap().isNull(), "the dropped image is shown in the drop zone"
+    assert panel.last_query == {"image": str(image)}
+
+
+def test_a_bad_file_dropped_shows_a_message_and_the_app_goes_on(ready_window, qtbot, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_text("this is not a picture")
+    panel = ready_window.retrieval_panel
+    with qtbot.waitSignal(ready_window.host.worker.error, timeout=30_000) as blocker:
+        _drop_file(panel.drop_zone, broken)
+    topic, message = blocker.args
+    assert topic == "query" and "broken.png" in message and "\n" not in message
+    assert "broken.png" in panel.error_label.text()
+    ready_window.errors.clear()
+    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000):
+        panel.text.setText("seven")
+        panel.search_button.click()
+    assert panel.error_label.text() == ""
+    assert set(_results(ready_window)) == {"image", "audio"}
+
+
+def test_recording_from_the_microphone_queries_with_what_it_heard(ready_window, qtbot, test_microphone):
+    """PortAudio -> ALSA -> a capture device that plays a known clip (the `file` plugin)."""
+    panel = ready_window.retrieval_panel
+    assert panel.record_button.isEnabled(), panel.record_button.toolTip()
+    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000) as blocker:
+        panel.setFocus()
+        qtbot.keyClick(panel, Qt.Key_Space)     # Space records; the recording ends at its length limit
+        assert panel.capture.recording or panel.last_query
+    result = blocker.args[0]
+    assert result["modality"] == "audio" and result["query"] == "recording"
+    assert set(_results(ready_window)) == {"image", "text"}
+    wave, rate = panel.last_query["audio"]
+    assert rate == 16000 and len(wave) == panel.capture.max_frames
+    expected = test_microphone[: len(wave)].astype(np.float32) / 32768.0
+    np.testing.assert_allclose(wave, expected, atol=1e-6)   # exactly the clip the device played
+    assert not panel.record_button.isChecked()
+    assert panel.waveform_curve.getData()[0] is not None
+
+
+def test_no_microphone_disables_record_and_says_why(ready_window, monkeypatch):
+    from studio import audio_capture
+    monkeypatch.setattr(audio_capture, "input_devices",
+                        lambda: ([], "No microphone (audio input device) found on this machine"))
+    panel = ready_window.retrieval_panel
+    panel.check_audio()
+    assert not panel.record_button.isEnabled()
+    assert "No microphone" in panel.record_button.toolTip()
+    panel.toggle_recording()                      # Space does nothing either
+    assert not panel.capture.recording
+
+
+def test_adapting_moves_the_memory_view_and_reset_restores_it(ready_window, qtbot):
+    panel, memory = ready_window.retrieval_panel, ready_window.memory_panel
+    qtbot.waitUntil(lambda: memory.shown is not None, timeout=10_000)
+    trained = memory.shown["slots"].copy()
+    assert memory.total_change() == 0.0
+
+    panel.adapt.setChecked(True)
+    for text in ("forty two", "seven", "ninety nine"):
+        with qtbot.waitSignal(ready_window.host.worker.memory, timeout=30_000):
+            panel.text.setText(text)
+            panel.search_button.click()
+    assert memory.total_change() > 0.0
+    assert len(memory.shown["written"]) > 0, "the slots the last query wrote are highlighted"
+    assert not np.array_equal(memory.shown["slots"], trained)
+    assert memory.replay.maximum() >= 3
+
+    with qtbot.waitSignal(ready_window.host.worker.memory, timeout=30_000):
+        panel.reset_button.click()
+    assert memory.total_change() == 0.0
+    np.testing.assert_array_equal(memory.shown["slots"], trained)
+
+    memory.replay.setValue(memory.replay.maximum() - 1)     # replay: the frame before the reset
+    assert not memory.live.isChecked()
+    assert memory.total_change() > 0.0

@@ -1,0 +1,85 @@
+"""Training from the panel: curves and level markers arrive, pause / resume / stop, a clean close."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+
+def _start(window, qtbot, steps: int):
+    window.model_panel.fields["train.steps"].setValue(steps)
+    panel = window.training_panel
+    panel.set_data_spec(f"folder:{window.options.gallery_source.split(':', 1)[1]}")
+    assert panel.train_button.isEnabled(), panel.train_button.toolTip()
+    with qtbot.waitSignal(window.host.worker.training_started, timeout=60_000) as blocker:
+        qtbot.mouseClick(panel.train_button, Qt.LeftButton)
+    return panel, blocker.args[0]
+
+
+def test_training_from_the_panel_plots_curves_and_level_steps_then_pauses_resumes_and_stops(make_window, qtbot):
+    window = make_window(load_checkpoint=False)
+    panel, info = _start(window, qtbot, steps=500)
+    assert info["levels"] == ["fast", "slow"]
+
+    qtbot.waitUntil(lambda: panel.curve_points()["level_steps"]["slow"] >= 2, timeout=60_000)
+    points = panel.curve_points()
+    assert points["loss"]["total"] >= 6 and points["loss"]["image-text"] >= 6
+    assert points["lr"]["fast"] >= 6 and points["lr"]["outer"] >= 6
+    # the slow level (chunk size 3) steps on steps 3, 6, …; the fast one on every step
+    slow = panel.level_steps["slow"].view()
+    assert all(step % 3 == 0 for step in slow)
+    assert points["level_steps"]["fast"] >= points["level_steps"]["slow"] * 3 - 2
+    assert panel.progress.value() > 0 and "samples/s" in panel.rate_label.text()
+    assert window.memory_panel.shown is not None and window.memory_panel.shown["source"] == "training"
+
+    with qtbot.waitSignal(window.host.worker.training_state, timeout=30_000) as blocker:
+        qtbot.mouseClick(panel.pause_button, Qt.LeftButton)
+    assert blocker.args == ["paused"] and panel.state == "paused"
+    assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
+    paused_at = panel.curve_points()["loss"]["total"]
+    qtbot.wait(400)
+    assert panel.curve_points()["loss"]["total"] == paused_at, "no steps while paused"
+
+    with qtbot.waitSignal(window.host.worker.training_state, timeout=30_000) as blocker:
+        qtbot.mouseClick(panel.resume_button, Qt.LeftButton)
+    assert blocker.args == ["resumed"]
+    qtbot.waitUntil(lambda: panel.curve_points()["loss"]["total"] > paused_at + 2, timeout=60_000)
+
+    with qtbot.waitSignal(window.host.worker.training_finished, timeout=60_000) as blocker:
+        qtbot.mouseClick(panel.stop_button, Qt.LeftButton)
+    final = blocker.args[0]
+    assert final["kind"] == "stopped" and Path(final["checkpoint"]).is_file()
+    assert panel.state == "idle" and panel.train_button.isEnabled()
+    assert panel.runs.count() == 1, "the run appears in the run history"
+    assert (Path(info["out_dir"]) / "metrics.jsonl").is_file()
+
+
+def test_smoothing_slider_and_log_axis_redraw_the_loss(make_window, qtbot):
+    window = make_window(load_checkpoint=False)
+    panel = window.training_panel
+    panel.clear_curves(["fast"])
+    panel.add_points([{"step": i, "loss": 3.0 - 0.1 * i + (0.3 if i % 2 else 0.0),
+                       "pair_losses": {"image-text": 2.0}, "lrs": {"fast": 1e-3, "outer": 1e-3},
+                       "stepped_levels": ["fast"]} for i in range(1, 21)], [])
+    raw = panel.loss_series["total"].y.view().copy()
+    panel.smoothing.setValue(0)
+    assert (panel.loss_series["total"].smooth.view() == raw).all()
+    panel.smoothing.setValue(90)
+    smooth = panel.loss_series["total"].smooth.view()
+    assert smooth[0] == raw[0], "debiased: the first point is not pulled towards zero"
+    assert smooth.std() < raw.std()
+    panel.log_y.setChecked(True)
+    assert panel.loss_plot.getAxis("left").logMode
+
+
+def test_closing_the_window_mid_training_stops_cleanly_and_keeps_the_checkpoint(make_window, qtbot, capfd):
+    window = make_window(load_checkpoint=False)
+    panel, info = _start(window, qtbot, steps=10_000)
+    qtbot.waitUntil(lambda: panel.curve_points()["loss"]["total"] >= 2, timeout=60_000)
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 30
+    assert not window.host.threads()
+    assert (Path(info["out_dir"]) / "checkpoint.pt").is_file(), "the checkpoint is written on the way out"
+    assert "QThread" not in capfd.readouterr().err
