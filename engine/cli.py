@@ -14,7 +14,7 @@ from engine.config import ConfigError, load_config
 from engine.data.errors import DataError
 from engine.training.checkpoint import CheckpointError
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "nlmm-demo.pt"
+from engine.paths import DEFAULT_CHECKPOINT  # noqa: E402  (re-exported: `engine.cli.DEFAULT_CHECKPOINT`)
 
 
 class UserError(Exception):

@@ -13,7 +13,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabBar, QTabWidget
 
-import engine
+
 from engine.config import preset_names
 from studio.dialogs import CHECKPOINT_FILTER, CONFIG_FILTER, FileDialogs
 from studio.panels.memory_panel import MemoryPanel
@@ -22,8 +22,7 @@ from studio.panels.retrieval_panel import RetrievalPanel
 from studio.panels.training_panel import TrainingPanel
 from studio.worker import EngineHost
 
-# Same file as engine.cli.DEFAULT_CHECKPOINT; importing engine.cli would load torch on the UI thread.
-DEFAULT_CHECKPOINT = Path(engine.__file__).resolve().parents[1] / "resources" / "demo" / "nlmm-demo.pt"
+from engine.paths import DEFAULT_CHECKPOINT  # noqa: E402  (no torch: safe on the UI thread)
 PANELS = [("model", "Model && levels"), ("training", "Training"), ("retrieval", "Retrieval"), ("memory", "Memory")]
 LAYOUT_VERSION = 1
 

@@ -92,10 +92,12 @@ class DomainMemory(nn.Module):
             # A query within the training domain's usual spread stays untouched: adapting to a noisy
             # stream must never change how clean queries are read.
             nearest = 0
-            if float(self._distance(signature, self.train_signature)) > self.threshold():
-                distances = [self._distance(signature, slot["center"]) for slot in self.slots]
-                if distances and float(min(distances)) <= self.threshold():
-                    nearest = 1 + int(torch.stack(distances).argmin())
+            to_training = float(self._distance(signature, self.train_signature))
+            if to_training > self.threshold():
+                distances = [float(self._distance(signature, slot["center"])) for slot in self.slots]
+                closest = min(range(len(distances)), key=distances.__getitem__) if distances else None
+                if closest is not None and distances[closest] <= min(self.threshold(), to_training):
+                    nearest = 1 + closest
                 elif self.adapting:
                     nearest = self._open_slot(signature)
             if nearest > 0 and self.adapting:

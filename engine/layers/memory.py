@@ -37,7 +37,7 @@ class MemoryWrite:
 class CentralMemory(nn.Module):
     def __init__(self, n_slots: int, d_model: int, modalities: tuple[str, ...] = ("text", "image", "audio"),
                  ttt_mode: str = "gated_topk", topk: int = 4, ttt_lr: float = 0.5,
-                 train_write_prob: float = 0.5, log_size: int = 512):
+                 train_write_prob: float = 0.5, log_size: int = 512, write_modalities=None):
         super().__init__()
         self.modalities = modalities
         self.ttt_mode, self.topk, self.ttt_lr = ttt_mode, min(topk, n_slots), ttt_lr
@@ -51,6 +51,7 @@ class CentralMemory(nn.Module):
         self.proposal = nn.Linear(2 * d_model, d_model)
         self.gate = nn.Linear(2 * d_model, 1)
         self.adapting = False
+        self.write_modalities = set(write_modalities if write_modalities is not None else modalities)
         self.writes: deque[MemoryWrite] = deque(maxlen=log_size)
         self.write_count = 0
         self._trained_slots: torch.Tensor | None = None
@@ -74,7 +75,7 @@ class CentralMemory(nn.Module):
             context = z.detach().mean(0, keepdim=True)
             a = self.attention(context, modality)[0]
             return self.read(z, modality, self._gated_write(self.slots, context[0], a))
-        if self.adapting and not self.training:
+        if self.adapting and not self.training and modality in self.write_modalities:
             return self._read_and_write_stream(z, modality)
         return self.read(z, modality)
 

@@ -37,7 +37,8 @@ class NLMM(nn.Module):
         super().__init__()
         self.cfg = validate(cfg)
         self.encoders = build_encoders(cfg)
-        self.memory = CentralMemory(cfg.L_mem, cfg.d_model, MODALITIES, cfg.ttt.mode, cfg.ttt.topk, cfg.ttt.lr)
+        self.memory = CentralMemory(cfg.L_mem, cfg.d_model, MODALITIES, cfg.ttt.mode, cfg.ttt.topk, cfg.ttt.lr,
+                                    write_modalities=cfg.ttt.write_modalities)
         self.heads = nn.ModuleDict({m: nn.Linear(cfg.d_model, cfg.d_model) for m in MODALITIES})
         self.decoders = Decoders(cfg) if cfg.train.decoder_weight > 0 else None
 
