@@ -64,13 +64,14 @@ class DomainMemory(nn.Module):
         if len(frames) < 2:
             return
         m = self.momentum if self.updates > 0 else 1.0
-        self.train_mean.lerp_(frames.mean(0), m)
-        self.train_var.lerp_(frames.var(0), m)
+        self.train_mean.lerp_(_rank_mean(frames.mean(0)), m)
+        self.train_var.lerp_(_rank_mean(frames.var(0)), m)
         signatures = torch.stack([self.signature(self._frames(mel, mask, b).float()) for b in range(len(mel))])
-        self.train_signature.lerp_(signatures.mean(0), m)
+        self.train_signature.lerp_(_rank_mean(signatures.mean(0)), m)
         distances = self._distance(signatures, self.train_signature)
-        self.distance_mean.lerp_(distances.mean(), m)
-        self.distance_var.lerp_(distances.var() if len(distances) > 1 else torch.zeros(()), m)
+        self.distance_mean.lerp_(_rank_mean(distances.mean()), m)
+        spread = distances.var() if len(distances) > 1 else torch.zeros((), device=distances.device)
+        self.distance_var.lerp_(_rank_mean(spread), m)
         self.updates += 1
 
     # ------------------------------------------------------------------ test time: route, read, write
@@ -131,3 +132,12 @@ class DomainMemory(nn.Module):
     def describe(self) -> list[dict]:
         """Plain numbers for a viewer: each stream domain's size."""
         return [{"queries": s["queries"], "frames": s["count"]} for s in self.slots]
+
+
+def _rank_mean(value: torch.Tensor) -> torch.Tensor:
+    """Average over data-parallel ranks, so every rank learns the same statistics."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        value = value.clone()
+        torch.distributed.all_reduce(value)
+        value /= torch.distributed.get_world_size()
+    return value
