@@ -2,7 +2,7 @@
 # and `make test` (set up, then run the whole test suite). Everything else is a convenience.
 VENV := .venv/bin
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +15,9 @@ test: setup
 
 bench: setup
 	$(VENV)/nlmm bench kernels
+
+screenshots: setup
+	bash scripts/screenshots.sh --out docs/screenshots
 
 clean:
 	rm -rf .venv .pytest_cache
