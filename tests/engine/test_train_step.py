@@ -1,19 +1,14 @@
 """The model's own training step: levels keep their cadence inside NLMM, and the loss goes down."""
 import torch
 
-from engine.config import LevelConfig, load_config
 from engine.device import pick_device
 from engine.models.nlmm import NLMM
 from engine.training.step import TrainStep, synthetic_batch
+from tests.small_model import small_config as _small
 
 
 def small_config():
-    cfg = load_config("tiny")
-    cfg.d_model, cfg.n_heads, cfg.L_mem = 32, 2, 8
-    cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
-    cfg.cms_levels = [LevelConfig("fast", 1, 1e-3, "adamw"), LevelConfig("slow", 4, 1e-2, "dmgd")]
-    cfg.data.batch_size = 8
-    return cfg
+    return _small(slow_chunk=4, fast_lr=1e-3)
 
 
 def test_cms_levels_of_the_model_step_on_their_own_cadence():

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.config import LevelConfig, load_config
+from tests.small_model import small_config
 from engine.data.dataset import DataSplits
 from engine.data.sources import load_source
 
@@ -8,12 +8,7 @@ from engine.data.sources import load_source
 @pytest.fixture
 def small_cfg():
     """A model small enough to train for a few steps in a second or two."""
-    cfg = load_config("tiny")
-    cfg.name = "test"
-    cfg.d_model, cfg.n_heads, cfg.L_mem, cfg.ffn_mult = 32, 2, 8, 2
-    cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
-    cfg.cms_levels = [LevelConfig("fast", 1, 2e-3, "adamw"), LevelConfig("slow", 3, 1e-2, "dmgd")]
-    cfg.data.batch_size = 8
+    cfg = small_config()
     cfg.train.warmup_steps = 2
     cfg.train.eval_every = 1000
     cfg.train.checkpoint_every = 1000

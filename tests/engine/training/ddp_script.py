@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from engine.config import LevelConfig, load_config
+from tests.small_model import small_config
 from engine.data.dataset import DataSplits
 from engine.data.sources import load_source
 from engine.training.distributed import init_distributed, shutdown_distributed
@@ -13,11 +13,7 @@ from engine.training.trainer import Trainer
 
 out = Path(sys.argv[1])
 info = init_distributed()
-cfg = load_config("tiny")
-cfg.d_model, cfg.n_heads, cfg.L_mem = 32, 2, 8
-cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
-cfg.cms_levels = [LevelConfig("fast", 1, 2e-3, "adamw"), LevelConfig("slow", 2, 1e-2, "dmgd")]
-cfg.data.batch_size = 8
+cfg = small_config(slow_chunk=2)
 cfg.train.checkpoint_every = 2
 data = load_source("builtin")
 subset = DataSplits("subset", {"train": data.splits["train"][::40], "val": [], "test": []})

@@ -24,13 +24,8 @@ def trained(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def small_cfg():
-    from engine.config import LevelConfig, load_config
-    cfg = load_config("tiny")
-    cfg.d_model, cfg.n_heads, cfg.L_mem = 32, 2, 8
-    cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
-    cfg.cms_levels = [LevelConfig("fast", 1, 2e-3, "adamw"), LevelConfig("slow", 3, 1e-2, "dmgd")]
-    cfg.data.batch_size = 8
-    return cfg
+    from tests.small_model import small_config
+    return small_config()
 
 
 def nlmm(*args):
