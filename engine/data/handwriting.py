@@ -16,15 +16,27 @@ from engine.data.builtin import IMAGE_SIZE  # (height, width)
 TRAIN_DIGITS = "train_digits.npy"  # rows of [digit, 64 pixels of an 8x8 sample with values 0..16]
 
 
-def render_number(label: int, sample_ids: list[int], digit_images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Compose the handwritten digits of ``label`` into a 32 x 64 uint8 image (light on dark)."""
+def upscale_glyph(sample: np.ndarray) -> np.ndarray:
+    """An 8 x 8 digit sample (values 0..16) -> 32 x 32 in [0, 1]; deterministic, so callers may cache it."""
+    glyph = Image.fromarray((sample / 16.0).astype(np.float32), "F").resize((32, 32), Image.BICUBIC)
+    return np.clip(np.asarray(glyph), 0.0, 1.0)
+
+
+def render_number(label: int, sample_ids: list[int], digit_images: np.ndarray, rng: np.random.Generator,
+                  glyphs: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """Compose the handwritten digits of ``label`` into a 32 x 64 uint8 image (light on dark).
+    `glyphs` caches `upscale_glyph` per sample id (training draws the same samples again and again)."""
     h, w = IMAGE_SIZE
     canvas = np.zeros((h, w), dtype=np.float32)
     n = len(sample_ids)
     gap = rng.uniform(21.0, 26.0)
     for j, sid in enumerate(sample_ids):
-        glyph = Image.fromarray((digit_images[sid] / 16.0).astype(np.float32), "F").resize((32, 32), Image.BICUBIC)
-        g = np.clip(np.asarray(glyph), 0.0, 1.0)
+        if glyphs is None:
+            g = upscale_glyph(digit_images[sid])
+        else:
+            if sid not in glyphs:
+                glyphs[sid] = upscale_glyph(digit_images[sid])
+            g = glyphs[sid]
         t = rng.uniform(0.25, 0.55)  # soft threshold: lower -> thicker strokes
         g = np.clip((g - t) / 0.18 + 0.5, 0.0, 1.0).astype(np.float32)
         glyph = Image.fromarray(g, "F")
@@ -54,7 +66,8 @@ class HandwritingSynth:
         rows = np.load(path)
         self.images = rows[:, 1:].reshape(-1, 8, 8).astype(np.float64)
         self.pools = {d: np.flatnonzero(rows[:, 0] == d) for d in range(10)}
+        self.glyphs: dict[int, np.ndarray] = {}
 
     def __call__(self, label: int, rng: np.random.Generator) -> np.ndarray:
         ids = [int(rng.choice(self.pools[int(d)])) for d in str(label)]
-        return render_number(label, ids, self.images, rng)
+        return render_number(label, ids, self.images, rng, self.glyphs)

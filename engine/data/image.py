@@ -88,7 +88,7 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) > 0.5:
         grey = 1.0 - grey  # dark writing on light paper -> light writing on a dark ground
-    low, high = np.percentile(grey, 1), np.percentile(grey, 99.5)
+    low, high = np.percentile(grey, [1, 99.5])
     if high - low < 0.05:
         raise DataError(f"{name}: image has no content (a single flat colour)")
     grey = np.clip((grey - low) / (high - low), 0, 1)

@@ -50,6 +50,14 @@ class DomainMemory(nn.Module):
         the floor is where a noise background shows."""
         return torch.cat([frames.mean(0), frames.quantile(0.1, dim=0)])
 
+    @staticmethod
+    def _signatures(mel: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """`signature` of every row at once (padding frames are NaN and ignored): one kernel per batch."""
+        frames = mel.float().transpose(1, 2)  # (B, F, n_mels)
+        if mask is not None:
+            frames = frames.masked_fill(~mask[:, :, None], float("nan"))
+        return torch.cat([frames.nanmean(1), frames.nanquantile(0.1, dim=1)], dim=-1)
+
     def _distance(self, signature: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
         scale = self.train_var.sqrt().clamp_min(1e-3).repeat(2)
         return ((signature - center) / scale).pow(2).mean(-1).sqrt()
@@ -66,7 +74,7 @@ class DomainMemory(nn.Module):
         m = self.momentum if self.updates > 0 else 1.0
         self.train_mean.lerp_(_rank_mean(frames.mean(0)), m)
         self.train_var.lerp_(_rank_mean(frames.var(0)), m)
-        signatures = torch.stack([self.signature(self._frames(mel, mask, b).float()) for b in range(len(mel))])
+        signatures = self._signatures(mel, mask)
         self.train_signature.lerp_(_rank_mean(signatures.mean(0)), m)
         distances = self._distance(signatures, self.train_signature)
         self.distance_mean.lerp_(_rank_mean(distances.mean()), m)
@@ -129,9 +137,19 @@ class DomainMemory(nn.Module):
         slot["center"] = slot["center"] + (signature - slot["center"]) / slot["queries"]
         slot["used"] = self.clock
 
-    def describe(self) -> list[dict]:
-        """Plain numbers for a viewer: each stream domain's size."""
-        return [{"queries": s["queries"], "frames": s["count"]} for s in self.slots]
+    def describe(self) -> dict:
+        """Plain numpy copies for a viewer: each stream domain's size, how far it lies from the training
+        domain (1.0 = the routing threshold) and its per-bin level offset from the training mean (the
+        correction its queries get), plus where the last queries were routed (0 = training domain)."""
+        threshold = max(self.threshold(), 1e-6)
+        domains = []
+        for slot in self.slots:
+            mean = slot["sum"] / max(slot["count"], 1)
+            domains.append({"queries": int(slot["queries"]), "frames": int(slot["count"]),
+                            "distance": float(self._distance(slot["center"], self.train_signature)) / threshold,
+                            "offset": (mean - self.train_mean).float().cpu().numpy().copy()})
+        return {"domains": domains, "last_route": list(self.last_route), "n_mels": int(self.train_mean.numel()),
+                "capacity": int(self.n_slots), "trained": bool(self.updates > 0)}
 
 
 def _rank_mean(value: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,11 @@ def test_adapting_on_a_shifted_stream_renormalises_it_and_leaves_clean_queries_a
     for row in stream:
         memory(row[None])
     memory.adapting = False
-    assert len(memory.slots) == 1 and memory.describe()[0]["queries"] == 16
+    described = memory.describe()
+    assert len(memory.slots) == 1 and described["domains"][0]["queries"] == 16
+    assert described["last_route"] == [1]                      # the last query went to stream domain 1
+    assert described["domains"][0]["distance"] > 1.0           # beyond the routing threshold
+    assert torch.allclose(torch.from_numpy(described["domains"][0]["offset"]), torch.full((8,), 2.0), atol=0.3)
     fixed = memory(shifted(clean_batch(seed=5)))
     target = clean_batch(seed=5)
     assert (fixed - target).abs().mean() < 0.2 < (shifted(target) - target).abs().mean()
