@@ -69,12 +69,16 @@ class Retriever:
 
     # ------------------------------------------------------------------ gallery
     def build_gallery(self, items: list[Item], progress=None, batch_size: int = 128) -> None:
+        """Embed `items` as the gallery. The old gallery stays in use until the new one is complete, so a
+        failed or cancelled build (an exception from `progress`) leaves search working as before."""
         ids = item_identity(items)
         present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
+        galleries = {}
         for n, modality in enumerate(present):
             step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
-            self.galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
-                                                     self.device, batch_size, progress=step)
+            galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
+                                                self.device, batch_size, progress=step)
+        self.galleries = galleries
 
     def gallery_sizes(self) -> dict[str, int]:
         return {m: len(g.ids) for m, g in self.galleries.items()}
@@ -163,4 +167,8 @@ class Retriever:
         self.model.reset_memory()
 
     def memory_snapshot(self) -> dict:
-        return self.model.memory.snapshot()
+        """The central memory's snapshot plus the audio domain memory ("audio_domains")."""
+        snapshot = self.model.memory.snapshot()
+        if "audio" in self.model.encoders:
+            snapshot["audio_domains"] = self.model.encoders["audio"].domain.describe()
+        return snapshot

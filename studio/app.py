@@ -29,12 +29,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: the last one used, else the shipped demo model)")
     parser.add_argument("--config", help="config YAML or preset to open (default: the last one used, else tiny)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present, else CPU)")
-    parser.add_argument("--gallery-size", type=int, default=200,
-                        help="items of the built-in test split embedded for retrieval (default 200)")
+    parser.add_argument("--gallery-size", type=int, default=None,
+                        help="items embedded for retrieval (default: the last choice in the Retrieval panel, else 200)")
     parser.add_argument("--runs", default="runs", help="folder of training runs (default ./runs)")
     parser.add_argument("--bench-ui", action="store_true",
                         help="measure event-loop stalls while training runs in the worker, then exit")
-    parser.add_argument("--seconds", type=float, default=20.0, help="--bench-ui: how long to train (default 20)")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="--bench-ui: seconds of each phase, training then the query stream (default 20)")
     parser.add_argument("--json", action="store_true", help="--bench-ui: print the figures as JSON")
     return parser.parse_args(argv)
 

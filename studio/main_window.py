@@ -33,9 +33,9 @@ class StudioOptions:
     runs_dir: Path = field(default_factory=lambda: Path.cwd() / "runs")
     checkpoint: str | None = None          # None: the last one used, else the shipped demo model
     config: str | None = None              # a YAML path or preset; None: the last one used, else "tiny"
-    gallery_source: str = "builtin"
-    gallery_split: str = "test"
-    gallery_size: int = 200
+    gallery_source: str | None = None   # None: the Retrieval panel's last choice (QSettings), else built-in
+    gallery_split: str | None = None
+    gallery_size: int | None = None
     device: str | None = None
     dialogs: FileDialogs | None = None
     load_checkpoint_on_start: bool = True
@@ -60,6 +60,11 @@ class MainWindow(QMainWindow):
         self.training_panel = TrainingPanel(options.runs_dir, file_dialogs=self.dialogs)
         self.retrieval_panel = RetrievalPanel(file_dialogs=self.dialogs, settings=self.settings)
         self.memory_panel = MemoryPanel()
+        picker = self.retrieval_panel.gallery_picker
+        if options.gallery_source or options.gallery_split or options.gallery_size:
+            current = picker.choice()
+            picker.set_choice(options.gallery_source or current["source"], options.gallery_split or current["split"],
+                              options.gallery_size or current["limit"])
         self.training_panel.attach(self.host)
         self.retrieval_panel.attach(self.host)
         self.memory_panel.attach(self.host)
@@ -83,6 +88,7 @@ class MainWindow(QMainWindow):
         self.training_panel.start_requested.connect(self.start_training)
         self.training_panel.load_checkpoint_requested.connect(self.load_checkpoint)
         self.retrieval_panel.load_checkpoint_requested.connect(self.load_checkpoint)
+        self.retrieval_panel.gallery_requested.connect(self.build_gallery)
         for panel in (self.model_panel, self.training_panel, self.retrieval_panel):
             panel.message.connect(self.show_message)
         worker.error.connect(self.on_error)
@@ -215,8 +221,13 @@ class MainWindow(QMainWindow):
     def on_checkpoint_loaded(self, info: dict) -> None:
         self.settings.setValue("checkpoint/last", info["path"])
         self.show_message(f"Loaded {info['path']}")
-        options = self.options
-        self.host.build_gallery(options.gallery_source, options.gallery_split, options.gallery_size)
+        choice = self.retrieval_panel.gallery_picker.choice()
+        if self.retrieval_panel.gallery_picker.problem():
+            choice["source"] = "builtin"
+        self.build_gallery(choice)
+
+    def build_gallery(self, choice: dict) -> None:
+        self.host.build_gallery(choice["source"], choice["split"], choice["limit"])
 
     def start_training(self, request: dict) -> None:
         try:

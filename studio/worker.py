@@ -1,24 +1,26 @@
 """The engine worker: the only place the studio touches the engine's models, off the UI thread.
 
-    UI thread                            engine thread                        trainer thread
-    ─────────                            ─────────────                        ──────────────
-    EngineHost.query(...)  ──queue──▶  EngineWorker.query() ─▶ Retriever
-    EngineHost.start_training(...) ─▶  EngineWorker.start_training()
-                                         builds the Trainer (loads data) ──▶ Trainer.run()
-    flush timer (≤ 30 Hz) ◀──────────── events appended under a lock ──────── (subscriber)
+    UI thread                              engine QThread                       trainer thread
+    ─────────                              ──────────────                       ──────────────
+    EngineHost.query(...) ─request queue─▶ EngineWorker.query() ─▶ Retriever
+    EngineHost.start_training(...) ──────▶ EngineWorker.start_training()
+                                             builds the Trainer (loads data) ──▶ Trainer.run()
+    flush timer (≤ 30 Hz) ◀──────────────── events appended under a lock ─────── (subscriber)
     panels ◀── signals carrying plain dicts and numpy copies (queued to the UI thread by Qt)
 
-One `EngineWorker` owns the device, the trainer and the retriever. Requests go into a queue that one
-engine thread works through in order; results leave as Qt signals whose payloads are plain Python /
-numpy copies (emitted on the engine thread, Qt queues them to the UI's slots). Training runs on a
-helper thread the worker owns, so the engine thread stays free to answer queries while a run goes on.
-The trainer's events are coalesced and drained by a UI timer at most ~30 times a second, whatever the
-step rate, with every step's values kept for the curves.
+One `EngineWorker` works in a `QThread` (`EngineThread`) and owns the device, the trainer and the
+retriever. Requests go into a queue that the engine thread works through in order; results leave as Qt
+signals whose payloads are plain Python / numpy copies (emitted on the engine thread, Qt queues them to
+the UI's slots). Training runs on a helper thread the worker owns, so the engine thread stays free to
+answer queries while a run goes on. The trainer's events are coalesced and drained by a UI timer at most
+~30 times a second, whatever the step rate, with every step's values kept for the curves.
 
-Why Python threads and not a QThread: with PySide6 6.12, PyTorch imported in one queued slot of a
-QThread and used in a later slot segfaults inside pybind11's `gil_scoped_acquire` (PySide gives each
-slot call a fresh Python thread state; pybind11 keeps using the first). Python's own threads keep
-one thread state for their whole life, and Qt signals emitted from them are delivered queued.
+Why the engine thread's run() is a Python loop over a queue, not an event loop delivering queued slots:
+PySide wraps each slot call that Qt makes on a thread in its own short-lived Python thread state, and
+PyTorch's pybind11 code keeps a pointer to the thread state it first saw; the next slot then segfaults
+(seen with PySide6 6.12: torch imported in one queued slot, torchaudio in the next; and with run()
+calling exec(), a crash while training). One Python call — run() — that never returns to Qt until
+shutdown keeps a single thread state for the thread's whole life, as a Python thread would.
 
 Control that must not wait behind long work (pause / resume / stop training, cancel a gallery) only
 sets thread-safe flags, so `EngineHost` calls those directly instead of queueing them.
@@ -33,7 +35,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 FLUSH_INTERVAL_MS = 33      # ≤ 30 updates a second reach the UI
 PROGRESS_INTERVAL_S = 0.05  # progress reports at most 20 times a second
@@ -121,6 +123,11 @@ class EngineWorker(QObject):
     @staticmethod
     def _empty_pending() -> dict:
         return {"steps": [], "evals": [], "warnings": [], "checkpoints": [], "states": [], "memory": None}
+
+    # ---------------------------------------------------------------- requests, on the engine thread
+    def dispatch(self, name: str, args) -> None:
+        """Every request arrives here, in order, on the engine thread; each method reports its own errors."""
+        getattr(self, name)(*args)
 
     # ---------------------------------------------------------------- set-up on the engine thread
     def start(self) -> None:
@@ -278,17 +285,20 @@ class EngineWorker(QObject):
 
     @reports_errors("gallery")
     def build_gallery(self, source: str, split: str, limit: int) -> None:
-        """Embeds `limit` items of `source`'s split (test by default) as the gallery queries search."""
+        """Embeds `limit` items of `source`'s split ("all": every split) as the gallery queries search; the
+        previous gallery stays until the new one is complete."""
         if self.retriever is None:
             raise RuntimeError("load a checkpoint first")
         from engine.data.sources import load_source
         self.progress.emit("gallery", 0, 0)
         data = load_source(source)
-        items = data.splits.get(split) or data.splits.get("test") or data.splits.get("val") or []
+        if split == "all":
+            items = [item for name in ("train", "val", "test") for item in data.splits.get(name, [])]
+        else:
+            items = data.splits.get(split, [])
         items = sample_items(items, limit)
         if not items:
             raise RuntimeError(f"{source}: no items in its '{split}' split to search")
-        self.retriever.galleries = {}
         report = self._progress_reporter("gallery")
         self.retriever.build_gallery(items, progress=report)
         self.gallery_source = source
@@ -339,14 +349,34 @@ class EngineWorker(QObject):
         self.dataset_added.emit({"root": str(request["root"]), "row": row})
 
 
+class EngineThread(QThread):
+    """The engine's thread: run() works through the request queue in order until it gets None."""
+
+    def __init__(self, worker: EngineWorker):
+        super().__init__()
+        self.worker = worker
+        self.jobs: queue.Queue = queue.Queue()
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            name, args = job
+            self.worker.dispatch(name, args)
+
+
 class EngineHost(QObject):
     """The UI side of the worker: owns the engine thread, queues requests, ends everything cleanly."""
 
     def __init__(self, parent: QObject | None = None, device: str | None = None):
         super().__init__(parent)
         self.worker = EngineWorker(device)
-        self._jobs: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._loop, name="nlmm-engine", daemon=True)
+        self.thread = EngineThread(self.worker)
+        self.thread.setObjectName("nlmm-engine")
+        # The worker's methods run on the engine thread, but its Qt affinity stays with the UI thread on
+        # purpose: Qt then queues its signals to every receiver, plain Python callables included, on the
+        # UI thread (a callable connected to an object of the engine thread would run there instead).
         self._request = 0
         self.closed = False
         # Trainer events are drained here, on the UI thread, at most ~30 times a second.
@@ -358,18 +388,9 @@ class EngineHost(QObject):
         self.thread.start()
         self._submit("start")
 
-    def _loop(self) -> None:
-        """The engine thread: runs the queued requests one after another, in order."""
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            name, args = job
-            getattr(self.worker, name)(*args)
-
     def _submit(self, name: str, *args) -> None:
         if not self.closed:
-            self._jobs.put((name, args))
+            self.thread.jobs.put((name, args))
 
     # requests (queued onto the engine thread)
     def count_parameters(self, cfg_dict: dict) -> int:
@@ -415,8 +436,11 @@ class EngineHost(QObject):
     def is_training(self) -> bool:
         return self.worker.is_training()
 
-    def threads(self) -> list[threading.Thread]:
-        return [t for t in (self.thread, self.worker.train_thread) if t is not None and t.is_alive()]
+    def threads(self) -> list[str]:
+        """Names of the engine's threads still running (empty once shut down)."""
+        running = [self.thread.objectName()] if self.thread.isRunning() else []
+        train = self.worker.train_thread
+        return running + ([train.name] if train is not None and train.is_alive() else [])
 
     def shutdown(self, timeout_s: float = 60.0) -> bool:
         """Stop training (the trainer saves its checkpoint on the way out), cancel long work, end the
@@ -427,8 +451,8 @@ class EngineHost(QObject):
         self.flush_timer.stop()
         self.worker.stop_training()
         self.worker.cancel()
-        self._jobs.put(None)
         deadline = time.monotonic() + timeout_s
         trained = self.worker.join_training(timeout_s)
-        self.thread.join(max(0.1, deadline - time.monotonic()))
-        return trained and not self.thread.is_alive()
+        self.thread.jobs.put(None)  # run() returns once the request in hand (if any) is done
+        ended = self.thread.wait(max(100, int(1000 * (deadline - time.monotonic()))))
+        return trained and ended

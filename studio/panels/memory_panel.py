@@ -1,9 +1,10 @@
 """Memory: the central memory's slots as a heatmap, each slot's change since the last reset, the slots the
 last query wrote, and a replay slider over the recent frames.
 
-Frames arrive from the worker (after each query, and ≤ 30 a second during training). The image item
-is made once and redrawn with `setImage(autoLevels=False)` so the colour scale stays put and a change
-in the slots reads as a change in colour.
+Frames arrive from the worker (after each query, and ≤ 30 a second during training); every frame is
+kept for the replay slider, but the view redraws at most 30 times a second, showing the newest frame,
+however fast queries stream. The image item is made once and redrawn with `setImage(autoLevels=False)`
+so the colour scale stays put and a change in the slots reads as a change in colour.
 """
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 HISTORY = 300
+DRAW_INTERVAL_S = 1 / 30  # the most often the view redraws
 WRITE_COLOR = "#ff7f0e"
 BAR_COLOR = "#1f77b4"
 
@@ -33,6 +35,10 @@ class MemoryPanel(QWidget):
         self._shape: tuple[int, int] | None = None
         self._training_baseline: np.ndarray | None = None
         self.shown: dict | None = None
+        self._last_draw = 0.0
+        self._draw_timer = QTimer(self)
+        self._draw_timer.setSingleShot(True)
+        self._draw_timer.timeout.connect(self._draw_newest)
 
         self.source_label = QLabel("No memory to show yet: load a model or start training")
         self.source_label.setObjectName("memorySource")
@@ -69,8 +75,25 @@ class MemoryPanel(QWidget):
         self.bar_plot.getAxis("left").enableAutoSIPrefix(False)
         self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8, brush=BAR_COLOR)
         self.bar_plot.addItem(self.bars)
+        # Audio queries adapt through the audio domain memory (per-bin statistics of new acoustic
+        # domains), not the central slots: its stream domains are drawn here.
+        self.domain_plot = self.plots.addPlot(row=2, col=0, title="Audio domain memory: level offset of each "
+                                              "stream domain from the training audio (per mel bin)")
+        self.domain_plot.setLabel("bottom", "mel bin")
+        self.domain_plot.setLabel("left", "domain")
+        self.domain_plot.invertY(True)
+        self.domain_image = pg.ImageItem(axisOrder="row-major")
+        self.domain_plot.addItem(self.domain_image)
+        self.domain_colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=self.colormap, label="offset (log-mel)",
+                                               interactive=False, width=12)
+        self.domain_colorbar.setImageItem(self.domain_image, insert_in=self.domain_plot)
+        self._domain_bound = 1.0
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
+        self.plots.ci.layout.setRowStretchFactor(2, 2)
+        self.domain_label = QLabel("")
+        self.domain_label.setObjectName("domainSummary")
+        self.domain_label.setWordWrap(True)
         legend = QLabel(f"<span style='color:{WRITE_COLOR}'>▶ / orange bars</span>: slots the last query wrote")
 
         self.replay = QSlider(Qt.Horizontal)
@@ -93,6 +116,7 @@ class MemoryPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.plots, 1)
         layout.addWidget(legend)
+        layout.addWidget(self.domain_label)
         layout.addLayout(replay_row)
 
     # ------------------------------------------------------------------ input
@@ -116,13 +140,22 @@ class MemoryPanel(QWidget):
             change = np.linalg.norm(slots - self._training_baseline, axis=1)
         written = np.asarray(snapshot.get("last_write_slots", np.zeros(0)), dtype=np.int64)
         self.frames.append({"source": frame["source"], "step": frame.get("step", 0), "slots": slots,
-                            "change": change, "written": written, "write_count": snapshot.get("write_count", 0)})
+                            "change": change, "written": written, "write_count": snapshot.get("write_count", 0),
+                            "audio_domains": snapshot.get("audio_domains")})
         self.replay.blockSignals(True)
         self.replay.setRange(0, len(self.frames) - 1)
         if self.live.isChecked():
             self.replay.setValue(len(self.frames) - 1)
         self.replay.blockSignals(False)
         if self.live.isChecked():
+            wait = self._last_draw + DRAW_INTERVAL_S - time.perf_counter()
+            if wait <= 0:
+                self._draw_newest()
+            elif not self._draw_timer.isActive():
+                self._draw_timer.start(int(wait * 1000) + 1)
+
+    def _draw_newest(self) -> None:
+        if self.live.isChecked() and self.frames:
             self.show_frame(len(self.frames) - 1)
 
     def _replay_moved(self, index: int) -> None:
@@ -153,9 +186,11 @@ class MemoryPanel(QWidget):
         self.bars.setOpts(x=np.arange(n), height=frame["change"], width=0.8, brushes=brushes)
         top = float(frame["change"].max()) if n else 0.0
         self.bar_plot.setYRange(0, max(top * 1.1, 1e-3))
+        self._draw_domains(frame.get("audio_domains"))
         self.shown = frame
         self.frames_drawn += 1
         now = time.perf_counter()
+        self._last_draw = now
         self._fps_times.append(now)
         recent = [t for t in self._fps_times if now - t <= 1.0]
         self.fps_label.setText(f"{len(recent)} frames/s" if len(recent) >= 3 else "")
@@ -165,6 +200,35 @@ class MemoryPanel(QWidget):
             what = f"Retrieval model — {frame['write_count']} test-time writes since the last reset"
         self.source_label.setText(what)
         self.frame_label.setText(f"frame {index + 1}/{len(self.frames)}")
+
+    def _draw_domains(self, described: dict | None) -> None:
+        if not described:
+            self.domain_image.clear()
+            self.domain_label.setText("Audio domain memory: shown for the retrieval model (audio queries "
+                                      "with “Adapt memory” on open stream domains for new recording conditions)")
+            return
+        domains, n_mels = described["domains"], described["n_mels"]
+        rows = max(1, described["capacity"])
+        offsets = np.zeros((rows, n_mels), dtype=np.float32)
+        for i, domain in enumerate(domains[:rows]):
+            offsets[i] = domain["offset"]
+        bound = float(np.abs(offsets).max()) if domains else 0.0
+        if bound > self._domain_bound:  # the scale only grows, so colours stay comparable between frames
+            self._domain_bound = bound
+            self.domain_colorbar.setLevels((-bound, bound))
+        self.domain_image.setImage(offsets, autoLevels=False, levels=(-self._domain_bound, self._domain_bound))
+        self.domain_plot.setRange(xRange=(0, n_mels), yRange=(0, rows), padding=0.02)
+        route = described.get("last_route") or []
+        if not route:
+            last = "no audio query yet"
+        elif route[-1] == 0:
+            last = "last audio query: training domain (read as trained, untouched)"
+        else:
+            last = f"last audio query: stream domain {route[-1]}"
+        sizes = ", ".join(f"{i + 1}: {d['queries']} queries, {d['distance']:.1f}× threshold"
+                          for i, d in enumerate(domains))
+        self.domain_label.setText(f"Audio domain memory — {len(domains)} of {rows} stream domains"
+                                  f"{' (' + sizes + ')' if sizes else ''}; {last}")
 
     def total_change(self) -> float:
         return float(self.shown["change"].sum()) if self.shown else 0.0

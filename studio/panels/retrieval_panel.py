@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QGroup
 
 from studio import audio_capture
 from studio.dialogs import AUDIO_FILTER, CHECKPOINT_FILTER, IMAGE_FILTER
+from studio.panels.gallery_picker import GalleryPicker
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
 MODALITY_TITLES = {"image": "Images", "text": "Captions", "audio": "Spoken clips"}
@@ -128,6 +129,7 @@ def _escape(text: str) -> str:
 
 class RetrievalPanel(QWidget):
     load_checkpoint_requested = Signal(str)
+    gallery_requested = Signal(dict)        # {"source", "split", "limit"}
     message = Signal(str)
     query_shown = Signal(dict)
 
@@ -162,6 +164,9 @@ class RetrievalPanel(QWidget):
         status.addWidget(self.gallery_progress)
         status.addWidget(self.cancel_button)
         status.addWidget(self.load_button)
+        self.gallery_picker = GalleryPicker(file_dialogs=file_dialogs, settings=settings)
+        self.gallery_picker.requested.connect(self.request_gallery)
+        self._gallery_before = False
 
         # ----- image query
         self.drop_zone = DropZone()
@@ -314,6 +319,7 @@ class RetrievalPanel(QWidget):
         body.addLayout(right, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(status)
+        layout.addWidget(self.gallery_picker)
         layout.addLayout(body, 1)
 
         paste = QShortcut(QKeySequence.Paste, self, context=Qt.WidgetWithChildrenShortcut)
@@ -389,6 +395,7 @@ class RetrievalPanel(QWidget):
 
     def on_checkpoint_loaded(self, info: dict) -> None:
         self.model_ready = True
+        self._gallery_before = False  # a new model: the old gallery's embeddings no longer apply
         self.checkpoint_path = info["path"]
         audio = info["config"]["audio"]
         self.sample_rate, self.max_seconds = int(audio["sample_rate"]), float(audio["max_seconds"])
@@ -399,8 +406,24 @@ class RetrievalPanel(QWidget):
                                  "embedding the gallery…")
         self._update_enabled()
 
+    def request_gallery(self, choice: dict) -> None:
+        """"Use gallery": embed the picked items (the current gallery answers until they are ready)."""
+        if not self.model_ready:
+            self.show_error("Load a model first: the gallery is embedded with it")
+            return
+        problem = self.gallery_picker.problem()
+        if problem:
+            self.show_error(problem)
+            return
+        self._gallery_before = self.gallery_ready
+        self.gallery_ready = False
+        self.model_label.setText(self.model_label.text().split(" — ")[0] + " — embedding the gallery…")
+        self._update_enabled()
+        self.gallery_requested.emit(choice)
+
     def on_gallery_ready(self, info: dict) -> None:
         self.gallery_ready = True
+        self._gallery_before = True
         sizes = info["sizes"]
         parts = [f"{sizes[m]} {MODALITY_TITLES[m].lower()}" for m in ("image", "text", "audio") if m in sizes]
         name = self.model_label.text().split(" — ")[0]
@@ -424,9 +447,13 @@ class RetrievalPanel(QWidget):
         if topic == "gallery" and outcome != "done":
             self.gallery_progress.setVisible(False)
             self.cancel_button.setVisible(False)
-            if outcome == "cancelled":
-                self.model_label.setText(self.model_label.text().split(" — ")[0] +
-                                         " — gallery cancelled: load the checkpoint again to search")
+            # A cancelled or failed build leaves the previous gallery (if any) in use.
+            self.gallery_ready = self._gallery_before and self.model_ready
+            what = "cancelled" if outcome == "cancelled" else "not built"
+            then = "the previous gallery is still searched" if self.gallery_ready else \
+                "pick a gallery and press “Use gallery”"
+            self.model_label.setText(self.model_label.text().split(" — ")[0] + f" — new gallery {what}: {then}")
+            self._update_enabled()
         if topic == "query" and outcome != "done":
             self.pending = max(0, self.pending - 1)
 

@@ -109,6 +109,8 @@ def test_adapting_moves_the_memory_view_and_reset_restores_it(ready_window, qtbo
         with qtbot.waitSignal(ready_window.host.worker.memory, timeout=30_000):
             panel.text.setText(text)
             panel.search_button.click()
+    # the view redraws at most 30 times a second: wait for the newest frame to be drawn
+    qtbot.waitUntil(lambda: memory.shown is not None and memory.shown["write_count"] >= 3, timeout=5_000)
     assert memory.total_change() > 0.0
     assert len(memory.shown["written"]) > 0, "the slots the last query wrote are highlighted"
     assert not np.array_equal(memory.shown["slots"], trained)
@@ -116,9 +118,37 @@ def test_adapting_moves_the_memory_view_and_reset_restores_it(ready_window, qtbo
 
     with qtbot.waitSignal(ready_window.host.worker.memory, timeout=30_000):
         panel.reset_button.click()
+    qtbot.waitUntil(lambda: memory.total_change() == 0.0, timeout=5_000)
     assert memory.total_change() == 0.0
     np.testing.assert_array_equal(memory.shown["slots"], trained)
 
     memory.replay.setValue(memory.replay.maximum() - 1)     # replay: the frame before the reset
     assert not memory.live.isChecked()
     assert memory.total_change() > 0.0
+
+
+def test_the_gallery_picker_embeds_another_gallery_and_a_bad_one_keeps_the_old(ready_window, qtbot, tmp_path):
+    panel, worker = ready_window.retrieval_panel, ready_window.host.worker
+    picker = panel.gallery_picker
+    picker.set_choice("builtin", "val", 30)
+    with qtbot.waitSignal(worker.gallery_ready, timeout=60_000) as blocker:
+        qtbot.mouseClick(picker.use_button, Qt.LeftButton)
+    info = blocker.args[0]
+    assert (info["source"], info["split"]) == ("builtin", "val")
+    assert info["sizes"] == {"image": 30, "text": 30, "audio": 30}
+    assert "builtin/val" in panel.model_label.text() and panel.search_button.isEnabled()
+    assert int(ready_window.settings.value("gallery/size")) == 30   # remembered for the next launch
+
+    picker.set_choice(f"folder:{tmp_path / 'no such folder'}", "all", 10)
+    with qtbot.waitSignal(worker.task_finished, timeout=30_000,
+                          check_params_cb=lambda topic, outcome: topic == "gallery") as blocker:
+        qtbot.mouseClick(picker.use_button, Qt.LeftButton)
+    assert blocker.args == ["gallery", "failed"]
+    assert any(topic == "gallery" and "no such folder" in message for topic, message in ready_window.errors)
+    ready_window.errors.clear()
+    qtbot.waitUntil(lambda: "previous gallery is still searched" in panel.model_label.text(), timeout=5_000)
+    assert panel.gallery_ready and "no such folder" in panel.error_label.text()
+    with qtbot.waitSignal(worker.query_done, timeout=30_000) as blocker:
+        panel.text.setText("forty two")
+        panel.search_button.click()
+    assert len(blocker.args[0]["results"]["image"]) == panel.k.value()   # still the 30-item gallery
