@@ -224,7 +224,9 @@ def _print_kernels_table(result: dict) -> None:
         print(f"{row['T']:>6} {row['recurrent_ms']:>14.1f} {row['chunked_ms']:>12.1f} {row['speedup']:>8.1f}x")
     t = result["train_step"]
     print(f"\nTraining step: {t['samples_per_s']:.0f} samples/s, {t['gflops']:.1f} GFLOP/s "
-          f"of a {t['peak_gflops']:.0f} GFLOP/s torch.mm peak ({100 * t['fraction_of_peak']:.0f}%)")
+          f"of a {t['peak_gflops']:.0f} GFLOP/s {t['peak_precision']} torch.mm peak ({100 * t['fraction_of_peak']:.0f}%)"
+          + ("" if t["peak_precision"] == "float32" else
+             f"; {100 * t['gflops'] / t['fp32_peak_gflops']:.0f}% of the {t['fp32_peak_gflops']:.0f} GFLOP/s fp32 peak"))
 
 
 class _OrderedQueries(argparse.Action):

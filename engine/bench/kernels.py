@@ -4,7 +4,8 @@
 - training-step throughput (samples/s) of a config (default configs/tiny.yaml) on synthetic batches
   of real shapes;
 - the step's achieved GFLOP/s (FLOPs counted by torch.utils.flop_counter) against this machine's own
-  fp32 `torch.mm` peak, measured in the same run.
+  `torch.mm` peak in the step's precision (fp32, or bf16 when the config autocasts to it), measured in the
+  same run.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.config import NLMMConfig
-from engine.device import pick_device
+from engine.device import autocast_dtype, pick_device
 from engine.layers.fast_weights import fast_weight_chunked, fast_weight_recurrent
 from engine.models.nlmm import NLMM
 from engine.training.step import TrainStep, synthetic_batch
@@ -65,8 +66,9 @@ def delta_rule_timings(device: torch.device, lengths=(256, 1024), batch=8, heads
     return rows
 
 
-def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 5,
+                       dtype: torch.dtype = torch.float32) -> float:
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     seconds = min(_median_seconds(lambda: torch.mm(a, b), device, repeats=3) for _ in range(repeats))
     return 2 * size**3 / seconds / 1e9
 
@@ -92,12 +94,19 @@ def run(cfg: NLMMConfig, device: str | None = None, progress=print, quick: bool 
     dev = pick_device(device)
     progress(f"device: {dev}, torch threads: {torch.get_num_threads()}")
     delta = delta_rule_timings(dev, lengths=(32, 64) if quick else (256, 1024), progress=progress)
-    peak = matmul_peak_gflops(dev, size=256 if quick else 2048, repeats=1 if quick else 5)
-    progress(f"torch.mm fp32 peak: {peak:.0f} GFLOP/s")
+    size, repeats = (256, 1) if quick else (2048, 5)
+    fp32_peak = matmul_peak_gflops(dev, size, repeats)
+    progress(f"torch.mm fp32 peak: {fp32_peak:.0f} GFLOP/s")
+    step_dtype = autocast_dtype(cfg.precision, dev) or torch.float32
+    peak = fp32_peak if step_dtype == torch.float32 else matmul_peak_gflops(dev, size, repeats, step_dtype)
+    precision = str(step_dtype).replace("torch.", "")
+    if step_dtype != torch.float32:
+        progress(f"torch.mm {precision} peak: {peak:.0f} GFLOP/s (the step autocasts to {precision})")
     if quick:
         cfg.data.batch_size = 4
     train = train_step_throughput(cfg, dev, steps=1 if quick else 10, progress=progress)
-    train["peak_gflops"] = peak
-    train["fraction_of_peak"] = train["gflops"] / peak
-    progress(f"train step: {train['gflops']:.0f} GFLOP/s = {100 * train['fraction_of_peak']:.0f}% of peak")
+    train.update(peak_gflops=peak, peak_precision=precision, fp32_peak_gflops=fp32_peak,
+                 fraction_of_peak=train["gflops"] / peak)
+    progress(f"train step: {train['gflops']:.0f} GFLOP/s = {100 * train['fraction_of_peak']:.0f}% of the "
+             f"{precision} peak")
     return {"device": str(dev), "delta_rule": delta, "train_step": train}

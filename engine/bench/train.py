@@ -14,7 +14,7 @@ from engine.training.trainer import Trainer
 TARGETS = {"image->text": 0.90, "audio->image": 0.80}
 
 
-def run(cfg: NLMMConfig, device: str | None = None, budget_s: float = 300.0, eval_every: int = 100,
+def run(cfg: NLMMConfig, device: str | None = None, budget_s: float = 300.0, eval_every: int = 50,
         progress=print) -> dict:
     cfg.train.eval_every = 10**9  # the benchmark evaluates on the test split itself
     cfg.train.checkpoint_every = 10**9

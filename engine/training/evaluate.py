@@ -83,7 +83,8 @@ def recall_at(queries: EmbeddedGallery, gallery: EmbeddedGallery, ks=KS) -> dict
     scores = queries.embeddings @ gallery.embeddings.T
     top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
     hits = gallery.ids[top] == queries.ids[:, None]
-    return {f"R@{k}": float(hits[:, :k].any(dim=1).float().mean()) for k in ks}
+    # hits / queries in Python floats: a float32 mean makes 540 of 600 read 0.89999998, below a 0.90 target
+    return {f"R@{k}": int(hits[:, :k].any(dim=1).sum()) / len(queries.ids) for k in ks}
 
 
 def evaluate(model, items: list[Item], cfg: NLMMConfig, tokenizer: Tokenizer, device: torch.device,
