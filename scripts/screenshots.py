@@ -99,6 +99,16 @@ def main() -> int:
     retrieval.adapt.setChecked(True)
     for item in test[200:206]:
         query(lambda item=item: retrieval.query_file(str(item.image)))
+    # noisy, pitch-shifted recordings (as `nlmm bench ttt` makes them) open a stream domain in the
+    # audio domain memory
+    import soundfile
+    from engine.bench.ttt import shift_domain
+    from engine.data.audio import load_audio
+    noisy = Path(tempfile.mkdtemp(prefix="nlmm-noisy-"))
+    for n, item in enumerate(test[300:305]):
+        path = noisy / f"noisy-{n}.wav"
+        soundfile.write(str(path), shift_domain(load_audio(item.audio, 16000), 16000, 3.0, 10.0, seed=n), 16000)
+        query(lambda path=path: retrieval.query_file(str(path)))
     retrieval.text.setText("sixty one")
     query(retrieval.query_text)
     shot("4-memory-after-adaptation", "memory")

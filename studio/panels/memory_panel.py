@@ -217,10 +217,11 @@ class MemoryPanel(QWidget):
             self._domain_bound = bound
             self.domain_colorbar.setLevels((-bound, bound))
         self.domain_image.setImage(offsets, autoLevels=False, levels=(-self._domain_bound, self._domain_bound))
-        self.domain_plot.setRange(xRange=(0, n_mels), yRange=(0, rows), padding=0.02)
+        self.domain_image.setRect(0, 0.5, n_mels, rows)  # row i is stream domain i + 1, as the summary counts
+        self.domain_plot.setRange(xRange=(0, n_mels), yRange=(0.5, rows + 0.5), padding=0.02)
         route = described.get("last_route") or []
         if not route:
-            last = "no audio query yet"
+            last = "no audio query routed yet (routing starts with “Adapt memory” on)"
         elif route[-1] == 0:
             last = "last audio query: training domain (read as trained, untouched)"
         else:
