@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
+from studio import gc_guard
+
 FLUSH_INTERVAL_MS = 33      # ≤ 30 updates a second reach the UI
 PROGRESS_INTERVAL_S = 0.05  # progress reports at most 20 times a second
 
@@ -383,6 +385,7 @@ class EngineHost(QObject):
 
     def __init__(self, parent: QObject | None = None, device: str | None = None):
         super().__init__(parent)
+        gc_guard.install()  # cyclic garbage (Qt widgets among it) is freed on the UI thread only
         self.worker = EngineWorker(device)
         self.thread = EngineThread(self.worker)
         self.thread.setObjectName("nlmm-engine")

@@ -7,10 +7,10 @@ a user can point it at a Flickr8k folder or a folder of their own (items.csv), p
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
-                               QWidget)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
-SOURCES = [("Built-in set", "builtin"), ("Flickr8k folder", "flickr8k"), ("My data folder", "folder")]
+from studio.panels.data_source import DataSourceFields
+
 SPLITS = [("test", "test"), ("validation", "val"), ("train", "train"), ("all items", "all")]
 MAX_ITEMS = 100_000
 
@@ -22,15 +22,11 @@ class GalleryPicker(QWidget):
         super().__init__(parent)
         self.setObjectName("galleryPicker")
         self.dialogs, self.settings = file_dialogs, settings
-        self.source = QComboBox()
+        self.data_source = DataSourceFields(self, file_dialogs, placeholder="folder (Flickr8k or your own items.csv)",
+                                            tooltip="Where the items that queries are ranked against come from",
+                                            browse_title="Choose the gallery's folder")
+        self.source, self.path, self.browse = self.data_source.kind, self.data_source.path, self.data_source.browse
         self.source.setObjectName("gallerySource")
-        for title, key in SOURCES:
-            self.source.addItem(title, key)
-        self.source.setToolTip("Where the items that queries are ranked against come from")
-        self.path = QLineEdit()
-        self.path.setPlaceholderText("folder (Flickr8k or your own items.csv)")
-        self.browse = QPushButton("Browse…")
-        self.browse.clicked.connect(self._browse)
         self.split = QComboBox()
         self.split.setObjectName("gallerySplit")
         for title, key in SPLITS:
@@ -46,7 +42,6 @@ class GalleryPicker(QWidget):
         self.use_button.setObjectName("useGallery")
         self.use_button.setToolTip("Embed these items with the loaded model and search them")
         self.use_button.clicked.connect(self.request)
-        self.source.currentIndexChanged.connect(self._source_changed)
 
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -61,22 +56,16 @@ class GalleryPicker(QWidget):
             self.set_choice(str(settings.value("gallery/source", "builtin") or "builtin"),
                             str(settings.value("gallery/split", "test") or "test"),
                             int(settings.value("gallery/size", size) or size))
-        self._source_changed()
 
     # ------------------------------------------------------------------ state
     def spec(self) -> str:
-        kind = self.source.currentData()
-        return "builtin" if kind == "builtin" else f"{kind}:{self.path.text().strip()}"
+        return self.data_source.spec()
 
     def choice(self) -> dict:
         return {"source": self.spec(), "split": self.split.currentData(), "limit": self.size.value()}
 
     def set_choice(self, source: str, split: str = "test", size: int | None = None) -> None:
-        kind, _, path = source.partition(":")
-        index = self.source.findData(kind)
-        if index >= 0:
-            self.source.setCurrentIndex(index)
-            self.path.setText(path)
+        self.data_source.set_spec(source)
         index = self.split.findData(split)
         if index >= 0:
             self.split.setCurrentIndex(index)
@@ -85,9 +74,7 @@ class GalleryPicker(QWidget):
 
     def problem(self) -> str:
         """Why the current choice cannot be used ('' when it can)."""
-        if self.source.currentData() != "builtin" and not self.path.text().strip():
-            return "Choose the gallery's folder first"
-        return ""
+        return self.data_source.problem()
 
     # ------------------------------------------------------------------ actions
     def request(self) -> None:
@@ -97,14 +84,3 @@ class GalleryPicker(QWidget):
             self.settings.setValue("gallery/split", choice["split"])
             self.settings.setValue("gallery/size", choice["limit"])
         self.requested.emit(self.choice())
-
-    def _source_changed(self) -> None:
-        needs_path = self.source.currentData() != "builtin"
-        self.path.setEnabled(needs_path)
-        self.browse.setEnabled(needs_path)
-
-    def _browse(self) -> None:
-        folder = self.dialogs.folder(self, "Choose the gallery's folder") if self.dialogs else \
-            QFileDialog.getExistingDirectory(self, "Choose the gallery's folder")
-        if folder:
-            self.path.setText(folder)

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
                                QSplitter, QVBoxLayout, QWidget)
 
 from studio.curves import GrowingArray, Series
+from studio.panels.data_source import DataSourceFields
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 PAIRS = ["image-text", "image-audio", "text-audio"]
 DIRECTIONS = ["image->text", "text->image", "image->audio", "audio->image", "text->audio", "audio->text"]
-SOURCES = [("Built-in demo set", "builtin"), ("Flickr8k folder", "flickr8k"), ("My data folder", "folder")]
 
 
 def format_eta(seconds: float | None) -> str:
@@ -58,22 +58,17 @@ class TrainingPanel(QWidget):
         self.step = 0
 
         # ----- data source and device
-        self.source = QComboBox()
-        for title, key in SOURCES:
-            self.source.addItem(title, key)
-        self.source.setToolTip("What to train on: the built-in spoken-numbers set, Flickr8k + audio captions, "
-                               "or your own folder (items.csv)")
-        self.source_path = QLineEdit()
-        self.source_path.setPlaceholderText("folder (for Flickr8k or your own data)")
-        self.browse_button = QPushButton("Browse…")
-        self.browse_button.clicked.connect(self._browse)
-        self.source.currentIndexChanged.connect(self._source_changed)
+        self.data_source = DataSourceFields(
+            self, self.dialogs, placeholder="folder (for Flickr8k or your own data)",
+            tooltip="What to train on: the built-in spoken-numbers set, Flickr8k + audio captions, "
+                    "or your own folder (items.csv)")
+        self.source, self.source_path, self.browse_button = (self.data_source.kind, self.data_source.path,
+                                                             self.data_source.browse)
         self.device = QComboBox()
         self.device.addItem("Auto", None)
         self.device.addItem("CPU", "cpu")
         self.device.addItem("CUDA GPU", "cuda")
         self.device.setToolTip("Auto: CUDA when a GPU is present, else the CPU")
-        self._source_changed()
 
         # ----- controls
         self.train_button = QPushButton("Train")
@@ -214,37 +209,19 @@ class TrainingPanel(QWidget):
         self._update_buttons()
 
     # ------------------------------------------------------------------ data source
-    def _source_changed(self, *_) -> None:
-        needs_path = self.source.currentData() != "builtin"
-        self.source_path.setEnabled(needs_path)
-        self.browse_button.setEnabled(needs_path)
-
-    def _browse(self) -> None:
-        folder = self.dialogs.folder(self, "Choose the data folder") if self.dialogs else \
-            QFileDialog.getExistingDirectory(self, "Choose the data folder")
-        if folder:
-            self.source_path.setText(folder)
-
     def data_spec(self) -> str:
-        kind = self.source.currentData()
-        if kind == "builtin":
-            return "builtin"
-        return f"{kind}:{self.source_path.text().strip()}"
+        return self.data_source.spec()
 
     def set_data_spec(self, spec: str) -> None:
-        kind, _, path = spec.partition(":")
-        index = self.source.findData(kind)
-        if index >= 0:
-            self.source.setCurrentIndex(index)
-            self.source_path.setText(path)
+        self.data_source.set_spec(spec)
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
         if self.state != "idle" or not self.config_valid:
             return
-        kind = self.source.currentData()
-        if kind != "builtin" and not self.source_path.text().strip():
-            self.reason_label.setText("Choose the data folder first.")
+        problem = self.data_source.problem()
+        if problem:
+            self.reason_label.setText(problem)
             return
         self.state = "starting"
         self.reason_label.setText("")
@@ -290,7 +267,7 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(self.state == "running")
         self.resume_button.setEnabled(self.state == "paused")
         self.stop_button.setEnabled(self.state in ("running", "paused"))
-        self.source.setEnabled(idle)
+        self.data_source.set_enabled(idle)
         self.device.setEnabled(idle)
 
     # ------------------------------------------------------------------ worker events

@@ -1,0 +1,42 @@
+"""Garbage collection on the UI thread only.
+
+Python's cyclic garbage collector runs on whichever thread happens to allocate when a threshold is
+crossed. In the studio that is often the engine or trainer thread (torch.load, batches), and a cycle it
+frees may hold Qt widgets — a result row, a closed window's panels — whose destruction off the UI
+thread crashes Qt (a segfault seen while the engine loaded a checkpoint). So automatic collection is
+switched off and a UI-thread timer collects instead, generation by generation as the thresholds say.
+"""
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QCoreApplication, QObject, QTimer
+
+INTERVAL_MS = 200
+
+_guard = None
+
+
+class GarbageCollector(QObject):
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.threshold = gc.get_threshold()
+        self.timer = QTimer(self)
+        self.timer.setInterval(INTERVAL_MS)
+        self.timer.timeout.connect(self.check)
+        gc.disable()
+        self.timer.start()
+
+    def check(self) -> None:
+        c0, c1, c2 = gc.get_count()
+        if c0 > self.threshold[0]:
+            generation = 2 if c2 > self.threshold[2] else 1 if c1 > self.threshold[1] else 0
+            gc.collect(generation)
+
+
+def install() -> GarbageCollector:
+    """Once per process, after the QApplication exists; lives as long as the application."""
+    global _guard
+    if _guard is None:
+        _guard = GarbageCollector(QCoreApplication.instance())
+    return _guard
