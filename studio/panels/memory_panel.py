@@ -72,6 +72,7 @@ class MemoryPanel(QWidget):
         self.bar_plot.setLabel("bottom", "slot")
         self.bar_plot.setLabel("left", "‖Δ slot‖")
         self.bar_plot.showGrid(y=True, alpha=0.25)
+        self.bar_plot.getAxis("left").setStyle(maxTickLevel=0)  # major grid lines only: cheaper repaints
         self.bar_plot.getAxis("left").enableAutoSIPrefix(False)
         self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8, brush=BAR_COLOR)
         self.bar_plot.addItem(self.bars)

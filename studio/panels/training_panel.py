@@ -119,6 +119,8 @@ class TrainingPanel(QWidget):
             plot.setLabel("bottom", "training step")
             plot.setLabel("left", ylabel)
             plot.showGrid(x=True, y=True, alpha=0.25)
+            for side in ("bottom", "left"):  # major ticks only: minor grid lines and labels slowed each repaint
+                plot.getAxis(side).setStyle(maxTickLevel=0)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             legend = plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
@@ -349,8 +351,10 @@ class TrainingPanel(QWidget):
         self.level_items = {}
         for i, name in enumerate(self.levels):
             chunk = f" (every {chunk_sizes[i]})" if chunk_sizes else ""
-            self.level_items[name] = pg.ScatterPlotItem(symbol="|", size=10, pen=_pen(PALETTE[i % len(PALETTE)], 255, 1.5),
-                                                        brush=None, name=f"{name}{chunk}")
+            # one short vertical line per step, drawn as line pairs: thousands of them stay cheap to
+            # repaint, where as many scatter symbols slowed every redraw of a long run
+            self.level_items[name] = pg.PlotDataItem(pen=_pen(PALETTE[i % len(PALETTE)], 255, 1.5), connect="pairs",
+                                                     name=f"{name}{chunk}")
             self.steps_plot.addItem(self.level_items[name])
         axis = self.steps_plot.getAxis("left")
         axis.setTicks([[(i, name) for i, name in enumerate(self.levels)]])
@@ -396,7 +400,8 @@ class TrainingPanel(QWidget):
         for i, name in enumerate(self.levels):
             xs = self.level_steps[name].view()
             if len(xs):
-                self.level_items[name].setData(xs, np.full(len(xs), float(i)))
+                ys = np.tile(np.array([i - 0.3, i + 0.3]), len(xs))
+                self.level_items[name].setData(np.repeat(xs, 2).astype(float), ys)
         self.redraws += 1
 
     def curve_points(self) -> dict:
