@@ -142,17 +142,27 @@ class AudioCapture(QObject):
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(self._recorded).astype(np.float32) / 32768.0
 
-    def stop(self) -> None:
-        """End the recording and emit `finished` with what was captured (even if short)."""
+    def _end_stream(self, drain: bool) -> bool:
+        """Close the input stream (`drain`: let PortAudio deliver what it holds, else drop it). False when
+        there was none."""
         if self._stream is None:
-            return
+            return False
         self._timer.stop()
         stream, self._stream = self._stream, None
         try:
-            stream.stop()
+            if drain:
+                stream.stop()
+            else:
+                stream.abort()
             stream.close()
         except Exception:  # noqa: BLE001 - a device that vanished mid-recording still ends the recording
             pass
+        return True
+
+    def stop(self) -> None:
+        """End the recording and emit `finished` with what was captured (even if short)."""
+        if not self._end_stream(drain=True):
+            return
         with self._lock:
             blocks, self._blocks = self._blocks, []
         if blocks and self._frames < self.max_frames:
@@ -164,12 +174,4 @@ class AudioCapture(QObject):
 
     def abort(self) -> None:
         """Stop without emitting a result (window closing)."""
-        if self._stream is None:
-            return
-        self._timer.stop()
-        stream, self._stream = self._stream, None
-        try:
-            stream.abort()
-            stream.close()
-        except Exception:  # noqa: BLE001
-            pass
+        self._end_stream(drain=False)

@@ -303,11 +303,12 @@ class EngineWorker(QObject):
         previous gallery stays until the new one is complete."""
         if self.retriever is None:
             raise RuntimeError("load a checkpoint first")
+        from engine.data.dataset import SPLITS
         from engine.data.sources import load_source
         self.progress.emit("gallery", 0, 0)
         data = load_source(source)
         if split == "all":
-            items = [item for name in ("train", "val", "test") for item in data.splits.get(name, [])]
+            items = [item for name in SPLITS for item in data.splits.get(name, [])]
         else:
             items = data.splits.get(split, [])
         items = sample_items(items, limit)

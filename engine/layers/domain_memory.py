@@ -48,7 +48,7 @@ class DomainMemory(nn.Module):
     def signature(frames: torch.Tensor) -> torch.Tensor:
         """What identifies a domain: the per-bin mean and the per-bin floor (10th percentile) over frames;
         the floor is where a noise background shows."""
-        return torch.cat([frames.mean(0), frames.quantile(0.1, dim=0)])
+        return DomainMemory._signatures(frames.T[None], None)[0]
 
     @staticmethod
     def _signatures(mel: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -149,7 +149,7 @@ class DomainMemory(nn.Module):
                             "distance": float(self._distance(slot["center"], self.train_signature)) / threshold,
                             "offset": (mean - self.train_mean).float().cpu().numpy().copy()})
         return {"domains": domains, "last_route": list(self.last_route), "n_mels": int(self.train_mean.numel()),
-                "capacity": int(self.n_slots), "trained": bool(self.updates > 0)}
+                "capacity": int(self.n_slots)}
 
 
 def _rank_mean(value: torch.Tensor) -> torch.Tensor:

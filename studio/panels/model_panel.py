@@ -40,7 +40,8 @@ MODEL_FIELDS = [
     ("hope.enable", "Self-modifying q/k/v (HOPE)", "bool", None, None),
     ("hope.mode", "HOPE update", "choice", DELTA_RULES, None),
     ("hope.lr", "HOPE rate", "float", None, None),
-    ("precision", "Precision", "choice", PRECISIONS, "auto: bf16 on a CUDA GPU that supports it, else fp32"),
+    ("precision", "Precision", "choice", PRECISIONS, "auto: bf16 on a CUDA GPU that supports it, else fp32; "
+                                                  "bf16: also on CPUs that have it natively (AVX512-BF16, AMX)"),
 ]
 TTT_FIELDS = [
     ("ttt.enable", "Test-time writes", "bool", None, "Queries may write into the central memory (adapt)"),

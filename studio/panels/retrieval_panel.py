@@ -167,6 +167,7 @@ class RetrievalPanel(QWidget):
         self.gallery_picker = GalleryPicker(file_dialogs=file_dialogs, settings=settings)
         self.gallery_picker.requested.connect(self.request_gallery)
         self._gallery_before = False
+        self.model_title = "Model"
 
         # ----- image query
         self.drop_zone = DropZone()
@@ -402,9 +403,12 @@ class RetrievalPanel(QWidget):
         self.capture.sample_rate = self.sample_rate
         self.capture.max_frames = int(self.sample_rate * self.max_seconds)
         self.waveform.setXRange(0, self.max_seconds)
-        self.model_label.setText(f"Model <b>{info['name']}</b> ({Path(info['path']).name}, {info['device']}) — "
-                                 "embedding the gallery…")
+        self.model_title = f"Model <b>{info['name']}</b> ({Path(info['path']).name}, {info['device']})"
+        self._gallery_status("embedding the gallery…")
         self._update_enabled()
+
+    def _gallery_status(self, text: str) -> None:
+        self.model_label.setText(f"{self.model_title} — {text}")
 
     def request_gallery(self, choice: dict) -> None:
         """"Use gallery": embed the picked items (the current gallery answers until they are ready)."""
@@ -417,7 +421,7 @@ class RetrievalPanel(QWidget):
             return
         self._gallery_before = self.gallery_ready
         self.gallery_ready = False
-        self.model_label.setText(self.model_label.text().split(" — ")[0] + " — embedding the gallery…")
+        self._gallery_status("embedding the gallery…")
         self._update_enabled()
         self.gallery_requested.emit(choice)
 
@@ -426,8 +430,7 @@ class RetrievalPanel(QWidget):
         self._gallery_before = True
         sizes = info["sizes"]
         parts = [f"{sizes[m]} {MODALITY_TITLES[m].lower()}" for m in ("image", "text", "audio") if m in sizes]
-        name = self.model_label.text().split(" — ")[0]
-        self.model_label.setText(f"{name} — gallery of {info['source']}/{info['split']}: {', '.join(parts)}")
+        self._gallery_status(f"gallery of {info['source']}/{info['split']}: {', '.join(parts)}")
         self.gallery_progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self._update_enabled()
@@ -452,7 +455,7 @@ class RetrievalPanel(QWidget):
             what = "cancelled" if outcome == "cancelled" else "not built"
             then = "the previous gallery is still searched" if self.gallery_ready else \
                 "pick a gallery and press “Use gallery”"
-            self.model_label.setText(self.model_label.text().split(" — ")[0] + f" — new gallery {what}: {then}")
+            self._gallery_status(f"new gallery {what}: {then}")
             self._update_enabled()
         if topic == "query" and outcome != "done":
             self.pending = max(0, self.pending - 1)
