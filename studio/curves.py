@@ -57,16 +57,20 @@ class EmaSmoother:
 
 
 class Series:
-    """One curve: x (step), raw y, smoothed y, kept in step with a smoothing weight."""
+    """One curve: x (step), raw y, smoothed y, kept in step with a smoothing weight, and the running
+    bounds of its finite values (the plot's view follows them without scanning the arrays)."""
 
     def __init__(self, weight: float = 0.0):
         self.x, self.y, self.smooth = GrowingArray(), GrowingArray(), GrowingArray()
         self._smoother = EmaSmoother(weight)
+        self.low, self.high = math.inf, -math.inf
 
     def append(self, x: float, y: float) -> None:
         self.x.append(x)
         self.y.append(y)
         self.smooth.append(self._smoother.push(y))
+        if math.isfinite(y):
+            self.low, self.high = min(self.low, y), max(self.high, y)
 
     def set_weight(self, weight: float) -> None:
         self._smoother = EmaSmoother(weight)
@@ -74,5 +78,22 @@ class Series:
         for value in self.y.view():
             self.smooth.append(self._smoother.push(float(value)))
 
+    def bounds(self) -> tuple[float, float] | None:
+        """(min, max) of the finite raw values (the smoothed curve lies between them), None when empty."""
+        return (self.low, self.high) if self.low <= self.high else None
+
     def __len__(self) -> int:
         return len(self.x)
+
+
+def one_per_pixel(xs: np.ndarray, x0: float, x1: float, pixels: float) -> np.ndarray:
+    """The visible sorted positions `xs` in [x0, x1], at most one per pixel column: markers drawn at
+    every step of a long run would cost a line each (thousands) for the same picture."""
+    visible = xs[np.searchsorted(xs, x0, side="left"):np.searchsorted(xs, x1, side="right")]
+    if pixels <= 0 or len(visible) <= pixels:
+        return visible
+    per_pixel = (x1 - x0) / pixels
+    columns = np.floor((visible - x0) / per_pixel)
+    keep = np.ones(len(visible), dtype=bool)
+    keep[1:] = columns[1:] != columns[:-1]
+    return visible[keep]

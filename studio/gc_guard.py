@@ -6,9 +6,11 @@ frees may hold Qt widgets — a result row, a closed window's panels — whose d
 thread crashes Qt (a segfault seen while the engine loaded a checkpoint). So automatic collection is
 switched off and a UI-thread timer collects instead, generation by generation as the thresholds say.
 
-A full collection scans every object: with torch and Qt loaded that took 177 ms here, a visible freeze.
-Objects that survive one are long-lived (modules, the model, the panels), so they are moved to the
-permanent generation (`gc.freeze`) and later full collections only scan what came after. The price:
+A full collection scans every object: with torch and Qt loaded that took 150-177 ms here, a visible
+freeze (the largest stall the studio had while training). So what long work leaves behind — torch's
+modules once the engine started, a loaded model, a gallery, a trainer's data — is moved to the permanent
+generation (`gc.freeze`, after collecting the young generations) as soon as that work ends: full
+collections then scan only what came after. Survivors of a full collection are frozen as well. The price:
 a cycle among frozen objects that becomes garbage later is never freed — small, next to a UI stall.
 """
 from __future__ import annotations
@@ -39,6 +41,12 @@ class GarbageCollector(QObject):
             gc.collect(generation)
             if generation == 2:
                 gc.freeze()
+
+
+def settle() -> None:
+    """After long work that built long-lived objects: collect the young generations (cheap), freeze the rest."""
+    gc.collect(1)
+    gc.freeze()
 
 
 def install() -> GarbageCollector:

@@ -401,6 +401,10 @@ class EngineHost(QObject):
         self.flush_timer.timeout.connect(self.worker.flush)
         self.worker.training_started.connect(lambda _: self.flush_timer.start())
         self.worker.training_finished.connect(lambda _: self.flush_timer.stop())
+        # what long work leaves behind lives long: out of the full collections' way (studio/gc_guard.py)
+        for done in (self.worker.device_info, self.worker.checkpoint_loaded, self.worker.gallery_ready,
+                     self.worker.training_started):
+            done.connect(lambda *_: gc_guard.settle())
         self.thread.start()
         self._submit("start")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMimeData, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
@@ -25,6 +25,7 @@ from studio.panels.gallery_picker import GalleryPicker
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
 MODALITY_TITLES = {"image": "Images", "text": "Captions", "audio": "Spoken clips"}
+ROWS_INTERVAL_S = 0.1   # answers arriving faster than this (a stream of queries) are shown coalesced
 
 
 class DropZone(QLabel):
@@ -131,7 +132,7 @@ class RetrievalPanel(QWidget):
     load_checkpoint_requested = Signal(str)
     gallery_requested = Signal(dict)        # {"source", "split", "limit"}
     message = Signal(str)
-    query_shown = Signal(dict)
+    query_shown = Signal(object)            # the result rows now show this answer (the worker's dict)
 
     def __init__(self, parent: QWidget | None = None, file_dialogs=None, settings=None):
         super().__init__(parent)
@@ -307,6 +308,13 @@ class RetrievalPanel(QWidget):
         self.results_layout = QHBoxLayout(self.results_widget)
         self.results_area.setWidget(self.results_widget)
         self.result_rows: dict[str, list[ResultRow]] = {}
+        # Rows are widgets (thumbnails, rich text): rebuilding them costs ~5-10 ms, so a stream of answers
+        # shows the newest at most 10 times a second; a single query is shown at once.
+        self._rows_due: dict | None = None
+        self._rows_shown_at = -1.0
+        self._rows_timer = QTimer(self)
+        self._rows_timer.setSingleShot(True)
+        self._rows_timer.timeout.connect(self._show_due_results)
         right = QVBoxLayout()
         header = QHBoxLayout()
         header.addWidget(self.query_label, 1)
@@ -588,6 +596,18 @@ class RetrievalPanel(QWidget):
         self.query_label.setText(f"Query ({result['modality']}): {tag.get('description', result['query'])}{adapt}")
         self.latency_label.setText(f"{result['latency_ms']:.0f} ms")
         self.latency_label.setToolTip("Time the model took: preparing the input, embedding it, ranking the gallery")
+        self._rows_due = result
+        wait = self._rows_shown_at + ROWS_INTERVAL_S - time.monotonic()
+        if wait <= 0:
+            self._show_due_results()
+        elif not self._rows_timer.isActive():
+            self._rows_timer.start(int(1000 * wait) + 1)
+
+    def _show_due_results(self) -> None:
+        result, self._rows_due = self._rows_due, None
+        if result is None:
+            return
+        self._rows_shown_at = time.monotonic()
         self._show_results(result)
         self.query_shown.emit(result)
 

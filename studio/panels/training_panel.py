@@ -16,8 +16,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QGroupBox, QHB
                                QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
                                QSplitter, QVBoxLayout, QWidget)
 
-from studio.curves import GrowingArray, Series
+from studio.curves import GrowingArray, Series, one_per_pixel
 from studio.panels.data_source import DataSourceFields
+from studio.plot_range import FollowRange
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 PAIRS = ["image-text", "image-audio", "text-audio"]
@@ -31,6 +32,11 @@ def format_eta(seconds: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# A curve of thousands of steps is drawn from its envelope (min and max per pixel column, pyqtgraph's
+# "peak" downsampling): the same picture as every point, at a fraction of the antialiased drawing.
+DENSE = {"autoDownsampleFactor": 1.0}
 
 
 def _pen(color: str, alpha: int = 255, width: float = 1.6):
@@ -126,10 +132,12 @@ class TrainingPanel(QWidget):
             legend = plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
             legend.setParentItem(plot.vb)
         self.steps_plot.showGrid(x=True, y=False)
-        self.recall_plot.setYRange(0, 100)
         self.lr_plot.setLogMode(y=True)      # the levels' rates span orders of magnitude
         for plot in (self.recall_plot, self.steps_plot, self.lr_plot):
             plot.setXLink(self.loss_plot)
+        # the views follow the run without pyqtgraph's per-update auto-range (see studio/plot_range.py)
+        self.follow = FollowRange([self.loss_plot, self.recall_plot, self.steps_plot, self.lr_plot],
+                                  fixed_y={self.recall_plot: (0, 100), self.steps_plot: (-0.6, 0.6)})
 
         self.smoothing = QSlider(Qt.Horizontal)
         self.smoothing.setRange(0, 99)
@@ -187,6 +195,9 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self._stop)
         self.host = None
         self.clear_curves([])
+        # the level markers are thinned to the pixels of the view: redone when it pans, zooms or resizes
+        self.steps_plot.vb.sigXRangeChanged.connect(lambda *_: self._draw_level_steps())
+        self.steps_plot.vb.sigResized.connect(lambda *_: self._draw_level_steps())
         self._update_buttons()
         self.refresh_runs()
 
@@ -335,8 +346,8 @@ class TrainingPanel(QWidget):
         self.loss_items = {}
         for i, name in enumerate(["total"] + PAIRS):
             color = "#888888" if name == "total" else PALETTE[i - 1]
-            raw = self.loss_plot.plot(pen=_pen(color, 60, 1.0))
-            smooth = self.loss_plot.plot(pen=_pen(color, 255, 2.0 if name == "total" else 1.6), name=name)
+            raw = self.loss_plot.plot(pen=_pen(color, 60, 1.0), antialias=False, **DENSE)
+            smooth = self.loss_plot.plot(pen=_pen(color, 255, 2.0 if name == "total" else 1.6), name=name, **DENSE)
             self.loss_items[name] = (raw, smooth)
         self.recall_series = {d: Series(0.0) for d in DIRECTIONS}
         self.recall_items = {d: self.recall_plot.plot(pen=_pen(PALETTE[i]), symbol="o", symbolSize=5,
@@ -345,7 +356,7 @@ class TrainingPanel(QWidget):
         self.levels = list(levels)
         lr_names = self.levels + ["outer"]
         self.lr_series = {name: Series(0.0) for name in lr_names}
-        self.lr_items = {name: self.lr_plot.plot(pen=_pen(PALETTE[i % len(PALETTE)]), name=name)
+        self.lr_items = {name: self.lr_plot.plot(pen=_pen(PALETTE[i % len(PALETTE)]), name=name, **DENSE)
                          for i, name in enumerate(lr_names)}
         self.level_steps = {name: GrowingArray() for name in self.levels}
         self.level_items = {}
@@ -354,11 +365,12 @@ class TrainingPanel(QWidget):
             # one short vertical line per step, drawn as line pairs: thousands of them stay cheap to
             # repaint, where as many scatter symbols slowed every redraw of a long run
             self.level_items[name] = pg.PlotDataItem(pen=_pen(PALETTE[i % len(PALETTE)], 255, 1.5), connect="pairs",
-                                                     name=f"{name}{chunk}")
+                                                     name=f"{name}{chunk}", antialias=False)
             self.steps_plot.addItem(self.level_items[name])
         axis = self.steps_plot.getAxis("left")
         axis.setTicks([[(i, name) for i, name in enumerate(self.levels)]])
-        self.steps_plot.setYRange(-0.6, max(0.6, len(self.levels) - 0.4))
+        self.follow.fixed_y[self.steps_plot] = (-0.6, max(0.6, len(self.levels) - 0.4))
+        self.follow.restart()
         self.steps_plot.setLabel("left", "level")
         self.steps_plot.legend.setVisible(False)
 
@@ -382,27 +394,36 @@ class TrainingPanel(QWidget):
             for direction, values in event["recall"].items():
                 if direction in self.recall_series:
                     self.recall_series[direction].append(float(event["step"]), 100.0 * float(values["R@1"]))
-        self.redraw()
+        self.redraw(recall=bool(evals))
 
-    def redraw(self) -> None:
+    def redraw(self, recall: bool = True) -> None:
         for name, series in self.loss_series.items():
             raw, smooth = self.loss_items[name]
             if len(series):
                 x = series.x.view()
                 raw.setData(x, series.y.view())
                 smooth.setData(x, series.smooth.view())
-        for name, series in self.recall_series.items():
+        for name, series in self.recall_series.items() if recall else ():
             if len(series):
                 self.recall_items[name].setData(series.x.view(), series.y.view())
         for name, series in self.lr_series.items():
             if len(series):
                 self.lr_items[name].setData(series.x.view(), series.y.view())
-        for i, name in enumerate(self.levels):
-            xs = self.level_steps[name].view()
-            if len(xs):
-                ys = np.tile(np.array([i - 0.3, i + 0.3]), len(xs))
-                self.level_items[name].setData(np.repeat(xs, 2).astype(float), ys)
+        total = self.loss_series["total"]
+        if len(total):
+            self.follow.update(total.x.view()[0], total.x.view()[-1], self.total_steps or None,
+                               {self.loss_plot: _union(s.bounds() for s in self.loss_series.values()),
+                                self.lr_plot: _union(s.bounds() for s in self.lr_series.values())})
+        self._draw_level_steps()
         self.redraws += 1
+
+    def _draw_level_steps(self) -> None:
+        """One short vertical line per step a level took, at most one per pixel column of the view."""
+        (x0, x1), pixels = self.steps_plot.vb.viewRange()[0], self.steps_plot.vb.width()
+        for i, name in enumerate(self.levels):
+            xs = one_per_pixel(self.level_steps[name].view(), x0, x1, pixels)
+            ys = np.tile(np.array([i - 0.3, i + 0.3]), len(xs))
+            self.level_items[name].setData(np.repeat(xs, 2), ys)
 
     def curve_points(self) -> dict:
         """How many points each curve holds (for tests and the bench)."""
@@ -420,6 +441,8 @@ class TrainingPanel(QWidget):
 
     def _log_changed(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
+        self.follow.forget_y(self.loss_plot)
+        self.redraw()
 
     # ------------------------------------------------------------------ run history
     def refresh_runs(self, select: str | None = None) -> None:
@@ -451,6 +474,7 @@ class TrainingPanel(QWidget):
             self.message.emit("Curves of another run can be shown once training stops")
             return
         steps, evals, levels = read_metrics(Path(folder))
+        self.total_steps = steps[-1].get("total_steps", 0) if steps else 0
         self.clear_curves(levels)
         self.add_points(steps, evals)
         self.current_out_dir = folder
@@ -466,6 +490,11 @@ class TrainingPanel(QWidget):
             self.message.emit("No checkpoint in the selected run yet")
             return
         self.load_checkpoint_requested.emit(str(checkpoint))
+
+
+def _union(bounds) -> tuple[float, float] | None:
+    found = [b for b in bounds if b is not None]
+    return (min(b[0] for b in found), max(b[1] for b in found)) if found else None
 
 
 def read_metrics(folder: Path) -> tuple[list[dict], list[dict], list[str]]:

@@ -1,6 +1,8 @@
 """The Retrieval panel with real widgets: drop, record, type; adapt and reset; bad input."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -13,7 +15,7 @@ def _results(window):
 
 def test_typing_text_shows_the_top_k_images_and_clips(ready_window, qtbot):
     panel = ready_window.retrieval_panel
-    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000) as blocker:
         qtbot.keyClicks(panel.text, "forty two")
         qtbot.keyClick(panel.text, Qt.Key_Return)
     result = blocker.args[0]
@@ -42,7 +44,7 @@ def test_dropping_an_image_file_shows_captions_and_clips(ready_window, qtbot, da
     from engine.data.folder import load_folder
     image = load_folder(data_dir).splits["test"][0].image
     panel = ready_window.retrieval_panel
-    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000) as blocker:
         assert _drop_file(panel.drop_zone, image)
     assert blocker.args[0]["modality"] == "image"
     assert set(_results(ready_window)) == {"text", "audio"}
@@ -60,7 +62,7 @@ def test_a_bad_file_dropped_shows_a_message_and_the_app_goes_on(ready_window, qt
     assert topic == "query" and "broken.png" in message and "\n" not in message
     assert "broken.png" in panel.error_label.text()
     ready_window.errors.clear()
-    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000):
+    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000):
         panel.text.setText("seven")
         panel.search_button.click()
     assert panel.error_label.text() == ""
@@ -71,7 +73,7 @@ def test_recording_from_the_microphone_queries_with_what_it_heard(ready_window, 
     """PortAudio -> ALSA -> a capture device that plays a known clip (the `file` plugin)."""
     panel = ready_window.retrieval_panel
     assert panel.record_button.isEnabled(), panel.record_button.toolTip()
-    with qtbot.waitSignal(ready_window.host.worker.query_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000) as blocker:
         panel.setFocus()
         qtbot.keyClick(panel, Qt.Key_Space)     # Space records; the recording ends at its length limit
         assert panel.capture.recording or panel.last_query
@@ -84,6 +86,25 @@ def test_recording_from_the_microphone_queries_with_what_it_heard(ready_window, 
     np.testing.assert_allclose(wave, expected, atol=1e-6)   # exactly the clip the device played
     assert not panel.record_button.isChecked()
     assert panel.waveform_curve.getData()[0] is not None
+
+
+def test_a_stream_of_answers_shows_the_newest_without_rebuilding_rows_for_each(ready_window, qtbot):
+    panel, worker = ready_window.retrieval_panel, ready_window.host.worker
+    shown, answered = [], []
+    panel.query_shown.connect(shown.append)
+    worker.query_done.connect(answered.append)
+    texts = ["forty two", "seven", "ninety nine", "thirteen", "sixty", "one", "twenty five", "eighty eight"] * 2
+    started = time.monotonic()
+    for text in texts:                       # queued back to back, as a stream
+        ready_window.host.query("text", text, k=3)
+    qtbot.waitUntil(lambda: len(answered) == len(texts), timeout=30_000)
+    qtbot.waitUntil(lambda: shown and shown[-1] is answered[-1], timeout=5_000)
+    elapsed = time.monotonic() - started
+    assert shown[-1]["query"] == "eighty eight"
+    assert [row.hit for row in _results(ready_window)["image"]] == answered[-1]["results"]["image"]
+    # rows are rebuilt at most every ROWS_INTERVAL_S (plus the first answer, shown at once)
+    from studio.panels.retrieval_panel import ROWS_INTERVAL_S
+    assert len(shown) <= 2 + elapsed / ROWS_INTERVAL_S, (len(shown), elapsed)
 
 
 def test_no_microphone_disables_record_and_says_why(ready_window, monkeypatch):
