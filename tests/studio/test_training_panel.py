@@ -83,3 +83,47 @@ def test_closing_the_window_mid_training_stops_cleanly_and_keeps_the_checkpoint(
     assert not window.host.threads()
     assert (Path(info["out_dir"]) / "checkpoint.pt").is_file(), "the checkpoint is written on the way out"
     assert "QThread" not in capfd.readouterr().err
+
+
+def _steps(first: int, last: int, loss=lambda i: 3.0 / i) -> list[dict]:
+    return [{"step": i, "loss": loss(i), "pair_losses": {"image-text": loss(i)},
+             "lrs": {"fast": 1e-3, "outer": 2e-3}, "stepped_levels": ["fast"]} for i in range(first, last + 1)]
+
+
+def test_the_curves_view_follows_a_growing_run_until_the_user_zooms(make_window, qtbot):
+    window = make_window(load_checkpoint=False)
+    panel = window.training_panel
+    window.show_panel("training")
+    panel.total_steps = 100_000
+    panel.clear_curves(["fast"])
+    panel.add_points(_steps(1, 30), [])
+    (x0, x1), (y0, y1) = panel.loss_plot.vb.viewRange()
+    assert x0 <= 1 and 30 <= x1 <= 60, "x shows the steps so far, not the whole 100 000"
+    assert y0 <= 0.1 and y1 >= 3.0, "y shows every loss value"
+    panel.add_points(_steps(31, 45), [])
+    assert panel.loss_plot.vb.viewRange()[0] == [x0, x1], "the view does not move while the data fits"
+    panel.add_points(_steps(46, 250), [])
+    assert panel.loss_plot.vb.viewRange()[0][1] >= 250
+    assert panel.recall_plot.vb.viewRange()[1] == [0, 100], "recall keeps its 0-100 % scale"
+
+    panel.loss_plot.vb.setXRange(100, 120, padding=0)
+    panel.loss_plot.vb.sigRangeChangedManually.emit([True, True])   # what a mouse zoom reports
+    panel.add_points(_steps(251, 400), [])
+    assert panel.loss_plot.vb.viewRange()[0] == [100, 120], "a zoomed view stays where the user put it"
+    panel.loss_plot.vb.enableAutoRange()                           # the "A" button
+    panel.add_points(_steps(401, 402), [])
+    assert panel.loss_plot.vb.viewRange()[0][1] >= 402 and not any(panel.loss_plot.vb.autoRangeEnabled())
+
+
+def test_level_markers_of_a_long_run_are_thinned_to_the_pixels_of_the_view(make_window, qtbot):
+    window = make_window(load_checkpoint=False)
+    panel = window.training_panel
+    window.show_panel("training")
+    panel.clear_curves(["fast"])
+    panel.add_points(_steps(1, 20_000), [])
+    drawn = panel.level_items["fast"].getData()[0]
+    width = panel.steps_plot.vb.width()
+    assert 0 < len(drawn) / 2 <= width + 1, "one marker per pixel column at most"
+    panel.loss_plot.vb.setXRange(100, 150, padding=0)               # zoomed in: every step is drawn
+    xs = panel.level_items["fast"].getData()[0][::2]
+    assert set(range(100, 151)) <= set(xs.astype(int).tolist())
