@@ -130,7 +130,7 @@ class EngineWorker(QObject):
         self._lock = threading.Lock()
         self._pending: dict = self._empty_pending()
         self._final: dict | None = None
-        self._cancel = threading.Event()
+        self._cancel = {"gallery": threading.Event(), "training": threading.Event()}
 
     @staticmethod
     def _empty_pending() -> dict:
@@ -178,10 +178,16 @@ class EngineWorker(QObject):
         if self.is_training():
             raise RuntimeError("a training run is already going; stop it first")
         from engine.config import config_from_dict
+        from engine.data.sources import load_source
         from engine.training.trainer import Trainer
         cfg = config_from_dict(request["config"])
         self.progress.emit("training", 0, 0)  # busy: loading the data and building the model
-        trainer = Trainer(cfg, data=request.get("data", "builtin"), out_dir=request.get("out_dir") or None,
+        report = self._progress_reporter("training")
+        data = request.get("data", "builtin")
+        if isinstance(data, str):           # loading looks at every file: progress, and Stop cancels it
+            data = load_source(data, progress=report)
+        report(0, 0)                        # a last chance to cancel before the model is built
+        trainer = Trainer(cfg, data=data, out_dir=request.get("out_dir") or None,
                           device=request.get("device") or self.device_name, steps=request.get("steps"),
                           resume=bool(request.get("resume")), tensorboard=False)
         trainer.subscribe(self._on_training_event)
@@ -258,11 +264,12 @@ class EngineWorker(QObject):
         if self.trainer is not None:
             self.trainer.stop()
 
-    def cancel(self) -> None:
-        self._cancel.set()
+    def cancel(self, topic: str) -> None:
+        """Abandon the long work of `topic` ("gallery": embedding one; "training": loading a run's data)."""
+        self._cancel[topic].set()
 
-    def clear_cancel(self) -> None:
-        self._cancel.clear()
+    def clear_cancel(self, topic: str) -> None:
+        self._cancel[topic].clear()
 
     def join_training(self, timeout: float) -> bool:
         thread = self.train_thread
@@ -276,7 +283,7 @@ class EngineWorker(QObject):
         last = [0.0]
 
         def report(done: float, total: float) -> None:
-            if self._cancel.is_set():
+            if self._cancel[topic].is_set():
                 raise Cancelled()
             now = time.perf_counter()
             if now - last[0] >= PROGRESS_INTERVAL_S or done >= total:
@@ -306,7 +313,8 @@ class EngineWorker(QObject):
         from engine.data.dataset import SPLITS
         from engine.data.sources import load_source
         self.progress.emit("gallery", 0, 0)
-        data = load_source(source)
+        report = self._progress_reporter("gallery")
+        data = load_source(source, progress=report)
         if split == "all":
             items = [item for name in SPLITS for item in data.splits.get(name, [])]
         else:
@@ -314,7 +322,6 @@ class EngineWorker(QObject):
         items = sample_items(items, limit)
         if not items:
             raise RuntimeError(f"{source}: no items in its '{split}' split to search")
-        report = self._progress_reporter("gallery")
         self.retriever.build_gallery(items, progress=report)
         self.gallery_source = source
         self.gallery_ready.emit({"source": source, "split": split, "sizes": self.retriever.gallery_sizes()})
@@ -420,6 +427,7 @@ class EngineHost(QObject):
 
     def start_training(self, config: dict, data, out_dir: str | None = None, steps: int | None = None,
                        device: str | None = None) -> None:
+        self.worker.clear_cancel("training")
         self._submit("start_training", {"config": config, "data": data, "out_dir": out_dir, "steps": steps,
                                         "device": device})
 
@@ -427,7 +435,7 @@ class EngineHost(QObject):
         self._submit("load_checkpoint", str(path))
 
     def build_gallery(self, source: str, split: str = "test", limit: int = 100) -> None:
-        self.worker.clear_cancel()
+        self.worker.clear_cancel("gallery")
         self._submit("build_gallery", source, split, int(limit))
 
     def query(self, modality: str, value, k: int = 5, adapt: bool = False, tag=None) -> None:
@@ -450,8 +458,8 @@ class EngineHost(QObject):
     def stop_training(self) -> None:
         self.worker.stop_training()
 
-    def cancel(self) -> None:
-        self.worker.cancel()
+    def cancel(self, topic: str = "gallery") -> None:
+        self.worker.cancel(topic)
 
     def is_training(self) -> bool:
         return self.worker.is_training()
@@ -470,7 +478,8 @@ class EngineHost(QObject):
         self.closed = True
         self.flush_timer.stop()
         self.worker.stop_training()
-        self.worker.cancel()
+        for topic in ("gallery", "training"):
+            self.worker.cancel(topic)
         deadline = time.monotonic() + timeout_s
         trained = self.worker.join_training(timeout_s)
         self.thread.jobs.put(None)  # run() returns once the request in hand (if any) is done

@@ -23,6 +23,7 @@ from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
 
 SPLITS = ("train", "val", "test")
+PROGRESS_EVERY = 200   # items a loader looks at between two progress calls (engine.data.sources)
 
 
 @dataclass

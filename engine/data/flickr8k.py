@@ -18,7 +18,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from engine.data.dataset import DataSplits, Item
+from engine.data.dataset import PROGRESS_EVERY, DataSplits, Item
 from engine.data.errors import DataError
 
 IMAGE_DIRS = ("Flicker8k_Dataset", "Flickr8k_Dataset")
@@ -87,7 +87,8 @@ def _splits_from_karpathy(path: Path) -> dict[str, set[str]]:
     return splits
 
 
-def load_flickr8k(root: str | Path) -> DataSplits:
+def load_flickr8k(root: str | Path, progress=None) -> DataSplits:
+    """progress(done, total): images looked at so far (see engine.data.sources)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: Flickr8k folder not found")
@@ -120,8 +121,14 @@ def load_flickr8k(root: str | Path) -> DataSplits:
     present_wavs = {p.name for p in audio_dir.iterdir()} if audio_dir else set()
 
     items: dict[str, list[Item]] = {split: [] for split in splits}
+    total, done = sum(len(names) for names in splits.values()), 0
+    if progress:
+        progress(0, total)
     for split, names in splits.items():
         for image_name in sorted(names):
+            done += 1
+            if progress and done % PROGRESS_EVERY == 0:
+                progress(done, total)
             image = image_dir / image_name if image_dir else None
             if image is not None and not image.is_file():
                 skipped["missing image"] += 1
@@ -141,4 +148,6 @@ def load_flickr8k(root: str | Path) -> DataSplits:
                 item = Item(image=image, text=caption, audio=audio, key=image_name)
                 if len(item.modalities()) >= 2:
                     items[split].append(item)
+    if progress:
+        progress(total, total)
     return DataSplits(f"flickr8k:{root}", items, skipped, notes)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.data.dataset import SPLITS, DataSplits, Item
+from engine.data.dataset import PROGRESS_EVERY, SPLITS, DataSplits, Item
 from engine.data.errors import DataError
 
 INDEX = "items.csv"
@@ -35,7 +35,8 @@ def _hash_split(key: str) -> str:
     return "train" if bucket < 80 else "val" if bucket < 90 else "test"
 
 
-def load_folder(root: str | Path) -> DataSplits:
+def load_folder(root: str | Path, progress=None) -> DataSplits:
+    """progress(done, total): rows looked at so far (see engine.data.sources)."""
     root = Path(root).expanduser()
     index = root / INDEX
     if not root.is_dir():
@@ -58,7 +59,11 @@ def load_folder(root: str | Path) -> DataSplits:
         label_ids = {name: int(name) for name in names}
     else:
         label_ids = {name: i for i, name in enumerate(names)}
+    if progress:
+        progress(0, len(rows))
     for number, row in enumerate(rows, start=2):  # line 1 is the header
+        if progress and (number - 1) % PROGRESS_EVERY == 0:
+            progress(number - 1, len(rows))
         row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         paths = {}
         for modality in ("image", "audio"):
@@ -78,6 +83,8 @@ def load_folder(root: str | Path) -> DataSplits:
         if split not in splits:
             raise DataError(f"{index}: line {number}: split must be train, val or test, got '{row['split']}'")
         splits[split].append(item)
+    if progress:
+        progress(len(rows), len(rows))
     return DataSplits(f"folder:{root}", splits, skipped)
 
 

@@ -1,5 +1,11 @@
-"""One name for every data source: `builtin`, `flickr8k:DIR`, `folder:DIR`."""
+"""One name for every data source: `builtin`, `flickr8k:DIR`, `folder:DIR`.
+
+Loading a large source looks at every file it names (thousands for Flickr8k): `progress(done, total)`
+is called along the way, and an exception it raises (the user cancelled) abandons the loading.
+"""
 from __future__ import annotations
+
+from typing import Callable
 
 from engine.data.dataset import DataSplits, Item
 from engine.data.errors import DataError
@@ -17,14 +23,22 @@ def load_builtin() -> DataSplits:
     return DataSplits("builtin", splits, image_synth=HandwritingSynth(digits) if digits.is_file() else None)
 
 
-def load_source(spec: str) -> DataSplits:
+Progress = Callable[[float, float], None]
+
+
+def load_source(spec: str, progress: Progress | None = None) -> DataSplits:
     kind, _, path = spec.partition(":")
     if kind == "builtin" and not path:
-        return load_builtin()
+        if progress:
+            progress(0, 1)
+        data = load_builtin()
+        if progress:
+            progress(1, 1)
+        return data
     if kind == "flickr8k" and path:
         from engine.data.flickr8k import load_flickr8k
-        return load_flickr8k(path)
+        return load_flickr8k(path, progress)
     if kind == "folder" and path:
         from engine.data.folder import load_folder
-        return load_folder(path)
+        return load_folder(path, progress)
     raise DataError(f"data source '{spec}': expected one of {', '.join(SOURCES)}")

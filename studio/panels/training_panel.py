@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
                                QSplitter, QVBoxLayout, QWidget)
@@ -56,6 +56,7 @@ class TrainingPanel(QWidget):
         self.runs_dir = Path(runs_dir)
         self.dialogs = file_dialogs
         self.state = "idle"             # idle | starting | running | paused | stopping
+        self.stop_when_started = False
         self.config_valid, self.config_message = True, ""
         self.redraws = 0
         self.last_checkpoint: str | None = None
@@ -83,7 +84,8 @@ class TrainingPanel(QWidget):
         self.pause_button = QPushButton("Pause")
         self.resume_button = QPushButton("Resume")
         self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after the current step; the checkpoint is saved")
+        self.stop_button.setToolTip("Stop after the current step; the checkpoint is saved "
+                                    "(while the data set loads: cancel the start)")
         self.train_button.clicked.connect(self.start)
         self.progress = QProgressBar()
         self.progress.setFormat("step %v / %m")
@@ -209,6 +211,8 @@ class TrainingPanel(QWidget):
         worker.training_update.connect(self.on_update)
         worker.training_state.connect(self.on_state)
         worker.training_finished.connect(self.on_finished)
+        worker.progress.connect(self.on_progress)
+        worker.task_finished.connect(self.on_task_finished)
 
     def set_cuda(self, available: bool, reason: str) -> None:
         item = self.device.model().item(2)
@@ -237,6 +241,7 @@ class TrainingPanel(QWidget):
             self.reason_label.setText(problem)
             return
         self.state = "starting"
+        self.stop_when_started = False
         self.reason_label.setText("")
         self.rate_label.setText("Loading data and building the model…")
         self.progress.setRange(0, 0)
@@ -263,7 +268,28 @@ class TrainingPanel(QWidget):
             self.host.resume_training()
             self.resume_button.setEnabled(False)
 
+    def on_progress(self, topic: str, done: float, total: float) -> None:
+        """While a run starts: how far loading its data set has come."""
+        if topic != "training" or self.state != "starting":
+            return
+        if total > 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * done / total))
+            self.rate_label.setText(f"Loading the data set… {int(done)} of {int(total)}")
+        else:
+            self.progress.setRange(0, 0)
+
+    def on_task_finished(self, topic: str, outcome: str) -> None:
+        if topic == "training" and outcome == "cancelled":
+            self.start_failed("Training cancelled before its first step")
+
     def _stop(self) -> None:
+        if self.state == "starting" and self.host:        # still loading the data: abandon it
+            self.host.cancel("training")
+            self.stop_when_started = True   # in case the run got going before the cancel arrived
+            self.rate_label.setText("Cancelling…")
+            self.stop_button.setEnabled(False)
+            return
         if self.state in ("running", "paused") and self.host:
             self.host.stop_training()
             self.state = "stopping"
@@ -279,13 +305,16 @@ class TrainingPanel(QWidget):
             self.train_button.setToolTip("Start training with the config of the Model & levels panel (Ctrl+Enter)")
         self.pause_button.setEnabled(self.state == "running")
         self.resume_button.setEnabled(self.state == "paused")
-        self.stop_button.setEnabled(self.state in ("running", "paused"))
+        self.stop_button.setEnabled(self.state in ("starting", "running", "paused"))
         self.data_source.set_enabled(idle)
         self.device.setEnabled(idle)
 
     # ------------------------------------------------------------------ worker events
     def on_started(self, info: dict) -> None:
         self.state = "running"
+        if self.stop_when_started:
+            self.stop_when_started = False
+            QTimer.singleShot(0, self._stop)
         self.current_out_dir = info["out_dir"]
         self.step = 0
         self.total_steps = info["total_steps"]

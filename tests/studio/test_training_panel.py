@@ -127,3 +127,30 @@ def test_level_markers_of_a_long_run_are_thinned_to_the_pixels_of_the_view(make_
     panel.loss_plot.vb.setXRange(100, 150, padding=0)               # zoomed in: every step is drawn
     xs = panel.level_items["fast"].getData()[0][::2]
     assert set(range(100, 151)) <= set(xs.astype(int).tolist())
+
+
+def test_stop_while_the_data_set_loads_cancels_the_start(make_window, qtbot, tmp_path, monkeypatch):
+    import threading
+    window = make_window(load_checkpoint=False)
+    panel, worker = window.training_panel, window.host.worker
+    # the engine thread is held busy (as by a checkpoint loading) so that Stop surely lands before the
+    # data set is loaded, however fast this machine loads it
+    gate = threading.Event()
+    monkeypatch.setattr(worker, "hold", lambda: gate.wait(30), raising=False)
+    window.host._submit("hold")
+    rows = "".join(f"caption {i},{i % 10}\n" for i in range(3000))
+    (tmp_path / "items.csv").write_text("text,label\n" + rows)
+    panel.set_data_spec(f"folder:{tmp_path}")
+    outcomes = []
+    worker.task_finished.connect(lambda topic, outcome: topic == "training" and outcomes.append(outcome))
+    started = []
+    worker.training_started.connect(started.append)
+    qtbot.mouseClick(panel.train_button, Qt.LeftButton)
+    assert panel.state == "starting" and panel.stop_button.isEnabled()
+    qtbot.mouseClick(panel.stop_button, Qt.LeftButton)
+    gate.set()
+    qtbot.waitUntil(lambda: bool(outcomes), timeout=30_000)
+    assert outcomes == ["cancelled"] and not started
+    assert panel.state == "idle" and panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert "cancelled" in panel.reason_label.text()
+    assert not window.errors, "a cancelled start is not an error"

@@ -82,3 +82,10 @@ def test_not_a_flickr_folder_is_a_clear_error(tmp_path):
         load_flickr8k(tmp_path)
     with pytest.raises(DataError, match="not found"):
         load_flickr8k(tmp_path / "nope")
+
+
+def test_loading_reports_progress_over_the_images(tmp_path):
+    calls = []
+    data = load_flickr8k(build_tree(tmp_path), progress=lambda done, total: calls.append((done, total)))
+    images = len({i.key for split in data.splits.values() for i in split})
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] >= images

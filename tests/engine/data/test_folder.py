@@ -48,3 +48,23 @@ def test_clear_errors(tmp_path):
         load_folder(tmp_path)
     with pytest.raises(DataError, match="nothing to add"):
         FolderWriter(tmp_path).add()
+
+
+def test_loading_reports_progress_and_a_raising_callback_abandons_it(tmp_path):
+    from engine.data.sources import load_source
+    rows = "".join(f"caption {i},{i % 10}\n" for i in range(450))
+    (tmp_path / "items.csv").write_text("text,label\n" + rows)
+    calls = []
+    data = load_source(f"folder:{tmp_path}", progress=lambda done, total: calls.append((done, total)))
+    assert sum(len(items) for items in data.splits.values()) == 450
+    assert calls[0] == (0, 450) and calls[-1] == (450, 450)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls) and len(calls) >= 4
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_200(done, total):
+        if done >= 200:
+            raise Cancelled()
+    with pytest.raises(Cancelled):
+        load_source(f"folder:{tmp_path}", progress=cancel_at_200)
