@@ -77,6 +77,8 @@ class MainWindow(QMainWindow):
             dock.setObjectName(f"dock-{key}")
             dock.setWidget(widgets[key])
             dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+            if hasattr(widgets[key], "set_in_view"):   # live views draw only while their tab is in front
+                dock.visibilityChanged.connect(widgets[key].set_in_view)
             self.docks[key] = dock
         self._default_layout()
 

@@ -35,6 +35,7 @@ class MemoryPanel(QWidget):
         self._shape: tuple[int, int] | None = None
         self._training_baseline: np.ndarray | None = None
         self.shown: dict | None = None
+        self.in_view = True
         self._last_draw = 0.0
         self._draw_timer = QTimer(self)
         self._draw_timer.setSingleShot(True)
@@ -89,6 +90,9 @@ class MemoryPanel(QWidget):
                                                interactive=False, width=12)
         self.domain_colorbar.setImageItem(self.domain_image, insert_in=self.domain_plot)
         self._domain_bound = 1.0
+        self._domain_shape: tuple[int, int] | None = None
+        self._bar_top = 0.0
+        self._bar_brush, self._write_brush = pg.mkBrush(BAR_COLOR), pg.mkBrush(WRITE_COLOR)
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
         self.plots.ci.layout.setRowStretchFactor(2, 2)
@@ -148,12 +152,19 @@ class MemoryPanel(QWidget):
         if self.live.isChecked():
             self.replay.setValue(len(self.frames) - 1)
         self.replay.blockSignals(False)
-        if self.live.isChecked():
+        if self.live.isChecked() and self.in_view:
             wait = self._last_draw + DRAW_INTERVAL_S - time.perf_counter()
             if wait <= 0:
                 self._draw_newest()
             elif not self._draw_timer.isActive():
                 self._draw_timer.start(int(wait * 1000) + 1)
+
+    def set_in_view(self, in_view: bool) -> None:
+        """Whether the panel can be seen (its dock's tab is in front): frames are kept either way, but
+        drawn only when they can be seen; back in view, the newest is drawn."""
+        self.in_view = in_view
+        if in_view:
+            self._draw_newest()
 
     def _draw_newest(self) -> None:
         if self.live.isChecked() and self.frames:
@@ -183,10 +194,15 @@ class MemoryPanel(QWidget):
         written = frame["written"]
         self.written.setData(x=np.full(len(written), -0.8), y=written.astype(float) + 0.5)
         n = len(frame["change"])
-        brushes = [pg.mkBrush(WRITE_COLOR if i in set(written.tolist()) else BAR_COLOR) for i in range(n)]
+        hit = set(written.tolist())
+        brushes = [self._write_brush if i in hit else self._bar_brush for i in range(n)]
         self.bars.setOpts(x=np.arange(n), height=frame["change"], width=0.8, brushes=brushes)
-        top = float(frame["change"].max()) if n else 0.0
-        self.bar_plot.setYRange(0, max(top * 1.1, 1e-3))
+        # the y scale moves only when the bars outgrow it or shrink below half of it: a new scale every
+        # frame would regenerate the axis and repaint the whole plot 30 times a second
+        top = max(float(frame["change"].max()) if n else 0.0, 1e-3)
+        if not (0.5 * self._bar_top <= top <= self._bar_top):
+            self._bar_top = top * 1.25
+            self.bar_plot.setYRange(0, self._bar_top, padding=0)
         self._draw_domains(frame.get("audio_domains"))
         self.shown = frame
         self.frames_drawn += 1
@@ -218,8 +234,10 @@ class MemoryPanel(QWidget):
             self._domain_bound = bound
             self.domain_colorbar.setLevels((-bound, bound))
         self.domain_image.setImage(offsets, autoLevels=False, levels=(-self._domain_bound, self._domain_bound))
-        self.domain_image.setRect(0, 0.5, n_mels, rows)  # row i is stream domain i + 1, as the summary counts
-        self.domain_plot.setRange(xRange=(0, n_mels), yRange=(0.5, rows + 0.5), padding=0.02)
+        if self._domain_shape != (rows, n_mels):
+            self._domain_shape = (rows, n_mels)
+            self.domain_image.setRect(0, 0.5, n_mels, rows)  # row i is stream domain i + 1, as the summary counts
+            self.domain_plot.setRange(xRange=(0, n_mels), yRange=(0.5, rows + 0.5), padding=0.02)
         route = described.get("last_route") or []
         if not route:
             last = "no audio query routed yet (routing starts with “Adapt memory” on)"

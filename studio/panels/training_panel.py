@@ -58,6 +58,8 @@ class TrainingPanel(QWidget):
         self.state = "idle"             # idle | starting | running | paused | stopping
         self.stop_when_started = False
         self.config_valid, self.config_message = True, ""
+        self._stale = False             # curves gained points while the panel was hidden
+        self.in_view = True
         self.redraws = 0
         self.last_checkpoint: str | None = None
         self.current_out_dir: str | None = None
@@ -426,6 +428,10 @@ class TrainingPanel(QWidget):
         self.redraw(recall=bool(evals))
 
     def redraw(self, recall: bool = True) -> None:
+        if not self.in_view:        # another panel's tab is in front: draw once this one is back
+            self._stale = True
+            return
+        self._stale = False
         for name, series in self.loss_series.items():
             raw, smooth = self.loss_items[name]
             if len(series):
@@ -445,6 +451,12 @@ class TrainingPanel(QWidget):
                                 self.lr_plot: _union(s.bounds() for s in self.lr_series.values())})
         self._draw_level_steps()
         self.redraws += 1
+
+    def set_in_view(self, in_view: bool) -> None:
+        """Whether the panel can be seen (its dock's tab is in front); the main window tells it."""
+        self.in_view = in_view
+        if in_view and self._stale:
+            self.redraw()
 
     def _draw_level_steps(self) -> None:
         """One short vertical line per step a level took, at most one per pixel column of the view."""

@@ -121,6 +121,7 @@ def test_no_microphone_disables_record_and_says_why(ready_window, monkeypatch):
 
 def test_adapting_moves_the_memory_view_and_reset_restores_it(ready_window, qtbot):
     panel, memory = ready_window.retrieval_panel, ready_window.memory_panel
+    ready_window.show_panel("memory")       # watched: the view draws while queries arrive
     qtbot.waitUntil(lambda: memory.shown is not None, timeout=10_000)
     trained = memory.shown["slots"].copy()
     assert memory.total_change() == 0.0

@@ -31,7 +31,10 @@ def test_training_from_the_panel_plots_curves_and_level_steps_then_pauses_resume
     assert all(step % 3 == 0 for step in slow)
     assert points["level_steps"]["fast"] >= points["level_steps"]["slow"] * 3 - 2
     assert panel.progress.value() > 0 and "samples/s" in panel.rate_label.text()
+    assert window.memory_panel.shown is None, "the Memory panel's tab is behind: nothing drawn there yet"
+    window.show_panel("memory")                 # its tab in front: the newest frame is drawn at once
     assert window.memory_panel.shown is not None and window.memory_panel.shown["source"] == "training"
+    window.show_panel("training")
 
     with qtbot.waitSignal(window.host.worker.training_state, timeout=30_000) as blocker:
         qtbot.mouseClick(panel.pause_button, Qt.LeftButton)
@@ -154,3 +157,19 @@ def test_stop_while_the_data_set_loads_cancels_the_start(make_window, qtbot, tmp
     assert panel.state == "idle" and panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
     assert "cancelled" in panel.reason_label.text()
     assert not window.errors, "a cancelled start is not an error"
+
+
+def test_curves_behind_another_tab_are_drawn_when_their_tab_comes_back(make_window, qtbot):
+    window = make_window(load_checkpoint=False)
+    panel = window.training_panel
+    window.show_panel("training")
+    panel.clear_curves(["fast"])
+    panel.add_points(_steps(1, 10), [])
+    window.show_panel("memory")
+    assert not panel.in_view
+    drawn = panel.redraws
+    panel.add_points(_steps(11, 40), [])
+    assert panel.redraws == drawn, "no drawing for a hidden panel"
+    window.show_panel("training")
+    assert panel.redraws == drawn + 1
+    assert panel.loss_items["total"][0].xData[-1] == 40
