@@ -3,7 +3,8 @@
 pyqtgraph's auto-range recomputes every curve's bounds after each `setData` and moves the view at every
 training step; each move regenerates the axes' ticks and repaints everything (120 ms per update at
 2 000 steps, measured). Here the x range grows in 1-2-5 steps (or to the run's last step) and the
-y range is the data's running bounds with a margin, so the view moves a few dozen times in a whole run.
+y range is the data's running bounds with a margin (from 0 for data that is never negative, as a loss),
+so the view moves a few dozen times in a whole run.
 
 As with auto-range, panning or zooming by hand stops the following; pyqtgraph's "A" button (which turns
 its own auto-range back on) hands the view back to this, the cheap way.
@@ -13,7 +14,9 @@ from __future__ import annotations
 import math
 
 Y_MARGIN = 0.08     # of the data's span, on each side
+Y_ROOM = 0.25       # extra room on a side the data outgrew: it is likely to go on (a falling loss)
 Y_SHRINK = 0.6      # the view shrinks back when the data fills less than this share of it
+MIN_X_SPAN = 50     # steps: the first steps do not move the view at every step
 
 
 def nice_ceiling(value: float) -> float:
@@ -67,7 +70,7 @@ class FollowRange:
             self.restart()
         if not self.following:
             return
-        right = nice_ceiling(max(x_last - x_first, 1.0)) + x_first
+        right = nice_ceiling(max(x_last - x_first, MIN_X_SPAN)) + x_first
         if x_end is not None and x_last <= x_end < right:
             right = float(x_end)
         x_range = (float(x_first), max(right, float(x_first) + 1.0))
@@ -79,18 +82,25 @@ class FollowRange:
                 self._follow_y(plot, *bounds)
 
     def _follow_y(self, plot, low: float, high: float) -> None:
-        if plot.getAxis("left").logMode:
+        log = plot.getAxis("left").logMode
+        if log:
             if high <= 0:
                 return
             low = math.log10(low) if low > 0 else math.log10(high) - 1
             high = math.log10(high)
+        elif low >= 0:
+            low = 0.0           # never negative (a loss): the view starts at 0 and only its top moves
         if not (math.isfinite(low) and math.isfinite(high)):
             return
         span = max(high - low, 1e-6 * max(abs(high), 1.0))
         current = self.y_ranges.get(plot)
+        below = above = Y_MARGIN
         if current is not None:
             lo, hi = current
             if lo <= low and high <= hi and (high - low) >= Y_SHRINK * (hi - lo):
                 return
-        self.y_ranges[plot] = (low - Y_MARGIN * span, high + Y_MARGIN * span)
+            below = Y_ROOM if low < lo else Y_MARGIN
+            above = Y_ROOM if high > hi else Y_MARGIN
+        bottom = low if (low == 0.0 and not log) else low - below * span
+        self.y_ranges[plot] = (bottom, high + above * span)
         plot.vb.setYRange(*self.y_ranges[plot], padding=0)
