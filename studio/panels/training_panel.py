@@ -137,6 +137,7 @@ class TrainingPanel(QWidget):
             legend.setParentItem(plot.vb)
         self.steps_plot.showGrid(x=True, y=False)
         self.lr_plot.setLogMode(y=True)      # the levels' rates span orders of magnitude
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)   # "10¹ (x0.001)" read as 10 on a log axis
         for plot in (self.recall_plot, self.steps_plot, self.lr_plot):
             plot.setXLink(self.loss_plot)
         # the views follow the run without pyqtgraph's per-update auto-range (see studio/plot_range.py)
@@ -345,6 +346,17 @@ class TrainingPanel(QWidget):
             self.last_checkpoint = update["checkpoints"][-1]
         if first and update.get("steps"):
             self.refresh_runs(select=self.current_out_dir)   # the new run joins the history at once
+        elif update.get("steps"):
+            self._show_run_progress(update["steps"][-1])
+
+    def _show_run_progress(self, last: dict) -> None:
+        """The running run's line in the history follows its steps (without re-reading its metrics)."""
+        item = self.runs.currentItem()
+        if item is None or self.current_out_dir is None or item.data(Qt.UserRole) is None \
+                or Path(item.data(Qt.UserRole)).resolve() != Path(self.current_out_dir).resolve():
+            return
+        item.setText(f"{Path(self.current_out_dir).name}\n   {last['step']}/{last.get('total_steps', '?')} steps, "
+                     f"loss {last['loss']:.3f}, training")
 
     def on_state(self, state: str) -> None:
         if state == "paused" and self.state in ("running",):
@@ -396,7 +408,7 @@ class TrainingPanel(QWidget):
             # one short vertical line per step, drawn as line pairs: thousands of them stay cheap to
             # repaint, where as many scatter symbols slowed every redraw of a long run
             self.level_items[name] = pg.PlotDataItem(pen=_pen(PALETTE[i % len(PALETTE)], 255, 1.5), connect="pairs",
-                                                     name=f"{name}{chunk}", antialias=False)
+                                                     name=f"{name}{chunk}")
             self.steps_plot.addItem(self.level_items[name])
         axis = self.steps_plot.getAxis("left")
         axis.setTicks([[(i, name) for i, name in enumerate(self.levels)]])

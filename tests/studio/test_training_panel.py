@@ -31,6 +31,7 @@ def test_training_from_the_panel_plots_curves_and_level_steps_then_pauses_resume
     assert all(step % 3 == 0 for step in slow)
     assert points["level_steps"]["fast"] >= points["level_steps"]["slow"] * 3 - 2
     assert panel.progress.value() > 0 and "samples/s" in panel.rate_label.text()
+    qtbot.waitUntil(lambda: f"{panel.step}/500 steps" in panel.runs.currentItem().text(), timeout=10_000)
     assert window.memory_panel.shown is None, "the Memory panel's tab is behind: nothing drawn there yet"
     window.show_panel("memory")                 # its tab in front: the newest frame is drawn at once
     assert window.memory_panel.shown is not None and window.memory_panel.shown["source"] == "training"
