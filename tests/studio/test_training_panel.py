@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 
 
@@ -94,12 +95,18 @@ def _steps(first: int, last: int, loss=lambda i: 3.0 / i) -> list[dict]:
              "lrs": {"fast": 1e-3, "outer": 2e-3}, "stepped_levels": ["fast"]} for i in range(first, last + 1)]
 
 
-def test_the_curves_view_follows_a_growing_run_until_the_user_zooms(make_window, qtbot):
+@pytest.fixture
+def curves(make_window):
+    """A window with the Training panel in front and empty curves for one level "fast"."""
     window = make_window(load_checkpoint=False)
-    panel = window.training_panel
     window.show_panel("training")
+    window.training_panel.clear_curves(["fast"])
+    return window, window.training_panel
+
+
+def test_the_curves_view_follows_a_growing_run_until_the_user_zooms(curves):
+    window, panel = curves
     panel.total_steps = 100_000
-    panel.clear_curves(["fast"])
     panel.add_points(_steps(1, 30), [])
     (x0, x1), (y0, y1) = panel.loss_plot.vb.viewRange()
     assert x0 <= 1 and 30 <= x1 <= 60, "x shows the steps so far, not the whole 100 000"
@@ -119,11 +126,8 @@ def test_the_curves_view_follows_a_growing_run_until_the_user_zooms(make_window,
     assert panel.loss_plot.vb.viewRange()[0][1] >= 402 and not any(panel.loss_plot.vb.autoRangeEnabled())
 
 
-def test_level_markers_of_a_long_run_are_thinned_to_the_pixels_of_the_view(make_window, qtbot):
-    window = make_window(load_checkpoint=False)
-    panel = window.training_panel
-    window.show_panel("training")
-    panel.clear_curves(["fast"])
+def test_level_markers_of_a_long_run_are_thinned_to_the_pixels_of_the_view(curves):
+    window, panel = curves
     panel.add_points(_steps(1, 20_000), [])
     drawn = panel.level_items["fast"].getData()[0]
     width = panel.steps_plot.vb.width()
@@ -160,11 +164,8 @@ def test_stop_while_the_data_set_loads_cancels_the_start(make_window, qtbot, tmp
     assert not window.errors, "a cancelled start is not an error"
 
 
-def test_curves_behind_another_tab_are_drawn_when_their_tab_comes_back(make_window, qtbot):
-    window = make_window(load_checkpoint=False)
-    panel = window.training_panel
-    window.show_panel("training")
-    panel.clear_curves(["fast"])
+def test_curves_behind_another_tab_are_drawn_when_their_tab_comes_back(curves):
+    window, panel = curves
     panel.add_points(_steps(1, 10), [])
     window.show_panel("memory")
     assert not panel.in_view
