@@ -9,7 +9,7 @@ switched off and a UI-thread timer collects instead, generation by generation as
 A full collection scans every object: with torch and Qt loaded that took 150-177 ms here, a visible
 freeze (the largest stall the studio had while training). So what long work leaves behind — torch's
 modules once the engine started, a loaded model, a gallery, a trainer's data — is moved to the permanent
-generation (`gc.freeze`, after collecting the young generations) as soon as that work ends: full
+generation (`gc.freeze`) as soon as that work ends: full
 collections then scan only what came after. Survivors of a full collection are frozen as well. The price:
 a cycle among frozen objects that becomes garbage later is never freed — small, next to a UI stall.
 """
@@ -44,8 +44,9 @@ class GarbageCollector(QObject):
 
 
 def settle() -> None:
-    """After long work that built long-lived objects: collect the young generations (cheap), freeze the rest."""
-    gc.collect(1)
+    """After long work that built long-lived objects: freeze them without a scan. (Collecting the young
+    generations first held the GIL for 65-97 ms after torch's import: they held hundreds of thousands
+    of objects. A cycle of garbage among them is frozen too — the price, as above.)"""
     gc.freeze()
 
 

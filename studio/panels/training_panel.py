@@ -60,6 +60,7 @@ class TrainingPanel(QWidget):
         self.config_valid, self.config_message = True, ""
         self._stale = False             # curves gained points while the panel was hidden
         self.in_view = True
+        self._running_item: QListWidgetItem | None = None   # the running run's line in the history
         self.redraws = 0
         self.last_checkpoint: str | None = None
         self.current_out_dir: str | None = None
@@ -351,9 +352,8 @@ class TrainingPanel(QWidget):
 
     def _show_run_progress(self, last: dict) -> None:
         """The running run's line in the history follows its steps (without re-reading its metrics)."""
-        item = self.runs.currentItem()
-        if item is None or self.current_out_dir is None or item.data(Qt.UserRole) is None \
-                or Path(item.data(Qt.UserRole)).resolve() != Path(self.current_out_dir).resolve():
+        item = self._running_item
+        if item is None or self.current_out_dir is None:
             return
         item.setText(f"{Path(self.current_out_dir).name}\n   {last['step']}/{last.get('total_steps', '?')} steps, "
                      f"loss {last['loss']:.3f}, training")
@@ -500,6 +500,7 @@ class TrainingPanel(QWidget):
     # ------------------------------------------------------------------ run history
     def refresh_runs(self, select: str | None = None) -> None:
         self.runs.clear()
+        self._running_item = None
         if not self.runs_dir.is_dir():
             return
         folders = sorted((p for p in self.runs_dir.iterdir() if p.is_dir()
@@ -512,6 +513,8 @@ class TrainingPanel(QWidget):
             self.runs.addItem(item)
             if select and Path(select).resolve() == folder.resolve():
                 self.runs.setCurrentItem(item)
+                if self.state in ("running", "paused", "stopping"):
+                    self._running_item = item
 
     def _selected_run(self) -> str | None:
         item = self.runs.currentItem()
