@@ -17,6 +17,7 @@ Y_MARGIN = 0.08     # of the data's span, on each side
 Y_ROOM = 0.25       # extra room on a side the data outgrew: it is likely to go on (a falling loss)
 Y_SHRINK = 0.6      # the view shrinks back when the data fills less than this share of it
 MIN_X_SPAN = 50     # steps: the first steps do not move the view at every step
+MIN_LOG_SPAN = 0.3  # decades: the narrowest view of a log axis
 
 
 def nice_ceiling(value: float) -> float:
@@ -92,7 +93,12 @@ class FollowRange:
             low = 0.0           # never negative (a loss): the view starts at 0 and only its top moves
         if not (math.isfinite(low) and math.isfinite(high)):
             return
-        span = max(high - low, 1e-6 * max(abs(high), 1.0))
+        # flat data (one step, equal rates) gets a readable span, not a view a millionth wide
+        min_span = MIN_LOG_SPAN if log else (0.1 * abs(high) if high else 1.0)
+        if high - low < min_span:
+            middle = (high + low) / 2
+            low, high = middle - min_span / 2, middle + min_span / 2
+        span = high - low
         current = self.y_ranges.get(plot)
         below = above = Y_MARGIN
         if current is not None:

@@ -190,6 +190,8 @@ class EngineWorker(QObject):
         trainer = Trainer(cfg, data=data, out_dir=request.get("out_dir") or None,
                           device=request.get("device") or self.device_name, steps=request.get("steps"),
                           resume=bool(request.get("resume")), tensorboard=False)
+        if self._cancel["training"].is_set():   # Stop (or the window closed) while the model was built
+            raise Cancelled()
         trainer.subscribe(self._on_training_event)
         with self._lock:
             self._pending, self._final = self._empty_pending(), None
@@ -411,7 +413,7 @@ class EngineHost(QObject):
         # what long work leaves behind lives long: out of the full collections' way (studio/gc_guard.py)
         for done in (self.worker.device_info, self.worker.checkpoint_loaded, self.worker.gallery_ready,
                      self.worker.training_started):
-            done.connect(lambda *_: gc_guard.settle())
+            done.connect(lambda *_: QTimer.singleShot(0, gc_guard.settle))   # after the panels drop old items
         self.thread.start()
         self._submit("start")
 

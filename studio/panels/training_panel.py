@@ -25,6 +25,9 @@ PAIRS = ["image-text", "image-audio", "text-audio"]
 DIRECTIONS = ["image->text", "text->image", "image->audio", "audio->image", "text->audio", "audio->text"]
 
 
+STEP_FORMAT = "step %v / %m"
+
+
 def format_eta(seconds: float | None) -> str:
     if seconds is None or not np.isfinite(seconds):
         return "–"
@@ -91,7 +94,7 @@ class TrainingPanel(QWidget):
                                     "(while the data set loads: cancel the start)")
         self.train_button.clicked.connect(self.start)
         self.progress = QProgressBar()
-        self.progress.setFormat("step %v / %m")
+        self.progress.setFormat(STEP_FORMAT)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.rate_label = QLabel("Not training")
@@ -254,8 +257,10 @@ class TrainingPanel(QWidget):
 
     def start_failed(self, message: str) -> None:
         """The worker could not start the run (bad data folder, …): back to idle with the reason."""
+        self.stop_when_started = False
         if self.state == "starting":
             self.state = "idle"
+            self.progress.setFormat(STEP_FORMAT)
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
             self.rate_label.setText("Not training")
@@ -274,14 +279,16 @@ class TrainingPanel(QWidget):
 
     def on_progress(self, topic: str, done: float, total: float) -> None:
         """While a run starts: how far loading its data set has come."""
-        if topic != "training" or self.state != "starting":
+        if topic != "training" or self.state != "starting" or self.stop_when_started:
             return
         if total > 0:
+            self.progress.setFormat("%p%")
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * done / total))
             self.rate_label.setText(f"Loading the data set… {int(done)} of {int(total)}")
         else:
             self.progress.setRange(0, 0)
+            self.rate_label.setText("Building the model…")
 
     def on_task_finished(self, topic: str, outcome: str) -> None:
         if topic == "training" and outcome == "cancelled":
@@ -322,6 +329,7 @@ class TrainingPanel(QWidget):
         self.current_out_dir = info["out_dir"]
         self.step = 0
         self.total_steps = info["total_steps"]
+        self.progress.setFormat(STEP_FORMAT)
         self.progress.setRange(0, self.total_steps)
         self.progress.setValue(info.get("start_step", 0))
         self.rate_label.setText(f"Training on {info.get('device', 'cpu')}…")
@@ -501,6 +509,8 @@ class TrainingPanel(QWidget):
     def refresh_runs(self, select: str | None = None) -> None:
         self.runs.clear()
         self._running_item = None
+        running = Path(self.current_out_dir).resolve() \
+            if self.current_out_dir and self.state in ("running", "paused", "stopping") else None
         if not self.runs_dir.is_dir():
             return
         folders = sorted((p for p in self.runs_dir.iterdir() if p.is_dir()
@@ -513,8 +523,8 @@ class TrainingPanel(QWidget):
             self.runs.addItem(item)
             if select and Path(select).resolve() == folder.resolve():
                 self.runs.setCurrentItem(item)
-                if self.state in ("running", "paused", "stopping"):
-                    self._running_item = item
+            if running is not None and folder.resolve() == running:
+                self._running_item = item
 
     def _selected_run(self) -> str | None:
         item = self.runs.currentItem()
@@ -564,11 +574,16 @@ def read_metrics(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
             except json.JSONDecodeError:
                 continue
             if event.get("kind") == "step":
+                # a run resumed from its last checkpoint repeats the steps after it: the newest count
+                while steps and steps[-1]["step"] >= event["step"]:
+                    steps.pop()
                 steps.append(event)
                 for name in event.get("lrs", {}):
                     if name != "outer" and name not in levels:
                         levels.append(name)
             elif event.get("kind") == "eval":
+                while evals and evals[-1]["step"] >= event["step"]:
+                    evals.pop()
                 evals.append(event)
     return steps, evals, levels
 
