@@ -26,6 +26,7 @@ DIRECTIONS = ["image->text", "text->image", "image->audio", "audio->image", "tex
 
 
 STEP_FORMAT = "step %v / %m"
+LEFT_AXIS_PX = 66
 
 
 def format_eta(seconds: float | None) -> str:
@@ -135,6 +136,9 @@ class TrainingPanel(QWidget):
             plot.showGrid(x=True, y=True, alpha=0.25)
             for side in ("bottom", "left"):  # major ticks only: minor grid lines and labels slowed each repaint
                 plot.getAxis(side).setStyle(maxTickLevel=0)
+            # a fixed width: tick labels of another length (the view moved) would otherwise re-lay out the
+            # whole grid of plots and repaint all four; it also lines up the plots of a column
+            plot.getAxis("left").setWidth(LEFT_AXIS_PX)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             legend = plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
