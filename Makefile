@@ -18,6 +18,7 @@ bench: setup
 
 screenshots: setup
 	bash scripts/screenshots.sh --out docs/screenshots
+	bash scripts/screenshots.sh --dark --out docs/screenshots/dark
 
 clean:
 	rm -rf .venv .pytest_cache

@@ -23,12 +23,28 @@ def main() -> int:
     parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
     parser.add_argument("--steps", type=int, default=40, help="training steps to show live")
     parser.add_argument("--size", default="1440x900")
+    parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style), to check readability")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from studio.app import make_app
+    from studio.app import configure_pyqtgraph, make_app
     app = make_app([sys.argv[0]])
+    if args.dark:
+        from PySide6.QtGui import QColor, QPalette
+        app.setStyle("Fusion")
+        dark = QPalette()
+        for role, color in ((QPalette.Window, "#2b2b2b"), (QPalette.WindowText, "#e6e6e6"),
+                            (QPalette.Base, "#1e1e1e"), (QPalette.AlternateBase, "#2b2b2b"),
+                            (QPalette.Text, "#e6e6e6"), (QPalette.Button, "#353535"),
+                            (QPalette.ButtonText, "#e6e6e6"), (QPalette.Highlight, "#2a82da"),
+                            (QPalette.HighlightedText, "#ffffff"), (QPalette.ToolTipBase, "#353535"),
+                            (QPalette.ToolTipText, "#e6e6e6"), (QPalette.PlaceholderText, "#8c8c8c")):
+            dark.setColor(role, QColor(color))
+        dark.setColor(QPalette.Disabled, QPalette.Text, QColor("#7a7a7a"))
+        dark.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#7a7a7a"))
+        app.setPalette(dark)
+        configure_pyqtgraph(app)            # the plots follow the palette, as on a dark desktop
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
     from studio.dialogs import ScriptedDialogs
