@@ -593,13 +593,49 @@ def read_metrics(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
     return steps, evals, levels
 
 
+SUMMARY_SCAN_BYTES = 4 << 20   # how far back from its end a run's metrics are searched for a summary
+
+
+def last_events(path: Path, kinds: tuple[str, ...] = ("step", "eval"), chunk: int = 1 << 16) -> dict[str, dict]:
+    """The last event of each kind in a metrics file, read backwards a chunk at a time: the run history
+    lists every run at start-up and a long run's file holds hundreds of thousands of lines (reading them
+    all took about a second per 100 000 steps, on the UI thread). Searches SUMMARY_SCAN_BYTES at most."""
+    found: dict[str, dict] = {}
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return found
+    with handle:
+        pos = handle.seek(0, 2)
+        scanned, carry = 0, b""
+        while pos > 0 and len(found) < len(kinds) and scanned < SUMMARY_SCAN_BYTES:
+            size = min(chunk, pos)
+            pos -= size
+            scanned += size
+            handle.seek(pos)
+            lines = (handle.read(size) + carry).split(b"\n")
+            carry = lines.pop(0) if pos > 0 else b""    # maybe the end of a line that starts further back
+            for line in reversed(lines):
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                kind = event.get("kind") if isinstance(event, dict) else None
+                if kind in kinds and kind not in found:
+                    found[kind] = event
+    return found
+
+
 def run_summary(folder: Path) -> str:
-    steps, evals, _ = read_metrics(folder)
+    last = last_events(folder / "metrics.jsonl")
+    step, evaluation = last.get("step"), last.get("eval")
     parts = []
-    if steps:
-        parts.append(f"{steps[-1]['step']}/{steps[-1].get('total_steps', '?')} steps, loss {steps[-1]['loss']:.3f}")
-    if evals:
-        best = max((v["R@1"] for v in evals[-1]["recall"].values()), default=0.0)
+    if step:
+        parts.append(f"{step['step']}/{step.get('total_steps', '?')} steps, loss {step['loss']:.3f}")
+    if evaluation:
+        best = max((v["R@1"] for v in evaluation["recall"].values()), default=0.0)
         parts.append(f"best R@1 {100 * best:.0f}%")
     if not (folder / "checkpoint.pt").exists():
         parts.append("no checkpoint")

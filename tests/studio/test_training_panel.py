@@ -193,3 +193,19 @@ def test_a_resumed_runs_repeated_steps_are_read_once_with_the_newest_values(tmp_
     assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6]
     assert [s["loss"] for s in steps][3:] == [14.0, 15.0, 16.0]
     assert [e["step"] for e in evals] == [5] and levels == ["fast"]
+
+
+def test_a_long_runs_summary_comes_from_the_end_of_its_metrics(tmp_path, monkeypatch):
+    import json
+    from studio.panels import training_panel
+    from studio.panels.training_panel import last_events, run_summary
+    lines = [{"kind": "step", "step": i, "total_steps": 50_000, "loss": 1.0 + 1 / i} for i in range(1, 30_001)]
+    lines.insert(20_000, {"kind": "eval", "step": 20_000, "recall": {"image->text": {"R@1": 0.42}}})
+    text = "".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "step", "step": 30001, "los'  # cut off
+    (tmp_path / "metrics.jsonl").write_text(text)
+    last = last_events(tmp_path / "metrics.jsonl", chunk=4096)     # small chunks: lines cross chunk borders
+    assert last["step"]["step"] == 30_000 and last["eval"]["step"] == 20_000
+    assert run_summary(tmp_path) == "30000/50000 steps, loss 1.000, best R@1 42%, no checkpoint"
+    # the eval lies ~500 KB before the end: a narrower search leaves it out rather than reading everything
+    monkeypatch.setattr(training_panel, "SUMMARY_SCAN_BYTES", 64 << 10)
+    assert "eval" not in last_events(tmp_path / "metrics.jsonl", chunk=4096)
