@@ -186,12 +186,12 @@ class EngineWorker(QObject):
         data = request.get("data", "builtin")
         if isinstance(data, str):           # loading looks at every file: progress, and Stop cancels it
             data = load_source(data, progress=report)
-        report(0, 0)                        # a last chance to cancel before the model is built
+        self._raise_if_cancelled("training")   # before the model is built
+        self.progress.emit("training", 0, 0)  # busy: building the model
         trainer = Trainer(cfg, data=data, out_dir=request.get("out_dir") or None,
                           device=request.get("device") or self.device_name, steps=request.get("steps"),
                           resume=bool(request.get("resume")), tensorboard=False)
-        if self._cancel["training"].is_set():   # Stop (or the window closed) while the model was built
-            raise Cancelled()
+        self._raise_if_cancelled("training")   # Stop (or the window closed) while the model was built
         trainer.subscribe(self._on_training_event)
         with self._lock:
             self._pending, self._final = self._empty_pending(), None
@@ -273,6 +273,10 @@ class EngineWorker(QObject):
     def clear_cancel(self, topic: str) -> None:
         self._cancel[topic].clear()
 
+    def _raise_if_cancelled(self, topic: str) -> None:
+        if self._cancel[topic].is_set():
+            raise Cancelled()
+
     def join_training(self, timeout: float) -> bool:
         thread = self.train_thread
         if thread is not None:
@@ -285,8 +289,7 @@ class EngineWorker(QObject):
         last = [0.0]
 
         def report(done: float, total: float) -> None:
-            if self._cancel[topic].is_set():
-                raise Cancelled()
+            self._raise_if_cancelled(topic)
             now = time.perf_counter()
             if now - last[0] >= PROGRESS_INTERVAL_S or done >= total:
                 last[0] = now

@@ -367,8 +367,7 @@ class TrainingPanel(QWidget):
         item = self._running_item
         if item is None or self.current_out_dir is None:
             return
-        item.setText(f"{Path(self.current_out_dir).name}\n   {last['step']}/{last.get('total_steps', '?')} steps, "
-                     f"loss {last['loss']:.3f}, training")
+        item.setText(f"{Path(self.current_out_dir).name}\n   {step_summary(last)}, training")
 
     def on_state(self, state: str) -> None:
         if state == "paused" and self.state in ("running",):
@@ -514,10 +513,11 @@ class TrainingPanel(QWidget):
     def refresh_runs(self, select: str | None = None) -> None:
         self.runs.clear()
         self._running_item = None
-        running = Path(self.current_out_dir).resolve() \
-            if self.current_out_dir and self.state in ("running", "paused", "stopping") else None
         if not self.runs_dir.is_dir():
             return
+        selected = Path(select).resolve() if select else None
+        running = Path(self.current_out_dir).resolve() \
+            if self.current_out_dir and self.state in ("running", "paused", "stopping") else None
         folders = sorted((p for p in self.runs_dir.iterdir() if p.is_dir()
                           and ((p / "metrics.jsonl").exists() or (p / "checkpoint.pt").exists())), reverse=True)
         for folder in folders:
@@ -526,9 +526,10 @@ class TrainingPanel(QWidget):
             item.setData(Qt.UserRole, str(folder))
             item.setToolTip(str(folder))
             self.runs.addItem(item)
-            if select and Path(select).resolve() == folder.resolve():
+            where = folder.resolve()
+            if where == selected:
                 self.runs.setCurrentItem(item)
-            if running is not None and folder.resolve() == running:
+            if where == running:
                 self._running_item = item
 
     def _selected_run(self) -> str | None:
@@ -550,7 +551,7 @@ class TrainingPanel(QWidget):
         self.add_points(steps, evals)
         self.current_out_dir = folder
         last = steps[-1]["step"] if steps else 0
-        self.progress.setRange(0, max(1, steps[-1]["total_steps"] if steps else 1))
+        self.progress.setRange(0, max(1, self.total_steps))
         self.progress.setValue(last)
         self.rate_label.setText(f"Showing {Path(folder).name}")
 
@@ -628,12 +629,16 @@ def last_events(path: Path, kinds: tuple[str, ...] = ("step", "eval"), chunk: in
     return found
 
 
+def step_summary(event: dict) -> str:
+    return f"{event['step']}/{event.get('total_steps', '?')} steps, loss {event['loss']:.3f}"
+
+
 def run_summary(folder: Path) -> str:
     last = last_events(folder / "metrics.jsonl")
     step, evaluation = last.get("step"), last.get("eval")
     parts = []
     if step:
-        parts.append(f"{step['step']}/{step.get('total_steps', '?')} steps, loss {step['loss']:.3f}")
+        parts.append(step_summary(step))
     if evaluation:
         best = max((v["R@1"] for v in evaluation["recall"].values()), default=0.0)
         parts.append(f"best R@1 {100 * best:.0f}%")
