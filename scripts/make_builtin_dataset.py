@@ -92,8 +92,7 @@ def espeak_version() -> str:
 
 def synthesise(setting: dict, text: str, tmp: Path) -> np.ndarray:
     """espeak-ng -> 16 kHz mono float64, silence trimmed, faded, peak-normalised."""
-    import torch
-    import torchaudio.functional as AF
+    from engine.data.dsp import resample
 
     wav = tmp / "clip.wav"
     cmd = ["espeak-ng", "-v", f"{setting['voice']}+{setting['variant']}", "-s", str(setting["speed"]),
@@ -101,7 +100,7 @@ def synthesise(setting: dict, text: str, tmp: Path) -> np.ndarray:
     subprocess.run(cmd, check=True, capture_output=True)
     x, sr = sf.read(str(wav), dtype="float64", always_2d=True)
     x = x.mean(axis=1)
-    y = AF.resample(torch.from_numpy(x), sr, SAMPLE_RATE).numpy()
+    y = resample(x, sr, SAMPLE_RATE)
     env = np.abs(y)
     loud = np.flatnonzero(env > 0.03 * env.max())
     start = max(0, loud[0] - int(0.03 * SAMPLE_RATE))

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchaudio
 
 from engine.data.audio import load_audio
 from engine.data.dataset import Item
+from engine.data.dsp import resample
 from engine.data.sources import load_source
 from engine.retrieval import Retriever
 from engine.training.evaluate import EmbeddedGallery, recall_at
@@ -26,7 +26,7 @@ def shift_domain(wave: np.ndarray, rate: int, semitones: float, snr_db: float, s
     # Resampling cost grows with rate / gcd(rates): round the source rate to whole kHz (3 semitones ->
     # 19 kHz -> 16 kHz, a factor 1.1875 = +2.97 semitones).
     source_rate = int(round(rate * 2 ** (semitones / 12) / 1000)) * 1000
-    shifted = torchaudio.functional.resample(torch.from_numpy(wave), source_rate, rate).numpy()
+    shifted = resample(wave, source_rate, rate)
     noise = np.random.default_rng(seed).standard_normal(len(shifted)).astype(np.float32)
     signal_power = float(np.mean(shifted ** 2)) + 1e-12
     noise *= np.sqrt(signal_power / 10 ** (snr_db / 10))

@@ -1,5 +1,5 @@
 """Audio in: any file soundfile reads (WAV, FLAC, Ogg, MP3), any rate, channels or sample type.
-Audio out: 16 kHz mono float32, cut to the config's length, then an 80-bin log-mel (torchaudio).
+Audio out: 16 kHz mono float32, cut to the config's length, then an 80-bin log-mel (engine.data.dsp).
 
 Every failure is a one-line `DataError` naming the file and the problem.
 """
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
 from engine.config import AudioConfig
+from engine.data.dsp import mel_spectrogram, resample
 from engine.data.errors import DataError
 
 SILENCE_PEAK = 1e-4  # below this a clip holds nothing to hear (int16 LSB is 3e-5)
@@ -57,7 +57,7 @@ def prepare_waveform(data: np.ndarray, rate: int, sample_rate: int, name: str = 
     if rate <= 0:
         raise DataError(f"{name}: invalid sample rate {rate}")
     if rate != sample_rate:
-        mono = torchaudio.functional.resample(torch.from_numpy(mono), rate, sample_rate).numpy()
+        mono = resample(mono, rate, sample_rate)
     if np.abs(mono).max(initial=0.0) < SILENCE_PEAK:
         raise DataError(f"{name}: audio is silent (peak below {SILENCE_PEAK:g})")
     return np.ascontiguousarray(mono, dtype=np.float32)
@@ -91,8 +91,7 @@ class LogMel(torch.nn.Module):
 
     def __init__(self, cfg: AudioConfig):
         super().__init__()
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels)
+        self.mel = mel_spectrogram(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
         self.hop_length = cfg.hop_length
 
     def n_frames(self, n_samples: int) -> int:
