@@ -40,7 +40,7 @@ want_uv=$(sed -n 's/^uv==\([^ ]*\).*/\1/p' scripts/bootstrap.lock)
 if [ ! -x "$UV" ] || [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" != "$want_uv" ]; then
   echo "setup: installing uv $want_uv into .uv/"
   rm -rf .uv
-  "$PYTHON" -m pip install -q --disable-pip-version-check --require-hashes --no-deps --target .uv \
+  "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore --require-hashes --no-deps --target .uv \
     -r scripts/bootstrap.lock
 fi
 export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
