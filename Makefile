@@ -2,16 +2,22 @@
 # and `make test` (set up, then run the whole test suite). Everything else is a convenience.
 VENV := .venv/bin
 
-.PHONY: setup lock run test bench screenshots clean
+.PHONY: setup lock lock-upgrade run test bench screenshots clean
 
 setup:
 	@bash scripts/setup.sh
 
-# Regenerates requirements.lock from pyproject.toml's ranges (newest versions that fit them; every
-# package exact, hash-checked, for Linux/macOS/Windows alike). Commit it once `make test` passes.
+# Regenerates requirements.lock from pyproject.toml's ranges (every package exact, hash-checked, for
+# Linux/macOS/Windows alike), keeping the current pins that still fit; `make lock-upgrade` takes the newest
+# versions that fit instead. Commit the lock with pyproject.toml once `make test` passes.
+LOCK_COMPILE := .uv/bin/uv pip compile pyproject.toml --extra test --universal --generate-hashes \
+	--python-version 3.11 -o requirements.lock
+
 lock: setup
-	.uv/bin/uv pip compile pyproject.toml --extra test --universal --generate-hashes \
-	  --python-version 3.11 --upgrade -o requirements.lock
+	$(LOCK_COMPILE)
+
+lock-upgrade: setup
+	$(LOCK_COMPILE) --upgrade
 
 run: setup
 	$(VENV)/nlmm-studio
