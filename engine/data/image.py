@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
@@ -21,6 +22,7 @@ from engine.data.errors import DataError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding a single pixel
 INK_THRESHOLD = 0.35     # after contrast stretching, what counts as writing when cropping
+WORKING_SIDE = 384       # ink images are cleaned at most this large (the model sees 32 x 64)
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -82,12 +84,35 @@ def _letterbox(grey: np.ndarray, aspect: float) -> np.ndarray:
     return canvas
 
 
+def flatten_background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """(H, W) grey in [0, 1] -> ink strength in [0, 1] against the local paper (or ground) brightness.
+
+    A phone photo of paper is lit unevenly and may show a shadow or the table around the page. A closing
+    (max then min filter) wider than any stroke removes the writing and keeps the page's own light, shadow
+    edges and the table; ink is then how much darker a pixel is than its paper. Light ink on a dark ground
+    (the training images, chalk) is the mirror case, with an opening."""
+    h, w = grey.shape
+    k = max(3, int(0.25 * min(h, w)) | 1)
+    t = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
+    grow = lambda x: F.max_pool2d(x, k, stride=1, padding=k // 2)  # noqa: E731
+    if dark_ink:
+        paper = -grow(-grow(t))
+        ink = (paper - t) / paper.clamp_min(0.05)
+    else:
+        ground = grow(-grow(-t))
+        ink = (t - ground) / (1 - ground).clamp_min(0.05)
+    return ink.clamp(0, 1)[0, 0].numpy()
+
+
 def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
-    """(H, W, C) in [0, 1] -> light-on-dark grey, contrast-stretched and cropped to the writing."""
+    """(H, W, C) in [0, 1] -> light-on-dark grey, background flattened, contrast-stretched and cropped
+    to the writing."""
     grey = array.mean(axis=-1) if array.shape[-1] == 3 else array[..., 0]
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 0.5:
-        grey = 1.0 - grey  # dark writing on light paper -> light writing on a dark ground
+    if max(grey.shape) > WORKING_SIDE:  # a 12-megapixel photo holds no more of a number than this
+        scale = WORKING_SIDE / max(grey.shape)
+        size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
+        grey = TF.resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size, antialias=True)[0].numpy()
+    grey = flatten_background(grey, dark_ink=float(np.median(grey)) > 0.5)  # the paper is most of the picture
     low, high = np.percentile(grey, [1, 99.5])
     if high - low < 0.05:
         raise DataError(f"{name}: image has no content (a single flat colour)")

@@ -1,0 +1,105 @@
+"""Digits as people print and draw them: font glyph atlases and single-stroke (Hershey) digit shapes.
+
+Fonts come from the Debian font packages scripts/setup_dataset.sh installs (all free licences: OFL, GPL
+with the font exception, LPPL, Apache, Bitstream Vera, public domain). Whole families are held out:
+val and test fonts (and their metric clones) never appear in training. Only the training fonts' digits
+ship (`glyphs.npz`); val/test images are rendered here with the same composer the training uses.
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from engine.data.printed import GLYPH_SIZE
+
+# No digits (symbol or tofu fonts), outline-only or stencil digits a person would not read as numbers.
+EXCLUDED_FAMILIES = {"D050000L", "Balker", "Marked Fool", "Swift", "Winks", "flatline", "progenisis",
+                     "Wargames", "femkeklaver", "Standard Symbols PS", "DejaVu Math TeX Gyre"}
+# Held-out families, grouped with their clones (P052 and TeX Gyre Pagella are both Palatino).
+FONT_SPLITS = {
+    "val": {"Dustismo", "Dustismo Roman", "Roboto Condensed", "It wasn't me"},
+    "test": {"Humor Sans", "Comic Neue", "Fira Code", "Cantarell", "P052", "TeX Gyre Pagella", "Berenika",
+             "Klaudia", "Domestic Manners", "Tomson Talks"},
+}
+# Hershey single-stroke families: the "drawn with a mouse or a finger" style. Held out: cursive, timesi.
+STROKE_SPLITS = {"train": ("futural", "rowmans", "scripts", "greek", "timesr", "futuram"),
+                 "test": ("cursive", "timesi")}
+
+
+@dataclass(frozen=True)
+class Font:
+    family: str
+    style: str
+    path: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.family} {self.style}"
+
+
+def font_split(family: str) -> str:
+    for split, families in FONT_SPLITS.items():
+        if family in families:
+            return split
+    return "train"
+
+
+def installed_fonts() -> list[Font]:
+    """One file per (family, style), OpenType/TrueType before Type 1, sorted by name."""
+    out = subprocess.run(["fc-list", "--format=%{family[0]}|%{style[0]}|%{file}\n"], capture_output=True,
+                         text=True, check=True).stdout
+    chosen: dict[tuple[str, str], str] = {}
+    for line in sorted(set(out.splitlines())):
+        family, style, path = line.split("|")
+        if family in EXCLUDED_FAMILIES or not path.lower().endswith((".ttf", ".otf", ".t1", ".pfb")):
+            continue
+        key = (family, style)
+        if key not in chosen or (chosen[key].endswith((".t1", ".pfb")) and not path.endswith((".t1", ".pfb"))):
+            chosen[key] = path
+    return [Font(f, s, p) for (f, s), p in sorted(chosen.items())]
+
+
+def digit_glyphs(font: Font, size: int = GLYPH_SIZE, render_px: int = 96) -> np.ndarray:
+    """The ten digits of a font, (10, size, size) uint8, ink light on dark. Every digit is scaled by the
+    same factor (the font's digit height -> `size`), keeps its place on the baseline and is centred
+    horizontally, so a composed number keeps the font's proportions."""
+    face = ImageFont.truetype(font.path, render_px)
+    canvas = (render_px * 3, render_px * 2)
+    inks = []
+    for digit in "0123456789":
+        image = Image.new("L", canvas, 0)
+        ImageDraw.Draw(image).text((render_px // 2, render_px // 3), digit, font=face, fill=255)
+        inks.append(np.asarray(image))
+    rows = np.flatnonzero(np.max([ink.max(axis=1) for ink in inks], axis=0) > 40)
+    top, bottom = rows.min(), rows.max() + 1
+    scale = (size - 2) / (bottom - top)
+    out = np.zeros((10, size, size), np.uint8)
+    for d, ink in enumerate(inks):
+        cols = np.flatnonzero(ink[top:bottom].max(axis=0) > 40)
+        piece = Image.fromarray(ink[top:bottom, cols.min(): cols.max() + 1])
+        width = max(1, min(size, int(round(piece.width * scale))))
+        piece = np.asarray(piece.resize((width, size - 2), Image.LANCZOS))
+        left = (size - width) // 2
+        out[d, 1: size - 1, left: left + width] = piece
+    return out
+
+
+def hershey_digits(family: str) -> list[list[list[tuple[float, float]]]]:
+    """Per digit, its strokes as point lists in a unit box (y down, digit height 1, centred on x = 0)."""
+    from HersheyFonts import HersheyFonts
+
+    fonts = HersheyFonts()
+    fonts.load_default_font(family)
+    fonts.normalize_rendering(1.0)
+    out = []
+    for digit in "0123456789":
+        strokes = [list(s) for s in fonts.strokes_for_text(digit)]
+        points = np.array([p for s in strokes for p in s], dtype=np.float64)
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        height = max(y1 - y0, 1e-6)
+        out.append([[(round((x - (x0 + x1) / 2) / height, 4), round((y1 - y) / height, 4)) for x, y in s]
+                    for s in strokes])
+    return out
