@@ -106,6 +106,7 @@ class DataConfig:
     batch_size: int = 64
     num_workers: int = 0
     seed: int = 0
+    augment: bool = False   # training clips through rooms, microphones and noise (engine.data.audio_augment)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import NLMMConfig
 from engine.data.audio import LogMel, fit_length, load_audio
+from engine.data.audio_augment import SpeechAugment, augment_mel
 from engine.data.errors import DataError
 from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
@@ -46,8 +47,9 @@ class DataSplits:
     splits: dict[str, list[Item]]
     skipped: Counter = field(default_factory=Counter)  # reason -> count, for `nlmm data info`
     notes: list[str] = field(default_factory=list)       # reported once, e.g. "using Karpathy's split"
-    # label, rng -> a fresh uint8 image of that label (training-time augmentation), when the source has one
-    image_synth: Callable[[int, np.random.Generator], np.ndarray] | None = None
+    # label, rng -> a fresh image of that label (a PIL image or uint8 light-on-dark array; training-time
+    # augmentation), when the source has one
+    image_synth: Callable[[int, np.random.Generator], "np.ndarray | Image.Image"] | None = None
 
     def captions(self, split: str = "train") -> list[str]:
         return [item.text for item in self.splits.get(split, []) if item.text]
@@ -69,14 +71,18 @@ class MultimodalDataset(Dataset):
     item (the message travels in the sample's "errors"); prepared tensors can be cached in memory."""
 
     def __init__(self, items: list[Item], cfg: NLMMConfig, cache: bool = False,
-                 image_synth=None, synth_prob: float = 0.75, seed: int = 0):
+                 image_synth=None, synth_prob: float = 0.75, seed: int = 0,
+                 audio_augment: SpeechAugment | None = None):
         self.items, self.cfg = items, cfg
         self.log_mel = LogMel(cfg.audio)
         self.max_samples = int(cfg.audio.max_seconds * cfg.audio.sample_rate)
         self.cache: dict | None = {} if cache else None
-        # Training only: most images are drawn afresh, from a generator seeded by (seed, epoch, index)
-        # so that a resumed run sees exactly the images an uninterrupted one would.
+        # Training only: most images are drawn afresh and every clip goes through a microphone-and-room
+        # chain, from generators seeded by (seed, epoch, index), so that a resumed run sees exactly the
+        # samples an uninterrupted one would.
         self.image_synth, self.synth_prob, self.seed, self.epoch = image_synth, synth_prob, seed, 0
+        self.audio_augment = audio_augment
+        self._with_audio = [i for i, item in enumerate(items) if item.audio is not None]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -91,12 +97,28 @@ class MultimodalDataset(Dataset):
     def image(self, path: Path) -> torch.Tensor:
         return self._cached(("image", path), lambda: load_image(path, self.cfg.image))
 
+    def _load_wave(self, path: Path) -> np.ndarray:
+        return load_audio(path, self.cfg.audio.sample_rate, self.cfg.audio.max_seconds)
+
+    def wave(self, path: Path) -> np.ndarray:
+        return self._cached(("wave", path), lambda: self._load_wave(path))
+
     def audio(self, path: Path) -> torch.Tensor:
         def make():
-            wave = load_audio(path, self.cfg.audio.sample_rate, self.cfg.audio.max_seconds)
-            wave = fit_length(wave, self.max_samples)
-            return self.log_mel(torch.from_numpy(wave))
+            return self.log_mel(torch.from_numpy(fit_length(self._load_wave(path), self.max_samples)))
         return self._cached(("audio", path), make)
+
+    def augmented_audio(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
+        wave = self.audio_augment(self.wave(path), rng, self._other_clip)
+        return augment_mel(self.log_mel(torch.from_numpy(fit_length(wave, self.max_samples))), rng)
+
+    def _other_clip(self, rng: np.random.Generator) -> np.ndarray:
+        """Another item's clip, for babble noise (a clip that fails to load gives silence)."""
+        item = self.items[self._with_audio[int(rng.integers(len(self._with_audio)))]]
+        try:
+            return self.wave(item.audio)
+        except DataError:
+            return np.zeros(1, np.float32)
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
@@ -105,9 +127,15 @@ class MultimodalDataset(Dataset):
         if self.image_synth is not None and item.label is not None and item.image is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if rng.random() < self.synth_prob:
-                drawn = Image.fromarray(self.image_synth(item.label, rng), "L")
+                drawn = self.image_synth(item.label, rng)
+                if isinstance(drawn, np.ndarray):
+                    drawn = Image.fromarray(drawn, "L")
                 sample["image"] = prepare_image(drawn, self.cfg.image, "drawn number")
-        for modality, load in (("image", self.image), ("audio", self.audio)):
+        audio = self.audio
+        if self.audio_augment is not None:
+            rng_audio = np.random.default_rng([self.seed, self.epoch, index, 1])
+            audio = lambda path: self.augmented_audio(path, rng_audio)  # noqa: E731
+        for modality, load in (("image", self.image), ("audio", audio)):
             path = getattr(item, modality)
             if path is not None and sample[modality] is None:
                 try:

@@ -15,12 +15,11 @@ SOURCES = ("builtin", "flickr8k:DIR", "folder:DIR")
 
 def load_builtin() -> DataSplits:
     from engine.data.builtin import BUILTIN_ROOT, load_builtin_manifest
-    from engine.data.handwriting import TRAIN_DIGITS, HandwritingSynth
+    from engine.data.number_images import NumberImageSynth
     splits = {split: [Item(image=i.image, text=i.text, audio=i.audio, label=i.label, key=str(i.label))
                       for i in items]
               for split, items in load_builtin_manifest().items()}
-    digits = BUILTIN_ROOT / TRAIN_DIGITS
-    return DataSplits("builtin", splits, image_synth=HandwritingSynth(digits) if digits.is_file() else None)
+    return DataSplits("builtin", splits, image_synth=NumberImageSynth.from_folder(BUILTIN_ROOT))
 
 
 Progress = Callable[[float, float], None]

@@ -22,6 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from engine.config import NLMMConfig, save_config
+from engine.data.audio_augment import SpeechAugment
+from engine.data.builtin import BUILTIN_ROOT
 from engine.data.dataset import Collate, DataSplits, MultimodalDataset
 from engine.data.sources import load_source
 from engine.data.text import Tokenizer
@@ -120,8 +122,13 @@ class Trainer:
         per_rank = max(1, cfg.data.batch_size // self.dist.world_size)
         self.sampler = ResumableBatchSampler(len(train_items), per_rank * self.dist.world_size, cfg.train.seed,
                                              self.dist.rank, self.dist.world_size)
+        augment = None
+        if cfg.data.augment:
+            augment = SpeechAugment.from_folder(BUILTIN_ROOT, cfg.audio.sample_rate,
+                                                int(cfg.audio.max_seconds * cfg.audio.sample_rate))
         self.dataset = MultimodalDataset(train_items, cfg, cache=len(train_items) <= CACHE_LIMIT,
-                                         image_synth=self.data.image_synth, seed=cfg.train.seed)
+                                         image_synth=self.data.image_synth, seed=cfg.train.seed,
+                                         audio_augment=augment)
         self.collate = Collate(self.tokenizer, cfg.text.max_tokens)
         self.eval_items = self.data.splits.get("val") or self.data.splits.get("test") or []
         self._tb = None
