@@ -188,6 +188,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "ttt":
         from engine.bench import ttt
         result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+    elif args.what == "robustness":
+        from engine.bench import robustness
+        result = robustness.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+        if not args.json:
+            print(robustness.format_table(result))
     else:
         raise UserError(f"unknown benchmark '{args.what}'")
     if args.json:
@@ -243,11 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
-    bench.add_argument("what", choices=["kernels", "train", "query", "ttt"],
+    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness"],
                        help="kernels: delta rule + training step; train: time to target recall; "
                             "query: live query latency; ttt: test-time training on a shifted domain")
     bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
-    bench.add_argument("--checkpoint", default=None, help="for query/ttt (default: the shipped demo model)")
+    bench.add_argument("--checkpoint", default=None, help="for query/ttt/robustness (default: the shipped demo model)")
     bench.add_argument("--budget", type=float, default=300.0, help="train: seconds of training at most")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")

@@ -15,8 +15,9 @@ Item fields:
 * ``audio``  - absolute path of the Ogg Opus clip.  One clip exists per (number,
   voice setting); an item references the clip of its label and voice.
 * ``label``  - the number, 0-99.
-* ``voice``  - the id of the espeak-ng voice setting that spoke the clip (see
-  ``voices.json``), e.g. ``"en-gb-scotland+m3-s160-p45"``.
+* ``voice``  - the id of the voice that spoke the clip (see ``voices.json``), e.g.
+  ``"en-gb-scotland+m3-s160-p45"`` (espeak-ng) or ``"kokoro-test02"``.
+* ``engine`` - the speech engine of that voice: espeak-ng, festival or kokoro.
 * ``writer`` - the scikit-learn ``load_digits()`` sample index of the first (or only)
   digit drawn in the image.  The UCI set does not publish who wrote each sample, so
   this is a handwriting *sample* id, not a person id.
@@ -34,6 +35,7 @@ from engine.data.errors import DataError
 BUILTIN_ROOT = Path(__file__).resolve().parents[2] / "resources" / "builtin"
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
+HELDOUT = "heldout"  # sources no training sample comes from (manifest["heldout"]; engine.bench.robustness)
 NUM_LABELS = 100
 IMAGE_SIZE = (32, 64)  # height, width
 SAMPLE_RATE = 16000
@@ -55,6 +57,18 @@ class BuiltinItem:
     voice: str
     writer: int
     samples: tuple[int, ...] = ()
+    engine: str = "espeak-ng"
+
+
+@dataclass(frozen=True)
+class HeldoutItem:
+    """One item of a held-out condition: an image or a clip, its label and the source it came from."""
+    label: int
+    source: str              # the font, stroke family or voice
+    family: str = ""         # a font's family
+    image: Path | None = None
+    audio: Path | None = None
+    engine: str = ""
 
 
 def number_words(label: int) -> str:
@@ -119,7 +133,8 @@ def _item(root: Path, manifest: Path, split: str, idx: int, raw, check_files: bo
         for key, path in (("image", image_path), ("audio", audio_path)):
             if not path.is_file():
                 raise DataError(f"{where}: {key} file {path} is missing")
-    return BuiltinItem(image_path, text, audio_path, label, voice, writer, tuple(samples))
+    return BuiltinItem(image_path, text, audio_path, label, voice, writer, tuple(samples),
+                       str(raw.get("engine", "espeak-ng")))
 
 
 def load_builtin_manifest(root: Path | str = BUILTIN_ROOT, check_files: bool = True) -> dict[str, list[BuiltinItem]]:
@@ -146,8 +161,31 @@ def load_builtin_manifest(root: Path | str = BUILTIN_ROOT, check_files: bool = T
     }
 
 
+def load_heldout(root: Path | str = BUILTIN_ROOT) -> dict[str, list[HeldoutItem]]:
+    """The held-out conditions of the manifest: {"speech_engine": clips, "fonts": images, "strokes": images}."""
+    root = Path(root)
+    manifest = root / MANIFEST_NAME
+    data = _read_json(manifest)
+    conditions = data.get(HELDOUT) if isinstance(data, dict) else None
+    if not isinstance(conditions, dict):
+        raise DataError(f"{manifest}: no held-out sources (rebuild with scripts/make_builtin_dataset.py)")
+    out = {}
+    for name, raw_items in conditions.items():
+        items = []
+        for i, raw in enumerate(raw_items):
+            try:
+                media = {k: root / raw[k] for k in ("image", "audio") if k in raw}
+                source = raw.get("font") or raw.get("family") or raw["voice"]
+                items.append(HeldoutItem(int(raw["label"]), source, raw.get("font_family", ""),
+                                         engine=raw.get("engine", ""), **media))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"{manifest}: {HELDOUT}.{name}[{i}]: malformed item ({exc})") from None
+        out[name] = items
+    return out
+
+
 def load_voices(root: Path | str = BUILTIN_ROOT) -> dict[str, dict]:
-    """The espeak-ng voice settings, by id: {id: {voice, variant, speed, pitch, split}}."""
+    """Every voice, by id: {id: {engine, split, and the engine's own settings}}."""
     path = Path(root) / "voices.json"
     data = _read_json(path)
     if not isinstance(data, list) or not all(isinstance(v, dict) and "id" in v for v in data):

@@ -20,8 +20,9 @@ from engine.data.builtin import (  # noqa: E402
 )
 from engine.data.errors import DataError  # noqa: E402
 
-EXPECTED_PER_LABEL = {"train": 16, "val": 4, "test": 6}
-MAX_BYTES = 12 * 1024 * 1024
+# espeak-ng + festival + kokoro voices per number and split (scripts/builtin/speech.py)
+EXPECTED_PER_LABEL = {"train": 16 + 6 + 16, "val": 4 + 1 + 3, "test": 6 + 2 + 4}
+MAX_BYTES = 40 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +88,15 @@ def test_voice_settings_disjoint(splits):
     assert not used["train"] & used["test"]
     assert not used["train"] & used["val"]
     assert not used["val"] & used["test"]
-    assert len(set().union(*used.values())) >= 24
-    assert len(used["train"]) >= 24 and len(used["val"]) >= 4 and len(used["test"]) >= 6
-    settings = {(v["voice"], v["variant"], v["speed"], v["pitch"]) for v in voices.values()}
-    assert len(settings) == len(voices) >= 34
+    assert len(used["train"]) >= 46 and len(used["val"]) >= 8 and len(used["test"]) >= 12
+    espeak = [v for v in voices.values() if v["engine"] == "espeak-ng"]
+    settings = {(v["voice"], v["variant"], v["speed"], v["pitch"]) for v in espeak}
+    assert len(settings) == len(espeak) == 34
     for name, ids in used.items():
         assert all(voices[v]["split"] == name for v in ids), name
-    # held-out voices are new espeak variants, not only a new speed/pitch
-    variants = {name: {voices[v]["variant"] for v in ids} for name, ids in used.items()}
+    # held-out espeak-ng voices are new variants, not only a new speed/pitch
+    variants = {name: {voices[v]["variant"] for v in ids if voices[v]["engine"] == "espeak-ng"}
+                for name, ids in used.items()}
     assert not variants["train"] & (variants["val"] | variants["test"])
     assert not any("whisper" in v.lower() for v in set().union(*variants.values()))
 
@@ -116,7 +118,7 @@ def test_audio_decodes(splits):
             assert 0.2 <= len(wave) / sr <= 3.0, it.audio
             assert np.abs(wave).max() <= 1.0, it.audio
             assert np.sqrt(np.mean(wave**2)) > 0.02, it.audio  # not silent
-            # trimmed (espeak-ng leaves ~0.3 s of silence): at most 0.1 s below 0.02 at either end
+            # trimmed (the engines leave ~0.3 s of silence): at most 0.1 s below 0.02 at either end
             loud = np.flatnonzero(np.abs(wave) > 0.02)
             assert loud[0] < 0.1 * sr and len(wave) - loud[-1] < 0.1 * sr, it.audio
 
@@ -178,7 +180,8 @@ def test_manifest_errors(tmp_path):
     assert len(load_builtin_manifest(tmp_path, check_files=False)["val"]) == 2
     write([item], [item], [item])
     loaded = load_builtin_manifest(tmp_path)
-    assert loaded["test"][0] == BuiltinItem(tmp_path / "a.png", "seven", tmp_path / "a.ogg", 7, "v", 3, (3,))
+    assert loaded["test"][0] == BuiltinItem(tmp_path / "a.png", "seven", tmp_path / "a.ogg", 7, "v", 3, (3,),
+                                            "espeak-ng")
     with pytest.raises(DataError, match="a.png"):
         load_image(tmp_path / "a.png")
     with pytest.raises(DataError, match="a.ogg"):
