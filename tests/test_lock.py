@@ -44,7 +44,7 @@ def pinned_version(req: Requirement) -> Version:
 
 
 def test_every_locked_package_is_pinned_exactly_with_hashes():
-    for lock in (ROOT / "requirements.lock", ROOT / "scripts" / "bootstrap.lock"):
+    for lock in (ROOT / "requirements.lock", ROOT / "requirements-dataset.lock", ROOT / "scripts" / "bootstrap.lock"):
         entries = lock_entries(lock)
         assert entries, f"{lock.name} is empty"
         for req, hashes in entries:
@@ -60,6 +60,15 @@ def test_the_lock_satisfies_every_range_in_pyproject():
         assert name in locked, f"{req} is in pyproject.toml but not in requirements.lock: run `make lock`"
         assert req.specifier.contains(pinned_version(locked[name]), prereleases=True), (
             f"requirements.lock has {locked[name]} but pyproject.toml asks for {req}: run `make lock`")
+
+
+def test_the_dataset_generator_installs_the_apps_versions_plus_its_own_tools():
+    app = applicable(lock_entries(ROOT / "requirements.lock"))
+    generator = applicable(lock_entries(ROOT / "requirements-dataset.lock"))
+    assert set(app) <= set(generator)
+    differ = [f"{name}: {app[name]} vs {generator[name]}" for name in app
+              if pinned_version(app[name]) != pinned_version(generator[name])]
+    assert not differ, "requirements-dataset.lock disagrees with requirements.lock (run `make lock`): " + "; ".join(differ)
 
 
 def test_the_pytorch_trio_is_pinned_exactly_in_pyproject():
