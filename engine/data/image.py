@@ -23,6 +23,7 @@ from engine.data.errors import DataError
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding a single pixel
 INK_THRESHOLD = 0.35     # after contrast stretching, what counts as writing when cropping
 WORKING_SIDE = 384       # ink images are cleaned at most this large (the model sees 32 x 64)
+BACKGROUND_SIDE = 64     # the paper's light is estimated at most this large
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -90,17 +91,26 @@ def flatten_background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     A phone photo of paper is lit unevenly and may show a shadow or the table around the page. A closing
     (max then min filter) wider than any stroke removes the writing and keeps the page's own light, shadow
     edges and the table; ink is then how much darker a pixel is than its paper. Light ink on a dark ground
-    (the training images, chalk) is the mirror case, with an opening."""
+    (the training images, chalk) is the mirror case, with an opening. Light varies slowly, so the
+    background is estimated on a copy at most BACKGROUND_SIDE pixels wide and scaled back up."""
     h, w = grey.shape
-    k = max(3, int(0.25 * min(h, w)) | 1)
     t = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
-    grow = lambda x: F.max_pool2d(x, k, stride=1, padding=k // 2)  # noqa: E731
+    scale = min(1.0, BACKGROUND_SIDE / max(h, w))
+    small = t if scale == 1.0 else F.interpolate(t, size=(max(1, round(h * scale)), max(1, round(w * scale))),
+                                                 mode="area")
+    k = max(3, int(0.25 * min(small.shape[-2:])) | 1)
+
+    def grow(x):  # a k x k max filter, as two separable passes
+        x = F.max_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0))
+        return F.max_pool2d(x, (1, k), stride=1, padding=(0, k // 2))
+
+    background = -grow(-grow(small)) if dark_ink else grow(-grow(-small))
+    if scale != 1.0:
+        background = F.interpolate(background, size=(h, w), mode="bilinear", align_corners=False)
     if dark_ink:
-        paper = -grow(-grow(t))
-        ink = (paper - t) / paper.clamp_min(0.05)
+        ink = (background - t) / background.clamp_min(0.05)
     else:
-        ground = grow(-grow(-t))
-        ink = (t - ground) / (1 - ground).clamp_min(0.05)
+        ink = (t - background) / (1 - background).clamp_min(0.05)
     return ink.clamp(0, 1)[0, 0].numpy()
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from torchvision.transforms.v2 import functional as TF
 
 INKS = ((15, 15, 20), (25, 35, 120), (60, 60, 65), (110, 110, 115), (20, 60, 40), (120, 20, 25))
@@ -26,7 +26,7 @@ class PhotoStyle:
     blur: float = 1.2                # Gaussian sigma at most, pixels of the photo
     noise: float = 0.04              # sensor noise std at most
     jpeg: tuple = (25, 90)           # JPEG quality range
-    scale: int = 3                   # photo pixels per number pixel
+    scale: int = 2                   # photo pixels per number pixel
 
 
 TRAINING = PhotoStyle()
@@ -63,12 +63,12 @@ def photograph(number: np.ndarray, rng: np.random.Generator, style: PhotoStyle =
     moved = [[x + rng.uniform(-d, d) * W, y + rng.uniform(-d, d) * H] for x, y in corners]
     fill = [float(c) for c in paper * 0.9]
     tensor = TF.perspective(tensor, corners, moved, fill=fill)
+    noise = rng.normal(0, rng.uniform(0, style.noise), (1, *tensor.shape[1:])).astype(np.float32)
+    tensor = tensor + torch.from_numpy(noise)  # sensor noise is mostly luminance
+    photo = Image.fromarray((tensor.clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8), "RGB")
     sigma = rng.uniform(0.05, style.blur)
     if sigma > 0.3:
-        k = 2 * int(np.ceil(2.5 * sigma)) + 1
-        tensor = TF.gaussian_blur(tensor, [k, k], [sigma, sigma])
-    tensor = tensor + torch.from_numpy(rng.normal(0, rng.uniform(0, style.noise), tensor.shape).astype(np.float32))
-    photo = Image.fromarray((tensor.clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8), "RGB")
+        photo = photo.filter(ImageFilter.GaussianBlur(sigma))
     buffer = io.BytesIO()
     photo.save(buffer, format="JPEG", quality=int(rng.integers(*style.jpeg)))
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")

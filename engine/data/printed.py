@@ -33,7 +33,9 @@ def compose(label: int, glyphs: np.ndarray, rng: np.random.Generator, tracking: 
         strip[:, x: x + piece.shape[1]] = np.maximum(strip[:, x: x + piece.shape[1]], piece)
         x += piece.shape[1] + gap
     image = Image.fromarray(strip, "F")
-    weight = rng.integers(-1, 2)  # thinner, as designed, bolder
+    weight = int(rng.integers(-1, 2))  # thinner, as designed, bolder; a light font is never thinned
+    if weight < 0 and (strip > 128).mean() < 0.15:
+        weight = 0
     if weight:
         image = image.filter(ImageFilter.MaxFilter(3) if weight > 0 else ImageFilter.MinFilter(3))
     # Scale so the number fits the canvas with a margin, then place it with a small rotation and slant.
