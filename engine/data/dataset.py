@@ -130,7 +130,10 @@ class MultimodalDataset(Dataset):
                 drawn = self.image_synth(item.label, rng)
                 if isinstance(drawn, np.ndarray):
                     drawn = Image.fromarray(drawn, "L")
-                sample["image"] = prepare_image(drawn, self.cfg.image, "drawn number")
+                try:
+                    sample["image"] = prepare_image(drawn, self.cfg.image, "drawn number")
+                except DataError:  # a drawing that came out blank: the stored image stands in
+                    sample["image"] = None
         audio = self.audio
         if self.audio_augment is not None:
             rng_audio = np.random.default_rng([self.seed, self.epoch, index, 1])

@@ -33,9 +33,10 @@ def compose(label: int, glyphs: np.ndarray, rng: np.random.Generator, tracking: 
         strip[:, x: x + piece.shape[1]] = np.maximum(strip[:, x: x + piece.shape[1]], piece)
         x += piece.shape[1] + gap
     image = Image.fromarray(strip, "F")
-    weight = int(rng.integers(-1, 2))  # thinner, as designed, bolder; a light font is never thinned
-    if weight < 0 and (strip > 128).mean() < 0.15:
-        weight = 0
+    weight = int(rng.integers(-1, 2))  # thinner, as designed, bolder
+    heavy = (strip > 128).mean()
+    if heavy < 0.15:  # a light font is never thinned, and a hairline one is always made bolder
+        weight = 1 if heavy < 0.06 else max(weight, 0)
     if weight:
         image = image.filter(ImageFilter.MaxFilter(3) if weight > 0 else ImageFilter.MinFilter(3))
     # Scale so the number fits the canvas with a margin, then place it with a small rotation and slant.
@@ -50,8 +51,9 @@ def compose(label: int, glyphs: np.ndarray, rng: np.random.Generator, tracking: 
     off = np.array([strip.shape[1] / 2, size / 2]) - inv @ np.array([cx, cy])
     placed = image.transform((w, h), Image.AFFINE, (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]),
                              resample=Image.BICUBIC, fillcolor=0.0)
-    ink = rng.uniform(200.0, 255.0) / 255.0
-    return np.clip(np.rint(np.asarray(placed) * ink), 0, 255).astype(np.uint8)
+    placed = np.asarray(placed)
+    ink = rng.uniform(200.0, 255.0) / max(float(placed.max()), 1.0)  # thin strokes come out grey: full ink
+    return np.clip(np.rint(placed * ink), 0, 255).astype(np.uint8)
 
 
 class PrintedSynth:

@@ -23,6 +23,7 @@ EXCLUDED_FAMILIES = {"D050000L", "Balker", "Marked Fool", "Swift", "Winks", "fla
 HELDOUT_FAMILIES = {"Humor Sans", "Comic Neue", "Fira Code", "Cantarell", "P052", "TeX Gyre Pagella", "Berenika",
                     "Klaudia", "Domestic Manners", "Tomson Talks", "Dustismo", "Dustismo Roman", "It wasn't me"}
 # Hershey single-stroke families: the "drawn with a mouse or a finger" style. Held out: cursive, timesi.
+MIN_STROKE = 1.3  # pixels at GLYPH_SIZE
 STROKE_SPLITS = {"train": ("futural", "rowmans", "scripts", "greek", "timesr", "futuram"),
                  "heldout": ("cursive", "timesi")}
 
@@ -63,11 +64,21 @@ def digit_glyphs(font: Font, size: int = GLYPH_SIZE, render_px: int = 96) -> np.
     horizontally, so a composed number keeps the font's proportions."""
     face = ImageFont.truetype(font.path, render_px)
     canvas = (render_px * 3, render_px * 2)
-    inks = []
-    for digit in "0123456789":
-        image = Image.new("L", canvas, 0)
-        ImageDraw.Draw(image).text((render_px // 2, render_px // 3), digit, font=face, fill=255)
-        inks.append(np.asarray(image))
+
+    def render(stroke: int) -> list[np.ndarray]:
+        out = []
+        for digit in "0123456789":
+            image = Image.new("L", canvas, 0)
+            ImageDraw.Draw(image).text((render_px // 2, render_px // 3), digit, font=face, fill=255,
+                                       stroke_width=stroke, stroke_fill=255)
+            out.append(np.asarray(image))
+        return out
+
+    inks = render(0)
+    # Hairline styles (Thin, ExtraLight) would vanish at GLYPH_SIZE: thicken them to a minimum weight.
+    width = stroke_width(np.concatenate(inks, axis=1) > 127)
+    if width < MIN_STROKE * render_px / size:
+        inks = render(int(np.ceil((MIN_STROKE * render_px / size - width) / 2)))
     rows = np.flatnonzero(np.max([ink.max(axis=1) for ink in inks], axis=0) > 40)
     top, bottom = rows.min(), rows.max() + 1
     scale = (size - 2) / (bottom - top)
@@ -80,6 +91,13 @@ def digit_glyphs(font: Font, size: int = GLYPH_SIZE, render_px: int = 96) -> np.
         left = (size - width) // 2
         out[d, 1: size - 1, left: left + width] = piece
     return out
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width of a binary drawing: twice its area over its outline length."""
+    inner = ink[1:-1, 1:-1] & ink[:-2, 1:-1] & ink[2:, 1:-1] & ink[1:-1, :-2] & ink[1:-1, 2:]
+    outline = int(ink.sum()) - int(inner.sum())
+    return 2.0 * float(ink.sum()) / max(outline, 1)
 
 
 def hershey_digits(family: str) -> list[list[list[tuple[float, float]]]]:
