@@ -30,13 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.data.errors import DataError
+from engine.vocabulary import SAMPLE_RATE, SPLITS
 
 BUILTIN_ROOT = Path(__file__).resolve().parents[2] / "resources" / "builtin"
 MANIFEST_NAME = "manifest.json"
-SPLITS = ("train", "val", "test")
 NUM_LABELS = 100
 IMAGE_SIZE = (32, 64)  # height, width
-SAMPLE_RATE = 16000
 
 _ONES = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
