@@ -74,15 +74,10 @@ class DataWarning:
 
 
 @dataclass(frozen=True)
-class Paused:
+class PauseChanged:
+    """kind "paused" (the loop waits after this step) or "resumed"."""
     step: int
-    kind: str = _kind("paused")
-
-
-@dataclass(frozen=True)
-class Resumed:
-    step: int
-    kind: str = _kind("resumed")
+    kind: str = "paused"
 
 
 @dataclass(frozen=True)

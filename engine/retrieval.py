@@ -19,7 +19,7 @@ import torch
 
 from engine.config import NLMMConfig
 from engine.data.audio import LogMel, fit_length, load_audio, prepare_waveform, trim_silence
-from engine.data.dataset import Collate, Item, model_batch
+from engine.data.dataset import Collate, DataSplits, Item, model_batch
 from engine.data.errors import DataError
 from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
@@ -27,7 +27,19 @@ from engine.device import autocast, pick_device
 from engine.events import Hit, MemoryFrame, QueryAnswer
 from engine.training.checkpoint import load_model
 from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
-from engine.vocabulary import MODALITIES
+from engine.vocabulary import MODALITIES, SPLITS
+
+
+def gallery_items(data: DataSplits, split: str, limit: int) -> list[Item]:
+    """At most `limit` items of `split` ("all": every split), spread evenly over it (labels stay mixed)."""
+    items = [item for name in SPLITS for item in data.splits.get(name, [])] if split == "all" \
+        else data.splits.get(split, [])
+    if not items:
+        raise ValueError(f"{data.source}: no items in its '{split}' split to search")
+    if limit <= 0 or len(items) <= limit:
+        return list(items)
+    stride = len(items) / limit
+    return [items[int(i * stride)] for i in range(limit)]
 
 
 class Retriever:

@@ -102,6 +102,12 @@ class NLMM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @staticmethod
+    def count_parameters(cfg: NLMMConfig) -> int:
+        """The exact count of a config's model, built on the meta device: no memory, milliseconds even at 140 M."""
+        with torch.device("meta"):
+            return NLMM(cfg).num_parameters()
+
     # ------------------------------------------------------------------ self-modification and TTT
     def self_modifying_layers(self) -> list[SelfModifyingLinear]:
         return [m for m in self.modules() if isinstance(m, SelfModifyingLinear)]

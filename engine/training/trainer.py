@@ -2,7 +2,7 @@
 
 Events are the frozen dataclasses of `engine.events`, handed to every subscriber (the CLI prints them,
 the studio plots them) and written to the run log (`engine.training.runs`): StepMetrics every step,
-Evaluation, CheckpointSaved, DataWarning (a bad file, once per file), Paused / Resumed, and RunEnded
+Evaluation, CheckpointSaved, DataWarning (a bad file, once per file), PauseChanged, and RunEnded
 (finished / stopped / failed), which `run()` also returns. A MemoryFrame of the central memory follows
 each step only when a subscriber asked for them: taking one copies the slots off the device, a sync per
 step that the headless CLI has no use for. Control (`pause`, `resume`, `stop`) may come from any thread
@@ -24,8 +24,7 @@ from engine.data.dataset import Collate, DataSplits, MultimodalDataset
 from engine.data.sources import load_source
 from engine.data.text import Tokenizer
 from engine.device import pick_device
-from engine.events import (CheckpointSaved, DataWarning, Evaluation, MemoryFrame, Paused, Resumed, RunEnded,
-                           StepMetrics)
+from engine.events import CheckpointSaved, DataWarning, Evaluation, MemoryFrame, PauseChanged, RunEnded, StepMetrics
 from engine.models.nlmm import NLMM
 from engine.training.checkpoint import checkpoint_config, load_checkpoint, model_payload, save_checkpoint, upgrade
 from engine.training.distributed import DistInfo
@@ -250,13 +249,13 @@ class Trainer:
                     break
                 if self._pause.is_set():
                     self.state = "paused"
-                    self.emit(Paused(self.step))
+                    self.emit(PauseChanged(self.step))
                     while self._pause.is_set() and not self._stop.is_set():
                         time.sleep(0.02)
                     if self._stop.is_set():
                         break
                     self.state = "running"
-                    self.emit(Resumed(self.step))
+                    self.emit(PauseChanged(self.step, "resumed"))
                     started, started_step = time.perf_counter(), self.step
                 batch = next(batches)
                 self._report_errors(batch["errors"])
