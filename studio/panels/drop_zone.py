@@ -1,10 +1,10 @@
-"""The drop zone of the Retrieval panel: accepts image (or audio) files dragged from a file manager, and raw
-image data, and shows the image queried."""
+"""The image box of the Retrieval panel: a drop zone that accepts image (or audio) files dragged from a file
+manager, and raw image data, and shows the image queried; "Open image…" and "Paste" beside it."""
 from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QFrame, QLabel, QWidget
+from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
 class DropZone(QLabel):
@@ -57,3 +57,18 @@ class DropZone(QLabel):
             event.acceptProposedAction()
         else:
             event.ignore()
+
+
+class ImageInput(QGroupBox):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Image", parent)
+        self.drop_zone = DropZone()
+        self.open_button = QPushButton("Open image…")
+        self.paste_button = QPushButton("Paste")
+        self.paste_button.setToolTip("Query with the image on the clipboard (Ctrl+V)")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.paste_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.drop_zone, 1)
+        layout.addLayout(buttons)

@@ -12,79 +12,14 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from engine.config import (ATTENTIONS, CMS_MODES, DELTA_RULES, PRECISIONS, TTT_MODES, ConfigError, config_from_dict,
-                           config_to_dict, load_config, preset_names, save_config)
-from studio.panels.level_table import LevelTable, format_float
-
-# (key path, label, kind, choices, tooltip)
-MODEL_FIELDS = [
-    ("name", "Name", "str", None, "Names the run folder under runs/"),
-    ("d_model", "Width (d_model)", "int", None, "Embedding width of every encoder and the joint space"),
-    ("n_heads", "Attention heads", "int", None, "Must divide d_model"),
-    ("ffn_mult", "CMS MLP width ×", "int", None, "Hidden width of each CMS level's MLP, as a multiple of d_model"),
-    ("L_mem", "Memory slots (L_mem)", "int", None, "Slots of the central latent memory"),
-    ("depth.text", "Text blocks", "int", None, None),
-    ("depth.image", "Image blocks", "int", None, None),
-    ("depth.audio", "Audio blocks", "int", None, None),
-    ("attention", "Attention", "choice", ATTENTIONS, "fast_weight: delta rule; hebbian; softmax (for comparison)"),
-    ("delta_rule", "Delta rule", "choice", DELTA_RULES, None),
-    ("attention_chunk", "Attention chunk", "int", None, "Tokens per chunk of the chunked delta rule"),
-    ("cms_mode", "CMS composition", "choice", CMS_MODES, "residual: x + Σ MLP_ℓ(x); nested: MLP_L(…MLP_1(x))"),
-    ("hope.enable", "Self-modifying q/k/v (HOPE)", "bool", None, None),
-    ("hope.mode", "HOPE update", "choice", DELTA_RULES, None),
-    ("hope.lr", "HOPE rate", "float", None, None),
-    ("precision", "Precision", "choice", PRECISIONS, "auto: bf16 on a CUDA GPU that supports it, else fp32; "
-                                                  "bf16: also on CPUs that have it natively (AVX512-BF16, AMX)"),
-]
-TTT_FIELDS = [
-    ("ttt.enable", "Test-time writes", "bool", None, "Queries may write into the central memory (adapt)"),
-    ("ttt.mode", "Write rule", "choice", TTT_MODES, "gated_topk: gated move of the top-k slots; "
-                                                      "l2_regression: one delta-rule step"),
-    ("ttt.topk", "Slots per write (top-k)", "int", None, "Must be ≤ L_mem"),
-    ("ttt.lr", "Write rate", "float", None, None),
-]
-TRAIN_FIELDS = [
-    ("train.steps", "Steps", "int", None, None),
-    ("data.batch_size", "Batch size", "int", None, "At least 2: contrastive learning needs negatives"),
-    ("train.lr", "Outer learning rate", "float", None, "For everything outside the CMS levels"),
-    ("train.warmup_steps", "Warm-up steps", "int", None, None),
-    ("train.eval_every", "Evaluate every (steps)", "int", None, "Recall@K on the validation split"),
-    ("train.checkpoint_every", "Checkpoint every (steps)", "int", None, None),
-    ("train.seed", "Seed", "int", None, None),
-]
+from engine.config import ConfigError, config_from_dict, config_to_dict, load_config, preset_names, save_config
+from studio.panels.config_fields import (MODEL_FIELDS, TRAIN_FIELDS, TTT_FIELDS, get_path, make_form, read_value,
+                                         set_path, show_value)
+from studio.panels.level_table import LevelTable
 
 _INDEXED = re.compile(r"^cms_levels\[(\d+)\]\.(\w+)$")
-
-
-def _get(data: dict, path: str):
-    for key in path.split("."):
-        data = data[key]
-    return data
-
-
-def _set(data: dict, path: str, value) -> None:
-    keys = path.split(".")
-    for key in keys[:-1]:
-        data = data.setdefault(key, {})
-    data[keys[-1]] = value
-
-
-def _show(widget: QWidget, value) -> None:
-    """Puts a config value into its field (without the signals a user's edit would send)."""
-    kind = widget.property("kind")
-    widget.blockSignals(True)
-    if kind == "int":
-        widget.setValue(int(value))
-    elif kind == "choice":
-        widget.setCurrentText(str(value))
-    elif kind == "bool":
-        widget.setChecked(bool(value))
-    else:
-        widget.setText(format_float(float(value)) if kind == "float" else str(value))
-    widget.blockSignals(False)
 
 
 class ModelPanel(QWidget):
@@ -127,12 +62,13 @@ class ModelPanel(QWidget):
         top.addWidget(self.file_label, 1)
 
         # ----- forms
-        model_box = QGroupBox("Model")
-        model_box.setLayout(self._form(MODEL_FIELDS))
-        ttt_box = QGroupBox("Test-time memory (TTT)")
-        ttt_box.setLayout(self._form(TTT_FIELDS))
-        train_box = QGroupBox("Training")
-        train_box.setLayout(self._form(TRAIN_FIELDS))
+        boxes = []
+        for title, fields in (("Model", MODEL_FIELDS), ("Test-time memory (TTT)", TTT_FIELDS), ("Training", TRAIN_FIELDS)):
+            form, widgets = make_form(fields, self._edited)
+            self.fields.update(widgets)
+            boxes.append(QGroupBox(title))
+            boxes[-1].setLayout(form)
+        model_box, ttt_box, train_box = boxes
 
         # ----- the CMS level table
         self.level_table = LevelTable()
@@ -169,35 +105,6 @@ class ModelPanel(QWidget):
         self._count_timer.setInterval(250)
         self._count_timer.timeout.connect(self._request_count)
 
-    # ------------------------------------------------------------------ building the form
-    def _form(self, fields) -> QFormLayout:
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        for path, label, kind, choices, tip in fields:
-            if kind == "int":
-                widget = QSpinBox()
-                widget.setRange(0, 10_000_000)
-                widget.setKeyboardTracking(True)
-                widget.valueChanged.connect(self._edited)
-            elif kind == "choice":
-                widget = QComboBox()
-                widget.addItems(list(choices))
-                widget.currentTextChanged.connect(self._edited)
-            elif kind == "bool":
-                widget = QCheckBox()
-                widget.toggled.connect(self._edited)
-            else:
-                widget = QLineEdit()
-                widget.textEdited.connect(self._edited)
-            widget.setObjectName(path)
-            widget.setProperty("kind", kind)
-            if tip:
-                widget.setToolTip(tip)
-            widget.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-            self.fields[path] = widget
-            form.addRow(label, widget)
-        return form
-
     # ------------------------------------------------------------------ loading
     def load_preset(self, name: str) -> None:
         self.preset.setCurrentText(name)
@@ -233,7 +140,7 @@ class ModelPanel(QWidget):
             self._data = copy.deepcopy(data)
             self.path = path
             for key, widget in self.fields.items():
-                _show(widget, _get(data, key))
+                show_value(widget, get_path(data, key))
             self.level_table.set_levels(data["cms_levels"])
         finally:
             self._loading = False
@@ -245,22 +152,7 @@ class ModelPanel(QWidget):
         """The config as the form shows it; raises ConfigError for text that is not even a number."""
         data = copy.deepcopy(self._data)
         for key, widget in self.fields.items():
-            kind = widget.property("kind")
-            if kind == "int":
-                value = widget.value()
-            elif kind == "choice":
-                value = widget.currentText()
-            elif kind == "bool":
-                value = widget.isChecked()
-            elif kind == "float":
-                text = widget.text().strip()
-                try:
-                    value = float(text)
-                except ValueError:
-                    raise ConfigError(key, f"must be a number, got '{text}'") from None
-            else:
-                value = widget.text()
-            _set(data, key, value)
+            set_path(data, key, read_value(widget, key))
         data["cms_levels"] = self.level_table.levels()
         return data
 
@@ -324,5 +216,5 @@ class ModelPanel(QWidget):
 
     def set_field(self, key: str, value) -> None:
         """Sets one field of the form ("train.steps", "data.batch_size", …) as if typed."""
-        _show(self.fields[key], value)
+        show_value(self.fields[key], value)
         self._edited()

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from studio import audio_capture
 from studio.dialogs import AUDIO_FILTER, CHECKPOINT_FILTER, IMAGE_FILTER
 from studio.panels.dataset_adder import DatasetAdder
-from studio.panels.drop_zone import DropZone
+from studio.panels.drop_zone import ImageInput
 from studio.panels.gallery_picker import GalleryPicker
+from studio.panels.model_status import ModelStatus
 from studio.panels.results_view import MODALITY_TITLES, ResultsView
 from studio.panels.speech_input import SpeechInput
 
@@ -40,47 +40,27 @@ class RetrievalPanel(QWidget):
         self.session = None                     # the host's retrieval session
         self.model_ready = self.gallery_ready = False
         self._gallery_before = False            # a gallery answered before the one being built
-        self.model_title = "Model"
         self.last_query: dict | None = None     # what "add to my data set" would add
         self._tmp = Path(tempfile.mkdtemp(prefix="nlmm-studio-"))
 
         # ----- model & gallery status
-        self.model_label = QLabel("No model loaded")
-        self.model_label.setObjectName("modelLabel")
-        self.model_label.setWordWrap(True)
-        self.load_button = QPushButton("Load checkpoint…")
+        self.status = ModelStatus()
+        self.model_label, self.load_button, self.cancel_button = (self.status.label, self.status.load_button,
+                                                                  self.status.cancel_button)
         self.load_button.clicked.connect(self._choose_checkpoint)
-        self.gallery_progress = QProgressBar()
-        self.gallery_progress.setFormat("embedding the gallery %p%")
-        self.gallery_progress.setVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(lambda: self.gallery_task is not None and self.gallery_task.cancel())
         self.gallery_task = None                # the gallery being embedded, while it is
-        status = QHBoxLayout()
-        status.addWidget(self.model_label, 1)
-        status.addWidget(self.gallery_progress)
-        status.addWidget(self.cancel_button)
-        status.addWidget(self.load_button)
         self.gallery_picker = GalleryPicker(file_dialogs=file_dialogs, settings=settings)
         self.gallery_picker.requested.connect(self.request_gallery)
 
         # ----- queries: image, speech, text
-        self.drop_zone = DropZone()
+        image_box = ImageInput()
+        self.drop_zone, self.open_image_button, self.paste_button = (image_box.drop_zone, image_box.open_button,
+                                                                     image_box.paste_button)
         self.drop_zone.file_dropped.connect(self.query_file)
         self.drop_zone.image_dropped.connect(self.query_qimage)
-        self.open_image_button = QPushButton("Open image…")
         self.open_image_button.clicked.connect(lambda: self._open(IMAGE_FILTER, "Open an image"))
-        self.paste_button = QPushButton("Paste")
-        self.paste_button.setToolTip("Query with the image on the clipboard (Ctrl+V)")
         self.paste_button.clicked.connect(self.paste)
-        image_box = QGroupBox("Image")
-        image_layout = QVBoxLayout(image_box)
-        image_layout.addWidget(self.drop_zone, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.open_image_button)
-        row.addWidget(self.paste_button)
-        image_layout.addLayout(row)
         self.speech = SpeechInput(settings)
         self.speech.recorded.connect(self._recorded)
         self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
@@ -131,7 +111,7 @@ class RetrievalPanel(QWidget):
         body.addWidget(left_widget, 0)
         body.addWidget(self.results, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(status)
+        layout.addWidget(self.status)
         layout.addWidget(self.gallery_picker)
         layout.addLayout(body, 1)
 
@@ -166,27 +146,23 @@ class RetrievalPanel(QWidget):
     def loading(self, path: str, task) -> None:
         """A checkpoint is loading (`task` -> ModelLoaded)."""
         self.model_ready = self.gallery_ready = self._gallery_before = False
-        self.model_label.setText(f"Loading {path}…")
+        self.status.say(f"Loading {path}…")
         self._update_enabled()
         task.result.connect(self._model_loaded)
-        task.error.connect(lambda message: (self.model_label.setText(f"No model loaded: {message}"),
-                                            self.show_error(message)))
+        task.error.connect(lambda message: (self.status.say(f"No model loaded: {message}"), self.show_error(message)))
 
     def no_model(self, reason: str) -> None:
         self.model_ready = self.gallery_ready = False
-        self.model_label.setText(reason)
+        self.status.say(reason)
         self._update_enabled()
 
     def _model_loaded(self, loaded) -> None:
         self.model_ready = True
         audio = loaded.config["audio"]
         self.speech.set_format(audio["sample_rate"], audio["max_seconds"])
-        self.model_title = f"Model <b>{loaded.name}</b> ({Path(loaded.path).name}, {loaded.device})"
-        self._gallery_status("embedding the gallery…")
+        self.status.model_loaded(loaded)
+        self.status.gallery("embedding the gallery…")
         self._update_enabled()
-
-    def _gallery_status(self, text: str) -> None:
-        self.model_label.setText(f"{self.model_title} — {text}")
 
     def request_gallery(self, choice: dict) -> None:
         """"Use gallery": embed the picked items (the current gallery answers until they are ready)."""
@@ -203,37 +179,28 @@ class RetrievalPanel(QWidget):
         """A gallery is being embedded (`task` -> GalleryReady): progress, Cancel, then the outcome."""
         self._gallery_before = self._gallery_before or self.gallery_ready
         self.gallery_ready = False
-        self._gallery_status("embedding the gallery…")
+        self.status.gallery("embedding the gallery…")
         self._update_enabled()
         self.gallery_task = task
         task.finished.connect(lambda: self.gallery_task is task and setattr(self, "gallery_task", None))
-        task.progress.connect(self._gallery_progress)
+        task.progress.connect(self.status.embedding)
         task.result.connect(self._gallery_ready)
         task.error.connect(lambda message: (self.show_error(message), self._gallery_not_built("not built")))
         task.cancelled.connect(lambda: self._gallery_not_built("cancelled"))
 
-    def _gallery_progress(self, done: float, total: float) -> None:
-        self.gallery_progress.setVisible(True)
-        self.cancel_button.setVisible(True)
-        self.gallery_progress.setRange(0, 0 if total <= 0 else 1000)
-        if total > 0:
-            self.gallery_progress.setValue(int(1000 * done / total))
-
     def _gallery_ready(self, ready) -> None:
         self.gallery_ready = self._gallery_before = True
         parts = [f"{ready.sizes[m]} {MODALITY_TITLES[m].lower()}" for m in ("image", "text", "audio") if m in ready.sizes]
-        self._gallery_status(f"gallery of {ready.source}/{ready.split}: {', '.join(parts)}")
-        self.gallery_progress.setVisible(False)
-        self.cancel_button.setVisible(False)
+        self.status.gallery(f"gallery of {ready.source}/{ready.split}: {', '.join(parts)}")
+        self.status.embedded()
         self._update_enabled()
 
     def _gallery_not_built(self, what: str) -> None:
         """A cancelled or failed build leaves the previous gallery (if any) in use."""
-        self.gallery_progress.setVisible(False)
-        self.cancel_button.setVisible(False)
+        self.status.embedded()
         self.gallery_ready = self._gallery_before and self.model_ready
         then = "the previous gallery is still searched" if self.gallery_ready else "pick a gallery and press “Use gallery”"
-        self._gallery_status(f"new gallery {what}: {then}")
+        self.status.gallery(f"new gallery {what}: {then}")
         self._update_enabled()
 
     # ------------------------------------------------------------------ queries
