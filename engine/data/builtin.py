@@ -179,7 +179,7 @@ def load_image(path: Path | str):
 
 
 def load_audio(path: Path | str):
-    """Decode one clip: (numpy float32 mono array in [-1, 1], sample rate 16000)."""
+    """Decode one clip: (numpy float32 mono array in [-1, 1], SAMPLE_RATE)."""
     import soundfile as sf
 
     try:

@@ -276,6 +276,7 @@ class TrainingPanel(QWidget):
         self.rate_label.setText(f"Reading {Path(folder).name}…")
         task = self.host.submit("run curves", lambda _task: read_run(folder), files=True)
         task.result.connect(lambda history: self._show_history(folder, history))
+        task.error.connect(lambda message: self.rate_label.setText(f"Could not read {Path(folder).name}"))
 
     def _show_history(self, folder: str, history) -> None:
         if self.state != "idle":        # a run started while the log was read
