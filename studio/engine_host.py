@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from studio import gc_guard
 from studio.sessions.retrieval import RetrievalSession
 from studio.sessions.training import TrainingSession
-from studio.tasks import Task, TaskThread
+from studio.tasks import Relay, Task, TaskThread
 
 
 def _start_engine(device: str | None):
@@ -53,6 +53,7 @@ class EngineHost(QObject):
         super().__init__(parent)
         self.closed = False
         self.live: set[Task] = set()        # queued or running: cancelled on shutdown
+        self.relay = Relay(self)
         self.engine_thread = TaskThread("nlmm-engine")
         self.files_thread = TaskThread("nlmm-files")
         self.retrieval = RetrievalSession(self, device)
@@ -64,23 +65,23 @@ class EngineHost(QObject):
     # ------------------------------------------------------------------ tasks
     def submit(self, title: str, work, files: bool = False, settle: bool = False) -> Task:
         """A Task doing `work(task)` on the engine thread (`files`: on the files thread, for work without torch)."""
-        return self.enqueue(Task(title, work, self), files=files, settle=settle)
+        return self.enqueue(Task(title, work, self.relay, self), files=files, settle=settle)
 
     def enqueue(self, task: Task, files: bool = False, settle: bool = False) -> Task:
-        """Queues `task` once the caller's code returns to the event loop, so the caller connects to it first.
-        `settle`: what the work leaves behind lives long (a model, a gallery) and is frozen out of the
-        garbage collector's way once it is done (studio/gc_guard.py)."""
+        """Queues `task` at once (its signals reach the UI thread on a later turn of its event loop, so the
+        caller still connects to them first). `settle`: what the work leaves behind lives long (a model, a
+        gallery) and is frozen out of the garbage collector's way once it is done (studio/gc_guard.py)."""
         task.error.connect(lambda message, title=task.title: self.failed.emit(title, message))
-        task.released.connect(lambda: self._retire(task))
+        task.finished.connect(lambda: self._retire(task))
         if settle:
             task.finished.connect(lambda: QTimer.singleShot(0, gc_guard.settle))
         self.live.add(task)
-        thread = self.files_thread if files else self.engine_thread
-        QTimer.singleShot(0, lambda: self.closed or thread.tasks.put(task))
+        if not self.closed:
+            (self.files_thread if files else self.engine_thread).tasks.put(task)
         return task
 
     def _retire(self, task: Task) -> None:
-        """UI thread, once every receiver had the task's last signal: deleted here, never on a worker thread."""
+        """UI thread, as `finished` is emitted there: deleted once its receivers returned, never elsewhere."""
         self.live.discard(task)
         task.deleteLater()
 

@@ -39,7 +39,7 @@ class TrainingRun(Task):
     # error (the run could not start), cancelled (stopped before it began), finished
 
     def __init__(self, session: "TrainingSession", request: dict):
-        super().__init__("training", self._prepare, session)
+        super().__init__("training", self._prepare, session.host.relay, session)
         self.session, self.request = session, request
         self.trainer = None
         self.thread: threading.Thread | None = None
@@ -102,7 +102,7 @@ class TrainingRun(Task):
 
     def succeeded(self, started) -> None:
         """The run's outcome comes later, from the UI thread's flush; now the loop starts."""
-        self.began.emit(started)
+        self.send(self.began, started)
         self.thread.start()
 
     # ------------------------------------------------------------------ trainer thread
@@ -152,7 +152,7 @@ class TrainingRun(Task):
         if final is None:
             return False
         self.result.emit(final)
-        self.end()
+        self.finished.emit()
         return True
 
 

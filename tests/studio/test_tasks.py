@@ -83,3 +83,14 @@ def test_finished_tasks_are_deleted_on_the_ui_thread(host, qtbot):
     qtbot.waitUntil(lambda: bool(done) and done[-1] == ("finished",), timeout=30_000)
     assert task not in host.live
     qtbot.waitUntil(lambda: not isValid(task), timeout=5_000)      # deleteLater, on the UI thread's loop
+
+
+def test_a_receiver_connected_after_a_short_task_ran_still_gets_its_outcome(host, qtbot):
+    """The request and the connections are made in one slot; a short task may be done before that slot
+    returns — its signals are emitted on the UI thread, later, so none is missed."""
+    ran = threading.Event()
+    task = host.submit("short", lambda task: ran.set() or "done")
+    assert ran.wait(30), "the task ran before anyone connected to it"
+    seen = _record(task)
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1] == ("finished",), timeout=30_000)
+    assert [s[0] for s in seen] == ["started", "result", "finished"] and seen[1] == ("result", "done")
