@@ -160,7 +160,6 @@ def run(args) -> int:
         if state["results"].get("queries") or state["phase"] == "queries":
             return
         window.show_panel("memory")
-        window.retrieval_panel.adapt.setChecked(True)
         begin("queries")
         next_query()
 
@@ -168,9 +167,10 @@ def run(args) -> int:
         if state["phase"] != "queries":
             return
         state["queries"] += 1
-        retrieval = window.retrieval_panel         # asked as a user would: the answers are shown as they come
-        retrieval.text.setText(texts[state["queries"] % len(texts)])
-        retrieval.query_text().result.connect(next_query)
+        text = texts[state["queries"] % len(texts)]
+        task = host.retrieval.query("text", text, k=5, adapt=True)
+        task.result.connect(lambda answer: window.retrieval_panel.results.show_answer(answer, text))  # as shown
+        task.result.connect(next_query)
 
     def first_update(_update) -> None:
         # measure from the first step of a run this bench started (not the last steps of a stopping one)
