@@ -44,26 +44,26 @@ class ProgressPrinter:
             self.open_line = False
         print(text, file=self.stream, flush=True)
 
-    def __call__(self, event: dict) -> None:
-        kind = event["kind"]
+    def __call__(self, event) -> None:
+        kind = event.kind
         if kind == "step":
-            text = (f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  "
-                    f"{event['samples_per_s']:.0f} samples/s  ETA {_fmt_seconds(event['eta_s'])}")
+            text = (f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  "
+                    f"{event.samples_per_s:.0f} samples/s  ETA {_fmt_seconds(event.eta_s)}")
             if self.tty:
                 self.stream.write("\r\033[K" + text)
                 self.stream.flush()
                 self.open_line = True
-            elif event["step"] % max(1, event["total_steps"] // 10) == 0 or event["step"] == 1:
+            elif event.step % max(1, event.total_steps // 10) == 0 or event.step == 1:
                 self.line(text)
         elif kind == "eval":
             from engine.training.evaluate import format_recall_table
-            self.line(f"evaluation at step {event['step']} ({event['split']}):\n{format_recall_table(event['recall'])}")
+            self.line(f"evaluation at step {event.step} ({event.split}):\n{format_recall_table(event.recall)}")
         elif kind == "checkpoint":
             if self.tty:
                 return
-            self.line(f"checkpoint: {event['path']} (step {event['step']})")
+            self.line(f"checkpoint: {event.path} (step {event.step})")
         elif kind in ("warning", "failed", "stopped", "finished"):
-            self.line(f"{kind}: {event['message']}")
+            self.line(f"{kind}: {event.message}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -92,10 +92,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             path = trainer.save()
             printer.line(f"interrupted at step {trainer.step}; checkpoint kept: {path}")
             return 130
-        if final["kind"] == "finished" and dist_info.is_main and trainer.eval_items:
+        if final.kind == "finished" and dist_info.is_main and trainer.eval_items:
             from engine.training.evaluate import format_recall_table
             printer.line(format_recall_table(trainer.evaluate()))
-        return 1 if final["kind"] == "failed" else 0
+        return 1 if final.kind == "failed" else 0
     finally:
         shutdown_distributed()
 
@@ -222,6 +222,41 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.training.runs import list_runs
+    if args.run:
+        return _show_run(Path(args.run), args)
+    runs = list_runs(args.dir)
+    if not runs and not args.json:
+        print(f"no runs under {args.dir}")
+    for run in runs:
+        print(json.dumps(run.as_dict()) if args.json else f"{run.name:<40} {run.describe()}")
+    return 0
+
+
+def _show_run(folder: Path, args: argparse.Namespace) -> int:
+    from engine.events import record
+    from engine.training.runs import read_run
+    history = read_run(folder)
+    if not history.steps:
+        raise UserError(f"{folder}: no steps logged (no readable metrics.jsonl there)")
+    if args.steps:
+        for step in history.steps:
+            print(json.dumps(record(step)) if args.json else f"{step.step}\t{step.loss:.4f}")
+        return 0
+    last = history.steps[-1]
+    recall = history.evaluations[-1].recall if history.evaluations else {}
+    if args.json:
+        print(json.dumps({"run": str(folder), "step": last.step, "total_steps": last.total_steps, "loss": last.loss,
+                          "levels": list(history.levels), "evaluations": len(history.evaluations), "recall": recall}))
+        return 0
+    from engine.training.evaluate import format_recall_table
+    print(f"{folder}: step {last.step}/{last.total_steps}, loss {last.loss:.4f}, levels {', '.join(history.levels)}")
+    if recall:
+        print(f"last evaluation (step {history.evaluations[-1].step}):\n{format_recall_table(recall)}")
+    return 0
+
+
 def _print_kernels_table(result: dict) -> None:
     print(f"\nDelta rule, forward+backward, B=8, 4 heads, d_head=32 ({result['device']}):")
     print(f"{'T':>6} {'recurrent ms':>14} {'chunked ms':>12} {'speed-up':>9}")
@@ -294,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
     export.add_argument("--out", required=True, help="folder for text/image/audio encoder files")
     export.set_defaults(func=cmd_export)
+
+    runs = sub.add_parser("runs", help="list training runs, or show one run's log")
+    runs.add_argument("run", nargs="?", default=None, help="a run folder: its last step, levels and recall")
+    runs.add_argument("--dir", default="runs", help="the folder of runs to list (default ./runs)")
+    runs.add_argument("--steps", action="store_true", help="with a run: print every step's loss")
+    runs.add_argument("--json", action="store_true", help="one JSON object a line")
+    runs.set_defaults(func=cmd_runs)
 
     data = sub.add_parser("data", help="inspect a data source")
     data.add_argument("what", choices=["info"], help="info: items per split and what was skipped")

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from engine.vocabulary import MODALITIES, SAMPLE_RATE
+
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 OPTIMIZERS = ("dmgd", "adamw", "sgd")
@@ -24,7 +26,6 @@ ATTENTIONS = ("fast_weight", "hebbian", "softmax")
 DELTA_RULES = ("normalized", "paper_exact")
 TTT_MODES = ("gated_topk", "l2_regression")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-MODALITIES = ("text", "image", "audio")
 IMAGE_PREPROCESS = ("ink", "photo")
 
 
@@ -93,7 +94,7 @@ class ImageConfig:
 
 @dataclass
 class AudioConfig:
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 400
     hop_length: int = 160
     n_mels: int = 80
@@ -145,10 +146,6 @@ class NLMMConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
 
     def level_names(self) -> list[str]:
         return [level.name for level in self.cms_levels]

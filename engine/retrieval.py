@@ -13,52 +13,40 @@ gallery.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from engine.config import MODALITIES, NLMMConfig
+from engine.config import NLMMConfig
 from engine.data.audio import LogMel, fit_length, load_audio, prepare_waveform, trim_silence
-from engine.data.dataset import Item
+from engine.data.dataset import Collate, DataSplits, Item, model_batch
+from engine.data.errors import DataError
 from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
 from engine.device import autocast, pick_device
-from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
+from engine.events import Hit, MemoryFrame, QueryAnswer
 from engine.training.checkpoint import load_model
+from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
+from engine.vocabulary import MODALITIES, SPLITS
 
 
-@dataclass
-class Hit:
-    modality: str
-    score: float
-    label: int | None
-    caption: str | None
-    path: str | None
-
-    def as_dict(self) -> dict:
-        return {"modality": self.modality, "score": self.score, "label": self.label,
-                "caption": self.caption, "path": self.path}
-
-
-@dataclass
-class QueryResult:
-    query: str
-    modality: str
-    results: dict[str, list[Hit]] = field(default_factory=dict)
-    latency_ms: float = 0.0
-    embedding: np.ndarray | None = None
-
-    def as_dict(self) -> dict:
-        flat = [hit.as_dict() for hits in self.results.values() for hit in hits]
-        return {"query": self.query, "modality": self.modality, "results": flat, "latency_ms": self.latency_ms}
+def gallery_items(data: DataSplits, split: str, limit: int) -> list[Item]:
+    """At most `limit` items of `split` ("all": every split), spread evenly over it (labels stay mixed)."""
+    items = [item for name in SPLITS for item in data.splits.get(name, [])] if split == "all" \
+        else data.splits.get(split, [])
+    if not items:
+        raise ValueError(f"{data.source}: no items in its '{split}' split to search")
+    if limit <= 0 or len(items) <= limit:
+        return list(items)
+    stride = len(items) / limit
+    return [items[int(i * stride)] for i in range(limit)]
 
 
 class Retriever:
     def __init__(self, model, cfg: NLMMConfig, tokenizer: Tokenizer, device: torch.device):
         self.model, self.cfg, self.tokenizer, self.device = model.eval(), cfg, tokenizer, device
         self.log_mel = LogMel(cfg.audio)
+        self.collate = Collate(tokenizer, cfg.text.max_tokens)
         self.galleries: dict[str, EmbeddedGallery] = {}
 
     @classmethod
@@ -84,16 +72,16 @@ class Retriever:
         return {m: len(g.ids) for m, g in self.galleries.items()}
 
     # ------------------------------------------------------------------ queries
-    def prepare(self, modality: str, value) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A file path, text, PIL image or (waveform, rate) -> model inputs for one query."""
+    def sample(self, modality: str, value, index: int = 0) -> dict:
+        """A file path, text, PIL image or (waveform, rate) -> a data set sample of one modality, which
+        the data set's collate pads into a batch like any other (`embed`, `embed_many`)."""
+        sample = {"index": index, "label": -1, "text": None, "image": None, "audio": None, "errors": []}
         if modality == "text":
-            tokens, mask = self.tokenizer.encode_batch([str(value)], self.cfg.text.max_tokens)
-            return tokens.to(self.device), mask.to(self.device)
-        if modality == "image":
-            tensor = load_image(value, self.cfg.image) if isinstance(value, (str, Path)) \
+            sample["text"] = str(value)
+        elif modality == "image":
+            sample["image"] = load_image(value, self.cfg.image) if isinstance(value, (str, Path)) \
                 else prepare_image(value, self.cfg.image)
-            return tensor[None].to(self.device), None
-        if modality == "audio":
+        elif modality == "audio":
             audio = self.cfg.audio
             if isinstance(value, (str, Path)):
                 wave = load_audio(value, audio.sample_rate)
@@ -101,60 +89,49 @@ class Retriever:
                 samples, rate = value
                 wave = prepare_waveform(samples, rate, audio.sample_rate, "recording")
             wave = fit_length(trim_silence(wave, audio.sample_rate), int(audio.max_seconds * audio.sample_rate))
-            mel = self.log_mel(torch.from_numpy(wave))[None]
-            return mel.to(self.device), torch.ones(1, mel.shape[-1], dtype=torch.bool, device=self.device)
-        raise ValueError(f"unknown modality '{modality}'")
+            sample["audio"] = self.log_mel(torch.from_numpy(wave))
+        else:
+            raise ValueError(f"unknown modality '{modality}'")
+        return sample
+
+    def _encode(self, modality: str, samples: list[dict]) -> torch.Tensor:
+        batch = self.collate(samples)
+        if batch["errors"]:   # the collate drops a row it cannot read (text with no words): a query must not
+            raise DataError(batch["errors"][0])
+        inputs = model_batch(batch, self.device)
+        with autocast(self.cfg.precision, self.device):
+            return self.model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu()
 
     @torch.no_grad()
     def embed(self, modality: str, value, adapt: bool = False) -> torch.Tensor:
-        inputs, mask = self.prepare(modality, value)
+        sample = self.sample(modality, value)
         self.model.set_adapting(memory=adapt, hope=False)
         try:
-            with autocast(self.cfg.precision, self.device):
-                return self.model.encode(modality, inputs, mask).float().cpu()[0]
+            return self._encode(modality, [sample])[0]
         finally:
             self.model.set_adapting(memory=False, hope=False)
 
     @torch.no_grad()
     def embed_many(self, modality: str, values: list, batch_size: int = 64) -> torch.Tensor:
         """Embeddings of many queries at once, without adaptation -> (N, D) on the CPU."""
-        rows = []
-        for start in range(0, len(values), batch_size):
-            prepared = [self.prepare(modality, v) for v in values[start:start + batch_size]]
-            if modality == "audio":
-                frames = max(mel.shape[-1] for mel, _ in prepared)
-                inputs = torch.zeros(len(prepared), prepared[0][0].shape[1], frames, device=self.device)
-                mask = torch.zeros(len(prepared), frames, dtype=torch.bool, device=self.device)
-                for row, (mel, _) in enumerate(prepared):
-                    inputs[row, :, : mel.shape[-1]] = mel[0]
-                    mask[row, : mel.shape[-1]] = True
-            elif modality == "text":
-                length = max(tokens.shape[1] for tokens, _ in prepared)
-                inputs = torch.zeros(len(prepared), length, dtype=torch.long, device=self.device)
-                for row, (tokens, _) in enumerate(prepared):
-                    inputs[row, : tokens.shape[1]] = tokens[0]
-                mask = inputs != 0
-            else:
-                inputs, mask = torch.cat([image for image, _ in prepared]), None
-            with autocast(self.cfg.precision, self.device):
-                rows.append(self.model.encode(modality, inputs, mask).float().cpu())
+        rows = [self._encode(modality, [self.sample(modality, v, i) for i, v in enumerate(values[start:start + batch_size])])
+                for start in range(0, len(values), batch_size)]
         return torch.cat(rows) if rows else torch.zeros(0, self.cfg.d_model)
 
     def query(self, modality: str, value, k: int = 5, adapt: bool = False,
-              targets: list[str] | None = None) -> QueryResult:
+              targets: list[str] | None = None) -> QueryAnswer:
         start = time.perf_counter()
         embedding = self.embed(modality, value, adapt)
-        result = QueryResult(str(value) if not isinstance(value, tuple) else "recording", modality,
-                             embedding=embedding.numpy())
+        results = {}
         for target in targets or [m for m in MODALITIES if m != modality]:
             gallery = self.galleries.get(target)
             if gallery is None or len(gallery.ids) == 0:
                 continue
             scores = gallery.embeddings @ embedding
             top = scores.topk(min(k, len(scores)))
-            result.results[target] = [self._hit(gallery, int(i), float(s)) for s, i in zip(top.values, top.indices)]
-        result.latency_ms = (time.perf_counter() - start) * 1e3
-        return result
+            results[target] = tuple(self._hit(gallery, int(i), float(s)) for s, i in zip(top.values, top.indices))
+        return QueryAnswer(str(value) if not isinstance(value, tuple) else "recording", modality, results,
+                           (time.perf_counter() - start) * 1e3, adapt, embedding.numpy())
 
     @staticmethod
     def _hit(gallery: EmbeddedGallery, row: int, score: float) -> Hit:
@@ -166,9 +143,9 @@ class Retriever:
     def reset_memory(self) -> None:
         self.model.reset_memory()
 
-    def memory_snapshot(self) -> dict:
-        """The central memory's snapshot plus the audio domain memory ("audio_domains")."""
+    def memory_frame(self) -> MemoryFrame:
+        """The central memory (change since the last reset) and the audio domain memory's stream domains."""
         snapshot = self.model.memory.snapshot()
-        if "audio" in self.model.encoders:
-            snapshot["audio_domains"] = self.model.encoders["audio"].domain.describe()
-        return snapshot
+        domains = self.model.encoders["audio"].domain.describe() if "audio" in self.model.encoders else None
+        return MemoryFrame("retrieval", snapshot["write_count"], snapshot["slots"], snapshot["change"],
+                           snapshot["last_write_slots"], snapshot["write_count"], domains)

@@ -28,7 +28,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from studio.app import configure_pyqtgraph, make_app
+    from studio.bootstrap import configure_plots, make_app
     app = make_app([sys.argv[0]])
     if args.dark:
         from PySide6.QtGui import QColor, QPalette
@@ -44,7 +44,7 @@ def main() -> int:
         dark.setColor(QPalette.Disabled, QPalette.Text, QColor("#7a7a7a"))
         dark.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#7a7a7a"))
         app.setPalette(dark)
-        configure_pyqtgraph(app)            # the plots follow the palette, as on a dark desktop
+        configure_plots(app)                # the plots follow the palette, as on a dark desktop
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
     from studio.dialogs import ScriptedDialogs
@@ -81,7 +81,7 @@ def main() -> int:
         print(f"saved {path}")
 
     errors: list[str] = []
-    window.host.worker.error.connect(lambda topic, message: errors.append(f"{topic}: {message}"))
+    window.host.failed.connect(lambda title, message: errors.append(f"{title}: {message}"))
     wait(lambda: window.model_panel.param_label.text() != "Parameters: –" or errors, 120, "the parameter count")
     shot("1-model-and-levels", "model")
 
@@ -95,13 +95,13 @@ def main() -> int:
     test = load_source("builtin").splits["test"]
     retrieval.k.setValue(5)
 
+    shown = []
+    retrieval.results.shown.connect(shown.append)
+
     def query(action) -> None:
-        done = []
-        window.host.worker.query_done.connect(lambda r: done.append(r))
+        before = len(shown)
         action()
-        wait(lambda: done or errors, 120, "a query")
-        window.host.worker.query_done.disconnect()
-        window.host.worker.query_done.connect(retrieval.on_query_done)
+        wait(lambda: len(shown) > before or errors, 120, "a query")
 
     retrieval.text.setText("forty two")
     query(retrieval.query_text)
@@ -120,10 +120,12 @@ def main() -> int:
     import soundfile
     from engine.bench.ttt import shift_domain
     from engine.data.audio import load_audio
+    from engine.vocabulary import SAMPLE_RATE
     noisy = Path(tempfile.mkdtemp(prefix="nlmm-noisy-"))
     for n, item in enumerate(test[300:305]):
         path = noisy / f"noisy-{n}.wav"
-        soundfile.write(str(path), shift_domain(load_audio(item.audio, 16000), 16000, 3.0, 10.0, seed=n), 16000)
+        soundfile.write(str(path), shift_domain(load_audio(item.audio, SAMPLE_RATE), SAMPLE_RATE, 3.0, 10.0, seed=n),
+                        SAMPLE_RATE)
         query(lambda path=path: retrieval.query_file(str(path)))
     retrieval.text.setText("sixty one")
     query(retrieval.query_text)
@@ -132,14 +134,14 @@ def main() -> int:
 
     # --- training: a short live run of the tiny config on the built-in set
     model = window.model_panel
-    model.fields["train.steps"].setValue(10_000)
-    model.fields["train.eval_every"].setValue(max(5, args.steps // 3))
+    model.set_field("train.steps", 10_000)
+    model.set_field("train.eval_every", max(5, args.steps // 3))
     training = window.training_panel
     training.set_data_spec("builtin")
     training.start()
     wait(lambda: training.step >= args.steps or errors, 1800, f"{args.steps} training steps")
     shot("2-training", "training")
-    training._stop()
+    training.stop()
     wait(lambda: training.state == "idle", 300, "training to stop")
 
     window.close()

@@ -1,25 +1,10 @@
-"""Entry point of `nlmm-studio`: the desktop window, or `--bench-ui` to measure its responsiveness."""
+"""Entry point of `nlmm-studio`: the desktop window (`--bench-ui` runs the UI bench, `studio/bench_ui.py`)."""
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 import traceback
 from pathlib import Path
-
-LAUNCHED = time.perf_counter()
-
-
-def process_age_s() -> float:
-    """Seconds since this process started (Linux /proc; otherwise since this module was imported)."""
-    try:
-        import os
-        ticks = os.sysconf("SC_CLK_TCK")
-        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(0.0, uptime - start_ticks / ticks)
-    except (OSError, ValueError, IndexError):
-        return time.perf_counter() - LAUNCHED
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,20 +18,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="items embedded for retrieval (default: the last choice in the Retrieval panel, else 200)")
     parser.add_argument("--runs", default="runs", help="folder of training runs (default ./runs)")
     parser.add_argument("--bench-ui", action="store_true",
-                        help="measure event-loop stalls while training runs in the worker, then exit")
+                        help="measure event-loop stalls while training runs, then exit (the same as nlmm-studio-bench)")
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="--bench-ui: seconds of each phase, training then the query stream (default 20)")
     parser.add_argument("--json", action="store_true", help="--bench-ui: print the figures as JSON")
     return parser.parse_args(argv)
-
-
-def configure_pyqtgraph(app) -> None:
-    """Plots follow the palette, so they are readable on light and dark desktops alike."""
-    import pyqtgraph as pg
-    from PySide6.QtGui import QPalette
-    palette = app.palette()
-    pg.setConfigOptions(antialias=True, background=palette.color(QPalette.Base),
-                        foreground=palette.color(QPalette.Text))
 
 
 def install_excepthook(window_getter) -> None:
@@ -62,23 +38,12 @@ def install_excepthook(window_getter) -> None:
     sys.excepthook = hook
 
 
-def make_app(argv: list[str]):
-    # The trainer's Python code holds the GIL between torch calls; a shorter switch interval (default
-    # 5 ms) hands it back to the UI thread sooner, which keeps the event loop's stalls short.
-    sys.setswitchinterval(0.002)
-    from PySide6.QtWidgets import QApplication
-    app = QApplication.instance() or QApplication(argv)
-    app.setApplicationName("NLMM Studio")
-    app.setOrganizationName("nlmm")
-    configure_pyqtgraph(app)
-    return app
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.bench_ui:
-        from studio.bench_ui import run_bench
-        return run_bench(args)
+        from studio import bench_ui
+        return bench_ui.run(args)
+    from studio.bootstrap import make_app
     app = make_app([sys.argv[0]])
     from studio.main_window import MainWindow, StudioOptions
     options = StudioOptions(runs_dir=Path(args.runs).resolve(), checkpoint=args.checkpoint, config=args.config,

@@ -15,6 +15,8 @@ import threading
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from engine.vocabulary import SAMPLE_RATE
+
 POLL_MS = 33
 
 
@@ -84,7 +86,7 @@ class AudioCapture(QObject):
     finished = Signal(object, int)  # float32 waveform in [-1, 1], sample rate
     failed = Signal(str)
 
-    def __init__(self, sample_rate: int = 16000, max_seconds: float = 2.0, parent: QObject | None = None):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, max_seconds: float = 2.0, parent: QObject | None = None):
         super().__init__(parent)
         self.sample_rate, self.max_frames = sample_rate, int(sample_rate * max_seconds)
         self._lock = threading.Lock()

@@ -1,8 +1,9 @@
-"""`nlmm-studio --bench-ui`: how responsive the window stays while the worker trains and answers queries.
+"""`nlmm-studio-bench` (or `nlmm-studio --bench-ui`): how responsive the window stays while the engine
+trains and answers queries.
 
 A UI-thread heartbeat timer fires every 5 ms; any lateness beyond that is an event-loop stall (the UI
 thread was busy, or waited for the GIL). First, training runs the `tiny` config on the built-in set in
-the worker, with every curve and the memory view updating as in normal use; then the shipped demo model
+the engine, with every curve and the memory view updating as in normal use; then the shipped demo model
 answers a stream of text queries with "adapt memory" on (each sent as the last returns) while the
 Memory panel follows. Printed: p50 / p99 / max stall, curve redraws per second, memory frames per
 second in both phases, what one curve update costs once a run is 20 000 steps long (a short bench
@@ -10,6 +11,7 @@ run cannot show how the plots scale), and the time from process start to a usabl
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -33,37 +35,52 @@ def _stalls(ticks: list[float]) -> dict:
 def _long_run_redraw_ms(window, app, steps: int = 20_000, updates: int = 40) -> dict:
     """What one curve update costs (the panel's work and the repaint it causes) once a run is long:
     the training curves hold `steps` synthetic steps, then single steps arrive as during training."""
-    panel = window.training_panel
+    from engine.events import Evaluation, StepMetrics
+    curves = window.training_panel.curves
     window.show_panel("training")
     levels = [("fast", 1), ("medium", 4), ("slow", 16)]
     rng = np.random.default_rng(0)
 
-    def step(i: int) -> dict:
+    def step(i: int) -> StepMetrics:
         loss = 4.0 * np.exp(-i / 3000) + 0.3 + 0.2 * rng.random()
-        return {"step": i, "loss": loss, "pair_losses": {p: loss + 0.1 * rng.random() for p in
-                                                         ("image-text", "image-audio", "text-audio")},
-                "lrs": {**{name: 1e-3 / chunk for name, chunk in levels}, "outer": 2e-3},
-                "stepped_levels": [name for name, chunk in levels if i % chunk == 0]}
+        return StepMetrics(i, loss, 2 * steps, {p: loss + 0.1 * rng.random() for p in
+                                                ("image-text", "image-audio", "text-audio")},
+                           tuple(name for name, chunk in levels if i % chunk == 0),
+                           {**{name: 1e-3 / chunk for name, chunk in levels}, "outer": 2e-3})
 
-    panel.total_steps = 2 * steps
-    panel.clear_curves([name for name, _ in levels], [chunk for _, chunk in levels])
+    curves.total_steps = 2 * steps
+    curves.clear([name for name, _ in levels], [chunk for _, chunk in levels])
     recall = {"R@1": 0.5}
-    panel.add_points([step(i) for i in range(1, steps + 1)],
-                     [{"step": i, "recall": {d: recall for d in ("image->text", "audio->image")}}
-                      for i in range(500, steps + 1, 500)])
+    curves.add([step(i) for i in range(1, steps + 1)],
+               [Evaluation(i, {d: recall for d in ("image->text", "audio->image")}) for i in range(500, steps + 1, 500)])
     app.processEvents()
     times = []
     for i in range(steps + 1, steps + 1 + updates):
         started = time.perf_counter()
-        panel.add_points([step(i)], [])
+        curves.add([step(i)])
         app.processEvents()
         times.append(1000 * (time.perf_counter() - started))
-    panel.clear_curves([])
+    curves.clear([])
     return {"steps": steps, "p50": round(float(np.median(times)), 1), "max": round(float(max(times)), 1)}
 
 
-def run_bench(args) -> int:
-    from studio.app import make_app, process_age_s
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nlmm-studio-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", help="the model the query phase asks (default: the shipped demo model)")
+    parser.add_argument("--config", default="tiny", help="config YAML or preset to train (default tiny)")
+    parser.add_argument("--device", help="cpu, cuda (default: CUDA when present, else CPU)")
+    parser.add_argument("--gallery-size", type=int, default=200, help="items embedded for the query phase")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of each phase (default 20)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+def run(args) -> int:
+    from studio.bootstrap import make_app, process_age_s
     if not os.environ.get("QT_QPA_PLATFORM") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"   # a headless machine: measure without a screen
     app = make_app([sys.argv[0]])
@@ -79,7 +96,7 @@ def run_bench(args) -> int:
                             gallery_size=args.gallery_size or 200, load_checkpoint_on_start=Path(checkpoint).exists())
     window = MainWindow(options)
     window.show()
-    worker = window.host.worker
+    host, panel = window.host, window.training_panel
     # phases: "training" (the config as it is, curves + memory view live); "fast_steps" (the same model
     # with batches of FAST_BATCH, so that steps come as fast as on a GPU: can the memory view keep up?);
     # then "queries" (text queries with "adapt memory" on, each sent when the last one returned, the memory
@@ -90,17 +107,17 @@ def run_bench(args) -> int:
 
     def usable() -> None:
         state["launch"] = process_age_s()
-        window.model_panel.fields["train.steps"].setValue(1_000_000)
-        window.training_panel.set_data_spec("builtin")
-        window.training_panel.start()
+        window.model_panel.set_field("train.steps", 1_000_000)
+        panel.set_data_spec("builtin")
+        panel.start()
 
     def tick() -> None:
         if state["phase"]:
             state["ticks"].append(time.perf_counter())
 
     def begin(phase: str) -> None:
-        state.update(phase=phase, ticks=[], t0=time.perf_counter(), redraws0=window.training_panel.redraws,
-                     frames0=window.memory_panel.frames_drawn, steps0=window.training_panel.step, queries=0)
+        state.update(phase=phase, ticks=[], t0=time.perf_counter(), redraws0=panel.curves.redraws,
+                     frames0=window.memory_panel.frames_drawn, steps0=panel.step, queries=0)
         QTimer.singleShot(int(args.seconds * 1000), end)
 
     def end() -> None:
@@ -111,20 +128,20 @@ def run_bench(args) -> int:
         if phase == "queries":
             figures["queries_per_s"] = round(state["queries"] / seconds, 1)
         else:
-            figures["redraws_per_s"] = round((window.training_panel.redraws - state["redraws0"]) / seconds, 1)
-            figures["training_steps_per_s"] = round((window.training_panel.step - state["steps0"]) / seconds, 2)
+            figures["redraws_per_s"] = round((panel.curves.redraws - state["redraws0"]) / seconds, 1)
+            figures["training_steps_per_s"] = round((panel.step - state["steps0"]) / seconds, 2)
         state["results"][phase] = figures
         state["phase"] = None
         if phase == "queries":
             window.close()
             app.quit()
         else:
-            window.host.stop_training()
+            panel.stop()
 
-    def training_finished(_final) -> None:
+    def training_finished(_ended) -> None:
         if state["training"]:           # the next training phase
-            window.model_panel.fields["data.batch_size"].setValue(FAST_BATCH)
-            QTimer.singleShot(0, window.training_panel.start)
+            window.model_panel.set_field("data.batch_size", FAST_BATCH)
+            QTimer.singleShot(0, panel.start)
         else:
             QTimer.singleShot(0, long_run)
 
@@ -146,15 +163,18 @@ def run_bench(args) -> int:
         begin("queries")
         next_query()
 
-    def next_query(_result=None) -> None:
+    def next_query(_answer=None) -> None:
         if state["phase"] != "queries":
             return
         state["queries"] += 1
-        window.host.query("text", texts[state["queries"] % len(texts)], k=5, adapt=True)
+        text = texts[state["queries"] % len(texts)]
+        task = host.retrieval.query("text", text, k=5, adapt=True)
+        task.result.connect(lambda answer: window.retrieval_panel.results.show_answer(answer, text))  # as shown
+        task.result.connect(next_query)
 
     def first_update(_update) -> None:
         # measure from the first step of a run this bench started (not the last steps of a stopping one)
-        if state.get("armed") and state["phase"] is None and window.training_panel.step > 0:
+        if state.get("armed") and state["phase"] is None and panel.step > 0:
             state["armed"] = False
             phase = state["training"].pop(0)
             if phase == "fast_steps":
@@ -166,11 +186,13 @@ def run_bench(args) -> int:
         window.close()
         app.quit()
 
-    worker.training_started.connect(lambda _: state.update(armed=True))
-    worker.training_update.connect(first_update)
-    worker.training_finished.connect(training_finished)
-    worker.query_done.connect(next_query)
-    worker.error.connect(failed)
+    def follow(run) -> None:
+        run.began.connect(lambda _: state.update(armed=True))
+        run.update.connect(first_update)
+        run.result.connect(training_finished)
+
+    host.training.submitted.connect(follow)
+    host.failed.connect(failed)
     heartbeat = QTimer()
     heartbeat.setTimerType(Qt.PreciseTimer)
     heartbeat.setInterval(HEARTBEAT_MS)

@@ -28,18 +28,10 @@ class GrowingArray:
         return self.size
 
 
-def debiased_ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """TensorBoard's classic smoothing: an exponential moving average divided by (1 - w^n), so the
-    start of the curve is not dragged towards zero. Non-finite values pass through unsmoothed."""
-    out = np.empty(len(values), dtype=np.float64)
-    smoother = EmaSmoother(weight)
-    for i, value in enumerate(values):
-        out[i] = smoother.push(float(value))
-    return out
-
-
 class EmaSmoother:
-    """The same smoothing, one value at a time (new points cost O(1); the slider recomputes all)."""
+    """TensorBoard's classic smoothing, one value at a time (new points cost O(1); the slider recomputes
+    all): an exponential moving average divided by (1 - w^n), so the start of the curve is not dragged
+    towards zero. Non-finite values pass through unsmoothed."""
 
     def __init__(self, weight: float):
         self.weight = min(max(weight, 0.0), 0.999)

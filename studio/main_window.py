@@ -1,7 +1,8 @@
-"""The main window: four dockable panels around one engine worker, menus, shortcuts and settings.
+"""The main window: four dockable panels around the engine host, menus, shortcuts and settings.
 
-The window never imports torch: the engine worker loads it on its own thread after the window shows,
-so the window is usable within a second or two of launch.
+The window composes the panels: it hands each request to the host's sessions and passes the task handle
+they return to the panels that show it. It never imports torch: the engine thread loads it after the
+window shows, so the window is usable within a second or two of launch.
 """
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabBar, QTabWid
 
 
 from engine.config import preset_names
+from engine.paths import DEFAULT_CHECKPOINT
 from studio.dialogs import CHECKPOINT_FILTER, CONFIG_FILTER, FileDialogs
+from studio.engine_host import EngineHost
 from studio.panels.memory_panel import MemoryPanel
 from studio.panels.model_panel import ModelPanel
 from studio.panels.retrieval_panel import RetrievalPanel
 from studio.panels.training_panel import TrainingPanel
-from studio.worker import EngineHost
 
-from engine.paths import DEFAULT_CHECKPOINT  # noqa: E402  (no torch: safe on the UI thread)
 PANELS = [("model", "Model && levels"), ("training", "Training"), ("retrieval", "Retrieval"), ("memory", "Memory")]
 LAYOUT_VERSION = 1
 
@@ -53,8 +54,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.setTabPosition(Qt.AllDockWidgetAreas, QTabWidget.North)
 
-        self.host = EngineHost(self, options.device)
-        worker = self.host.worker
+        self.host = host = EngineHost(self, options.device)
 
         self.model_panel = ModelPanel(file_dialogs=self.dialogs)
         self.training_panel = TrainingPanel(options.runs_dir, file_dialogs=self.dialogs)
@@ -65,9 +65,8 @@ class MainWindow(QMainWindow):
             current = picker.choice()
             picker.set_choice(options.gallery_source or current["source"], options.gallery_split or current["split"],
                               options.gallery_size or current["limit"])
-        self.training_panel.attach(self.host)
-        self.retrieval_panel.attach(self.host)
-        self.memory_panel.attach(self.host)
+        self.training_panel.attach(host)
+        self.retrieval_panel.attach(host.retrieval)
 
         self.docks: dict[str, QDockWidget] = {}
         widgets = {"model": self.model_panel, "training": self.training_panel,
@@ -85,18 +84,19 @@ class MainWindow(QMainWindow):
         # ----- wiring
         self.model_panel.validity_changed.connect(self.training_panel.set_config_valid)
         self.model_panel.parameter_count_requested.connect(
-            lambda cfg: self.model_panel.set_count_request(self.host.count_parameters(cfg)))
-        worker.parameter_count.connect(self.model_panel.show_parameter_count)
+            lambda cfg: self.model_panel.count_parameters(host.count_parameters(cfg)))
         self.training_panel.start_requested.connect(self.start_training)
         self.training_panel.load_checkpoint_requested.connect(self.load_checkpoint)
         self.retrieval_panel.load_checkpoint_requested.connect(self.load_checkpoint)
         self.retrieval_panel.gallery_requested.connect(self.build_gallery)
+        self.memory_panel.reset_requested.connect(self.retrieval_panel.reset_memory)
+        host.retrieval.memory_changed.connect(self.memory_panel.add_frame)
+        host.training.submitted.connect(self.training_panel.follow)
+        host.training.submitted.connect(lambda run: run.memory.connect(self.memory_panel.add_frame))
         for panel in (self.model_panel, self.training_panel, self.retrieval_panel):
             panel.message.connect(self.show_message)
-        worker.error.connect(self.on_error)
-        worker.checkpoint_loaded.connect(self.on_checkpoint_loaded)
-        worker.device_info.connect(self.on_device_info)
-        worker.training_started.connect(lambda info: self.show_message(f"Training into {info['out_dir']}"))
+        host.failed.connect(lambda title, message: self.show_message(f"{title}: {message}", 15000))
+        host.started.result.connect(self.on_engine_ready)
 
         self.device_label = QLabel("engine starting…")
         self.statusBar().addPermanentWidget(self.device_label)
@@ -127,9 +127,9 @@ class MainWindow(QMainWindow):
         self.train_action = self._action(train_menu, "&Train", QKeySequence("Ctrl+Return"),
                                          self.training_panel.start)
         self.train_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
-        self._action(train_menu, "&Pause", None, self.training_panel._pause)
-        self._action(train_menu, "&Resume", None, self.training_panel._resume)
-        self._action(train_menu, "&Stop", None, self.training_panel._stop)
+        self._action(train_menu, "&Pause", None, self.training_panel.pause)
+        self._action(train_menu, "&Resume", None, self.training_panel.resume)
+        self._action(train_menu, "&Stop", None, self.training_panel.stop)
         view = self.menuBar().addMenu("&View")
         for n, (key, title) in enumerate(PANELS, start=1):
             self._action(view, title, QKeySequence(f"Ctrl+{n}"), lambda _checked=False, key=key: self.show_panel(key))
@@ -217,19 +217,21 @@ class MainWindow(QMainWindow):
             self.load_checkpoint(path)
 
     def load_checkpoint(self, path: str) -> None:
-        self.retrieval_panel.loading(path)
-        self.host.load_checkpoint(path)
+        task = self.host.retrieval.load_checkpoint(path)
+        self.retrieval_panel.loading(path, task)
+        task.result.connect(self.on_checkpoint_loaded)
 
-    def on_checkpoint_loaded(self, info: dict) -> None:
-        self.settings.setValue("checkpoint/last", info["path"])
-        self.show_message(f"Loaded {info['path']}")
+    def on_checkpoint_loaded(self, loaded) -> None:
+        self.settings.setValue("checkpoint/last", loaded.path)
+        self.show_message(f"Loaded {loaded.path}")
         choice = self.retrieval_panel.gallery_picker.choice()
         if self.retrieval_panel.gallery_picker.problem():
             choice["source"] = "builtin"
         self.build_gallery(choice)
 
     def build_gallery(self, choice: dict) -> None:
-        self.host.build_gallery(choice["source"], choice["split"], choice["limit"])
+        task = self.host.retrieval.build_gallery(choice["source"], choice["split"], choice["limit"])
+        self.retrieval_panel.building_gallery(task)
 
     def start_training(self, request: dict) -> None:
         try:
@@ -240,24 +242,19 @@ class MainWindow(QMainWindow):
         name = cfg.get("name") or "run"
         out_dir = self.options.runs_dir / time.strftime(f"%Y%m%d-%H%M%S-{name}")
         self.settings.setValue("training/data", request["data"])
-        self.host.start_training(cfg, request["data"], str(out_dir), device=request.get("device"))
+        self.host.training.start(cfg, request["data"], str(out_dir), device=request.get("device"))
         self.show_panel("training")
 
-    def on_device_info(self, info: dict) -> None:
-        self.device_label.setText(f"engine on {info['device']}")
-        self.training_panel.set_cuda(info["cuda"], info["cuda_reason"])
-
-    def on_error(self, topic: str, message: str) -> None:
-        self.show_message(f"{topic}: {message}", 15000)
-        if topic == "training":
-            self.training_panel.start_failed(message)
+    def on_engine_ready(self, ready) -> None:
+        self.device_label.setText(f"engine on {ready.device}")
+        self.training_panel.set_cuda(ready.cuda, ready.cuda_reason)
 
     def show_message(self, text: str, timeout_ms: int = 8000) -> None:
         self.statusBar().showMessage(text, timeout_ms)
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event) -> None:
-        if self.host.is_training():
+        if self.host.training.is_training():
             self.show_message("Stopping training and saving its checkpoint…")
         self._save_settings()
         self.retrieval_panel.close_audio()

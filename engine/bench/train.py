@@ -24,12 +24,12 @@ def run(cfg: NLMMConfig, device: str | None = None, budget_s: float = 300.0, eva
         trainer = Trainer(cfg, data, out, device, tensorboard=False)
         state = {"train_s": 0.0, "since": time.perf_counter(), "reached": None, "recall": {}}
 
-        def on_event(event: dict) -> None:
-            if event["kind"] != "step":
+        def on_event(event) -> None:
+            if event.kind != "step":
                 return
             now = time.perf_counter()
             state["train_s"] += now - state["since"]
-            step = event["step"]
+            step = event.step
             if step % eval_every == 0 or state["train_s"] >= budget_s:
                 recall = trainer.evaluate(test_items)
                 state["recall"] = {d: v["R@1"] for d, v in recall.items()}

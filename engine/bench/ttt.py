@@ -60,9 +60,9 @@ def run(checkpoint, device: str | None = None, semitones: float = 3.0, snr_db: f
     shifted_after, clean_after = recall(shifted), recall(clean)
     progress(f"after adapting on {len(order)} shifted queries: shifted R@1 {shifted_after:.3f}, "
              f"clean R@1 {clean_after:.3f}")
-    snapshot = retriever.memory_snapshot()
+    writes = retriever.memory_frame().write_count
     retriever.reset_memory()
     return {"shifted_before": shifted_before, "shifted_after": shifted_after,
             "clean_before": clean_before, "clean_after": clean_after,
             "shift": {"semitones": semitones, "snr_db": snr_db, "voices": "held-out test voices"},
-            "memory_writes": int(snapshot["write_count"]), "queries": len(order)}
+            "memory_writes": int(writes), "queries": len(order)}

@@ -31,14 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.data.errors import DataError
+from engine.vocabulary import SAMPLE_RATE, SPLITS
 
 BUILTIN_ROOT = Path(__file__).resolve().parents[2] / "resources" / "builtin"
 MANIFEST_NAME = "manifest.json"
-SPLITS = ("train", "val", "test")
 HELDOUT = "heldout"  # sources no training sample comes from (manifest["heldout"]; engine.bench.robustness)
 NUM_LABELS = 100
 IMAGE_SIZE = (32, 64)  # height, width
-SAMPLE_RATE = 16000
 
 _ONES = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
@@ -218,7 +217,7 @@ def load_image(path: Path | str):
 
 
 def load_audio(path: Path | str):
-    """Decode one clip: (numpy float32 mono array in [-1, 1], sample rate 16000)."""
+    """Decode one clip: (numpy float32 mono array in [-1, 1], SAMPLE_RATE)."""
     import soundfile as sf
 
     try:

@@ -22,8 +22,8 @@ from engine.data.audio_augment import SpeechAugment, augment_mel
 from engine.data.errors import DataError
 from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
+from engine.vocabulary import BATCH_KEYS, MODALITIES, SPLITS
 
-SPLITS = ("train", "val", "test")
 PROGRESS_EVERY = 200   # items a loader looks at between two progress calls (engine.data.sources)
 
 
@@ -38,7 +38,7 @@ class Item:
     key: str = ""
 
     def modalities(self) -> list[str]:
-        return [m for m in ("text", "image", "audio") if getattr(self, m) is not None]
+        return [m for m in MODALITIES if getattr(self, m) is not None]
 
 
 @dataclass
@@ -189,15 +189,10 @@ class Collate:
         return batch
 
 
-def model_inputs(batch: dict, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-    """modality -> (inputs, mask) on `device`, for the modalities the batch holds."""
-    out = {}
-    for modality in ("text", "image", "audio"):
-        if modality in batch:
-            mask = batch.get(f"{modality}_mask")
-            out[modality] = (batch[modality].to(device, non_blocking=True),
-                             None if mask is None else mask.to(device, non_blocking=True))
-    return out
+def model_batch(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """The tensors of a collated batch that the model reads, on its device (a batch also carries the
+    items, their labels and the errors met while loading them)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k in BATCH_KEYS}
 
 
 def make_loader(dataset: MultimodalDataset, collate: Collate, batch_size: int, train: bool,

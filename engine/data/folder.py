@@ -25,6 +25,7 @@ import soundfile as sf
 
 from engine.data.dataset import PROGRESS_EVERY, SPLITS, DataSplits, Item
 from engine.data.errors import DataError
+from engine.vocabulary import SAMPLE_RATE
 
 INDEX = "items.csv"
 COLUMNS = ["image", "text", "audio", "label", "split"]
@@ -101,7 +102,7 @@ class FolderWriter:
         return folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}{suffix}"
 
     def add(self, image: str | Path | None = None, text: str | None = None,
-            audio: str | Path | np.ndarray | None = None, sample_rate: int = 16000,
+            audio: str | Path | np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
             label: str | int | None = None, split: str = "") -> dict:
         if image is None and not text and audio is None:
             raise DataError("nothing to add: give an image, a text or an audio clip")

@@ -10,8 +10,6 @@ import re
 from collections import Counter
 from typing import Iterable
 
-import torch
-
 from engine.data.errors import DataError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -47,15 +45,6 @@ class Tokenizer:
             shown = text if len(text) <= 40 else text[:37] + "..."
             raise DataError(f"text {shown!r}: no words to read (empty or only punctuation)")
         return ids
-
-    def encode_batch(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (token ids (B, T) padded with 0, mask (B, T))."""
-        encoded = [self.encode(t, max_tokens) for t in texts]
-        length = max(len(ids) for ids in encoded)
-        tokens = torch.zeros(len(encoded), length, dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            tokens[row, : len(ids)] = torch.tensor(ids)
-        return tokens, tokens != 0
 
     def unknown_words(self, text: str) -> list[str]:
         return [w for w in words(text) if w not in self.index]

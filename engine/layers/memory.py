@@ -47,7 +47,6 @@ class CentralMemory(nn.Module):
         self.query_norm = nn.LayerNorm(d_model)
         self.query_proj = nn.Linear(d_model, d_model, bias=False)
         self.out_proj = nn.Linear(d_model, d_model)
-        self.presence_proj = nn.Linear(len(modalities), d_model)
         self.proposal = nn.Linear(2 * d_model, d_model)
         self.gate = nn.Linear(2 * d_model, 1)
         self.adapting = False
@@ -78,13 +77,6 @@ class CentralMemory(nn.Module):
         if self.adapting and not self.training and modality in self.write_modalities:
             return self._read_and_write_stream(z, modality)
         return self.read(z, modality)
-
-    def fuse(self, latents: dict[str, torch.Tensor], presence: torch.Tensor) -> torch.Tensor:
-        """Mean of the present modalities' latents plus a learned presence signal (B, 3) -> (B, D)."""
-        stacked = torch.stack([latents.get(m, torch.zeros_like(next(iter(latents.values()))))
-                               for m in self.modalities], dim=1)
-        weights = presence / presence.sum(-1, keepdim=True).clamp_min(1)
-        return (stacked * weights[..., None].to(stacked.dtype)).sum(1) + self.presence_proj(presence.to(stacked.dtype))
 
     # ------------------------------------------------------------------ write
     def _gated_write(self, slots: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -139,13 +131,16 @@ class CentralMemory(nn.Module):
         self.writes.clear()
 
     @torch.no_grad()
-    def snapshot(self) -> dict:
-        """Plain numpy copies for a viewer: slots, per-slot change since reset, the last write."""
+    def snapshot(self, since: torch.Tensor | None = None) -> dict:
+        """Plain numpy copies for a viewer: the slots, each slot's change (L2) since `since` (slots taken
+        earlier, as when a training run started; by default the trained slots, i.e. since the last
+        reset), the number of test-time writes and the slots the last one moved."""
         slots = self.slots.detach().float().cpu()
-        reference = self._trained_slots.float().cpu() if self._trained_slots is not None else slots
+        reference = since if since is not None else self._trained_slots
+        reference = slots if reference is None else reference.detach().float().cpu()
         last = self.writes[-1] if self.writes else None
         return {"slots": slots.numpy().copy(),
-                "change_since_reset": (slots - reference).norm(dim=-1).numpy(),
+                "change": (slots - reference).norm(dim=-1).numpy(),
                 "write_count": self.write_count,
                 "last_write_slots": last.slots.copy() if last else np.zeros(0, dtype=np.int64)}
 

@@ -17,18 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import MODALITIES, NLMMConfig, validate
+from engine.config import NLMMConfig, validate
 from engine.layers.hope import SelfModifyingLinear
 from engine.layers.memory import CentralMemory
 from engine.models.decoders import Decoders
 from engine.models.encoders import build_encoders
+from engine.vocabulary import BATCH_KEYS, MODALITIES
 
 
 @dataclass
 class NLMMOutput:
     embeddings: dict[str, torch.Tensor]  # modality -> (B, D), unit length
-    fused: torch.Tensor | None           # (B, D) the present modalities fused with their presence mask
-    presence: torch.Tensor | None        # (B, 3) 1 where the modality was given
     decoder_loss: torch.Tensor | None = None  # the auxiliary reconstruction loss, when decoders exist
 
 
@@ -51,11 +50,9 @@ class NLMM(nn.Module):
         """`batch` holds any non-empty subset of 'text', 'image', 'audio' (+ optional '<m>_mask').
 
         Modalities may hold different numbers of items when the batch says which rows belong together
-        ('<m>_index', as the data collate makes them); `fused` then is None, since not every item has
-        every modality.
+        ('<m>_index', as the data collate makes them).
         """
-        allowed = {f"{m}{suffix}" for m in MODALITIES for suffix in ("", "_mask", "_index")}
-        unknown = [k for k in batch if k not in allowed]
+        unknown = [k for k in batch if k not in BATCH_KEYS]
         if unknown:
             raise ValueError(f"unknown batch keys {unknown}; expected some of {', '.join(MODALITIES)} "
                              "(+ '<modality>_mask', '<modality>_index')")
@@ -72,13 +69,7 @@ class NLMM(nn.Module):
         if self.decoders is not None:
             decoder_loss = sum(self.decoders.loss(m, z, batch[m], batch.get(f"{m}_mask"))
                                for m, z in latents.items()) / len(latents)
-        if indexed:
-            return NLMMOutput(embeddings, None, None, decoder_loss)
-        first = latents[present[0]]
-        presence = torch.zeros(len(first), len(MODALITIES), device=first.device)
-        for m in present:
-            presence[:, MODALITIES.index(m)] = 1.0
-        return NLMMOutput(embeddings, self.memory.fuse(latents, presence), presence, decoder_loss)
+        return NLMMOutput(embeddings, decoder_loss)
 
     def _latent(self, modality: str, inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if modality not in MODALITIES:
@@ -101,12 +92,21 @@ class NLMM(nn.Module):
                 groups[level].append(param)
         return groups
 
-    def outer_parameters(self) -> list[nn.Parameter]:
+    def named_outer_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Everything outside the CMS levels: stepped every step (the outer level)."""
-        return [p for name, p in self.named_parameters() if _level_of(name) is None]
+        return [(name, p) for name, p in self.named_parameters() if _level_of(name) is None]
+
+    def outer_parameters(self) -> list[nn.Parameter]:
+        return [p for _, p in self.named_outer_parameters()]
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @staticmethod
+    def count_parameters(cfg: NLMMConfig) -> int:
+        """The exact count of a config's model, built on the meta device: no memory, milliseconds even at 140 M."""
+        with torch.device("meta"):
+            return NLMM(cfg).num_parameters()
 
     # ------------------------------------------------------------------ self-modification and TTT
     def self_modifying_layers(self) -> list[SelfModifyingLinear]:

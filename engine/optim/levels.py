@@ -24,9 +24,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .dmgd import DMGD
+from engine.config import OPTIMIZERS
 
-OPTIMIZERS = ("dmgd", "adamw", "sgd")
+from .dmgd import DMGD
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:

@@ -16,7 +16,11 @@ from engine.config import atomic_write_bytes
 from engine.data.text import Tokenizer
 
 FORMAT = "nlmm-checkpoint"
-VERSION = 1
+VERSION = 2
+# Weights that earlier versions saved and this one no longer has. Version 1 had the central memory's
+# presence projection, which fed a fused embedding that no loss ever reached (it learned nothing); its
+# checkpoints (the shipped demo model among them) load and resume with these weights dropped.
+RETIRED = ("memory.presence_proj.weight", "memory.presence_proj.bias")
 
 
 class CheckpointError(ValueError):
@@ -66,6 +70,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu"):
     payload = load_checkpoint(path)
     cfg = checkpoint_config(payload, path)
     model = NLMM(cfg)
+    upgrade(payload, model)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
@@ -73,6 +78,29 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu"):
         raise CheckpointError(f"{path}: weights do not fit its config ({first[:200]})") from None
     tokenizer = Tokenizer.from_state_dict(payload["tokenizer"])
     return model.to(device).eval(), cfg, tokenizer, payload
+
+
+def upgrade(payload: dict, model) -> dict:
+    """An older payload brought to this version, in place: retired weights out of the model's state, and
+    out of the outer optimiser's state when it is there (it numbers parameters by position, so a
+    retired one shifts every later one)."""
+    state = payload["model"]
+    retired = [name for name in RETIRED if name in state]
+    if not retired:
+        return payload
+    outer = {name for name, _ in model.named_outer_parameters()}
+    old_outer = [name for name in state if name in outer or name in retired]   # a state dict keeps model order
+    gone = {i for i, name in enumerate(old_outer) if name in retired}
+    for name in retired:
+        del state[name]
+    optimizer = (payload.get("train_state") or {}).get("scheduler", {}).get("outer")
+    if optimizer is not None:
+        kept = sorted(i for group in optimizer["param_groups"] for i in group["params"] if i not in gone)
+        renumber = {old: new for new, old in enumerate(kept)}
+        optimizer["state"] = {renumber[i]: v for i, v in optimizer["state"].items() if i not in gone}
+        for group in optimizer["param_groups"]:
+            group["params"] = [renumber[i] for i in group["params"] if i not in gone]
+    return payload
 
 
 def model_payload(model, cfg: NLMMConfig, tokenizer: Tokenizer, **extra) -> dict:

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.config import MODALITIES, NLMMConfig
-from engine.data.dataset import Collate, Item, MultimodalDataset, make_loader, model_inputs
+from engine.config import NLMMConfig
+from engine.data.dataset import Collate, Item, MultimodalDataset, make_loader, model_batch
 from engine.data.text import Tokenizer
 from engine.device import autocast
+from engine.vocabulary import DIRECTION_NAMES, DIRECTIONS, MODALITIES
 
-DIRECTIONS = [(q, g) for q in ("image", "text", "audio") for g in ("image", "text", "audio") if q != g]
 KS = (1, 5, 10)
 
 
@@ -63,10 +63,10 @@ def embed_gallery(model, items: list[Item], ids: list[int], modality: str, cfg: 
     rows, kept, kept_ids = [], [], []
     model.eval()
     for done, batch in enumerate(loader):
-        inputs = model_inputs(batch, device)
+        inputs = model_batch(batch, device)
         if modality in inputs:
             with autocast(cfg.precision, device):
-                rows.append(model.encode(modality, *inputs[modality]).float().cpu())
+                rows.append(model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu())
             for position in batch[f"{modality}_index"].tolist():  # unreadable files drop out
                 index = int(batch["items"][position])
                 kept.append(sources[index])
@@ -96,7 +96,8 @@ def evaluate(model, items: list[Item], cfg: NLMMConfig, tokenizer: Tokenizer, de
     if progress is not None:
         progress(len(present), len(present))
     usable = {m for m, g in galleries.items() if len(g.ids)}  # every file of a modality may have failed
-    return {f"{q}->{g}": recall_at(galleries[q], galleries[g]) for q, g in DIRECTIONS if q in usable and g in usable}
+    return {name: recall_at(galleries[q], galleries[g])
+            for (q, g), name in zip(DIRECTIONS, DIRECTION_NAMES) if q in usable and g in usable}
 
 
 def format_recall_table(recall: dict[str, dict[str, float]]) -> str:

@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-PAIRS = (("image", "text"), ("image", "audio"), ("text", "audio"))
+from engine.vocabulary import PAIR_NAMES, PAIRS
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor,
@@ -53,7 +52,7 @@ class ContrastiveLoss(nn.Module):
         """
         scale = self.scale()
         pairs = {}
-        for m1, m2 in PAIRS:
+        for (m1, m2), name in zip(PAIRS, PAIR_NAMES):
             if m1 not in embeddings or m2 not in embeddings:
                 continue
             a, b, pair_labels = embeddings[m1], embeddings[m2], labels
@@ -61,7 +60,7 @@ class ContrastiveLoss(nn.Module):
                 a, b, positions = _common_rows(a, index.get(m1), b, index.get(m2))
                 pair_labels = None if labels is None else labels[positions]
             if len(a) >= 2:
-                pairs[f"{m1}-{m2}"] = info_nce(a, b, scale, pair_labels)
+                pairs[name] = info_nce(a, b, scale, pair_labels)
         if not pairs:
             raise ValueError("contrastive training needs two modalities on at least two common items per batch")
         return sum(pairs.values()) / len(pairs), pairs

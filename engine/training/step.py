@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.config import NLMMConfig
+from engine.data.dataset import model_batch
 from engine.device import autocast
 from engine.models.nlmm import NLMM
 from engine.optim.levels import LevelScheduler
@@ -25,14 +26,6 @@ class StepResult:
     stepped_levels: list[str] = field(default_factory=list)
     lrs: dict[str, float] = field(default_factory=dict)
     grad_norm: float = 0.0
-
-
-MODEL_KEYS = {f"{m}{suffix}" for m in ("text", "image", "audio") for suffix in ("", "_mask", "_index")}
-
-
-def to_model_batch(batch: dict, device: torch.device) -> dict:
-    """The tensors the model reads, on its device (a collated batch also carries items, labels, errors)."""
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k in MODEL_KEYS}
 
 
 def batch_labels(batch: dict, device: torch.device) -> torch.Tensor | None:
@@ -59,7 +52,7 @@ class TrainStep:
         self.parameters = [p for p in model.parameters()] + list(self.loss.parameters())
 
     def forward_backward(self, batch: dict, labels: torch.Tensor | None = None):
-        inputs = to_model_batch(batch, self.device)
+        inputs = model_batch(batch, self.device)
         with autocast(self.cfg.precision, self.device):
             out = self.forward_model(inputs)
         index = {m: inputs[f"{m}_index"] for m in out.embeddings if f"{m}_index" in inputs}

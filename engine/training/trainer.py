@@ -1,17 +1,15 @@
 """The trainer: a plain readable loop over batches that emits events and obeys pause / resume / stop.
 
-Events are plain dicts handed to every subscriber (the CLI prints them, the studio plots them):
-  step        step, loss, pair_losses, stepped_levels, lrs, samples_per_s, eta_s, temperature
-  eval        step, split, recall {"image->text": {"R@1", "R@5", "R@10"}, …}
-  memory      step, the central memory snapshot (slots, change since reset, last write)
-  checkpoint  step, path
-  warning     message (a bad data file: reported once per file)
-  finished / stopped / failed   step, message, checkpoint
-Control (`pause`, `resume`, `stop`) may come from any thread and is answered within one step.
+Events are the frozen dataclasses of `engine.events`, handed to every subscriber (the CLI prints them,
+the studio plots them) and written to the run log (`engine.training.runs`): StepMetrics every step,
+Evaluation, CheckpointSaved, DataWarning (a bad file, once per file), PauseChanged, and RunEnded
+(finished / stopped / failed), which `run()` also returns. A MemoryFrame of the central memory follows
+each step only when a subscriber asked for them: taking one copies the slots off the device, a sync per
+step that the headless CLI has no use for. Control (`pause`, `resume`, `stop`) may come from any thread
+and is answered within one step.
 """
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -28,14 +26,14 @@ from engine.data.dataset import Collate, DataSplits, MultimodalDataset
 from engine.data.sources import load_source
 from engine.data.text import Tokenizer
 from engine.device import pick_device
+from engine.events import CheckpointSaved, DataWarning, Evaluation, MemoryFrame, PauseChanged, RunEnded, StepMetrics
 from engine.models.nlmm import NLMM
-from engine.training.checkpoint import load_checkpoint, checkpoint_config, model_payload, save_checkpoint
+from engine.training.checkpoint import checkpoint_config, load_checkpoint, model_payload, save_checkpoint, upgrade
 from engine.training.distributed import DistInfo
 from engine.training.evaluate import evaluate
+from engine.training.runs import CHECKPOINT, RunLog
 from engine.training.step import TrainStep, batch_labels
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 CACHE_LIMIT = 5000  # data sets up to this many items keep their prepared tensors in memory
 
 
@@ -86,7 +84,8 @@ class Trainer:
         self.device = pick_device(device) if not (self.dist.enabled and torch.cuda.is_available()) \
             else torch.device("cuda", self.dist.local_rank)
         self.out_dir = Path(out_dir) if out_dir else Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-{cfg.name}")
-        self.listeners: list[Callable[[dict], None]] = []
+        self.listeners: list[Callable[[object], None]] = []
+        self.memory_listeners: list[Callable[[MemoryFrame], None]] = []
         self._pause, self._stop = threading.Event(), threading.Event()
         self.state = "idle"
         self._warned: set[str] = set()
@@ -116,6 +115,7 @@ class Trainer:
                                  self.dist.average if self.dist.enabled else None)
         self.step = 0
         self.last_recall: dict = {}
+        self._memory_at_start: torch.Tensor | None = None
         if resume_payload:
             self._restore(resume_payload)
 
@@ -131,6 +131,7 @@ class Trainer:
                                          audio_augment=augment)
         self.collate = Collate(self.tokenizer, cfg.text.max_tokens)
         self.eval_items = self.data.splits.get("val") or self.data.splits.get("test") or []
+        self.log = RunLog(self.out_dir) if self.dist.is_main else None
         self._tb = None
         if tensorboard and self.dist.is_main:
             try:
@@ -140,8 +141,11 @@ class Trainer:
                 self._tb = None
 
     # ------------------------------------------------------------------ control (any thread)
-    def subscribe(self, listener: Callable[[dict], None]) -> None:
+    def subscribe(self, listener: Callable[[object], None], memory_frames: bool = False) -> None:
+        """`listener` gets every event; with `memory_frames` also a MemoryFrame after each step."""
         self.listeners.append(listener)
+        if memory_frames:
+            self.memory_listeners.append(listener)
 
     def pause(self) -> None:
         self._pause.set()
@@ -154,26 +158,30 @@ class Trainer:
         self._pause.clear()
 
     # ------------------------------------------------------------------ events
-    def emit(self, kind: str, **data) -> None:
-        event = {"kind": kind, **data}
-        if self.dist.is_main and kind in ("step", "eval", "checkpoint", "finished", "stopped", "failed"):
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            with (self.out_dir / METRICS).open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({k: v for k, v in event.items() if k != "snapshot"}) + "\n")
+    def emit(self, event) -> None:
+        if self.log is not None:
+            self.log.write(event)
             self._tensorboard(event)
         for listener in self.listeners:
             listener(event)
 
-    def _tensorboard(self, event: dict) -> None:
+    def _emit_memory_frame(self) -> None:
+        snapshot = self.model.memory.snapshot(since=self._memory_at_start)
+        frame = MemoryFrame("training", self.step, snapshot["slots"], snapshot["change"],
+                            snapshot["last_write_slots"], snapshot["write_count"])
+        for listener in self.memory_listeners:
+            listener(frame)
+
+    def _tensorboard(self, event) -> None:
         if self._tb is None:
             return
-        if event["kind"] == "step":
-            self._tb.add_scalar("loss/total", event["loss"], event["step"])
-            for pair, value in event["pair_losses"].items():
-                self._tb.add_scalar(f"loss/{pair}", value, event["step"])
-        elif event["kind"] == "eval":
-            for direction, values in event["recall"].items():
-                self._tb.add_scalar(f"recall@1/{direction}", values["R@1"], event["step"])
+        if isinstance(event, StepMetrics):
+            self._tb.add_scalar("loss/total", event.loss, event.step)
+            for pair, value in event.pair_losses.items():
+                self._tb.add_scalar(f"loss/{pair}", value, event.step)
+        elif isinstance(event, Evaluation):
+            for direction, values in event.recall.items():
+                self._tb.add_scalar(f"recall@1/{direction}", values["R@1"], event.step)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_payload(self) -> dict:
@@ -186,10 +194,11 @@ class Trainer:
         if not self.dist.is_main:
             return None
         path = save_checkpoint(self.out_dir / CHECKPOINT, self.checkpoint_payload())
-        self.emit("checkpoint", step=self.step, path=str(path))
+        self.emit(CheckpointSaved(self.step, str(path)))
         return path
 
     def _restore(self, payload: dict) -> None:
+        upgrade(payload, self.model)
         self.model.load_state_dict(payload["model"])
         self.step_fn.load_state_dict(payload["train_state"])
         self.step = int(payload["step"])
@@ -214,7 +223,7 @@ class Trainer:
         for message in errors:
             if message not in self._warned:
                 self._warned.add(message)
-                self.emit("warning", message=message)
+                self.emit(DataWarning(message))
 
     def evaluate(self, items=None) -> dict:
         recall = evaluate(self.model, items if items is not None else self.eval_items, self.cfg,
@@ -222,13 +231,23 @@ class Trainer:
         self.model.train()
         return recall
 
-    def run(self) -> dict:
-        """Train until `total_steps`, a stop, or a failure. Returns the final event."""
+    def run(self) -> RunEnded:
+        """Train until `total_steps`, a stop, or a failure. Returns how the run ended."""
         self.state = "running"
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.out_dir / "config.yaml")
         self.model.memory.mark_trained()
+        self._memory_at_start = self.model.memory.slots.detach().clone() if self.memory_listeners else None
+        try:
+            return self._loop()
+        finally:
+            if self._tb is not None:
+                self._tb.flush()
+            if self.log is not None:
+                self.log.close()
+
+    def _loop(self) -> RunEnded:
         batches = self._batches()
         started, started_step = time.perf_counter(), self.step
         try:
@@ -237,13 +256,13 @@ class Trainer:
                     break
                 if self._pause.is_set():
                     self.state = "paused"
-                    self.emit("paused", step=self.step)
+                    self.emit(PauseChanged(self.step))
                     while self._pause.is_set() and not self._stop.is_set():
                         time.sleep(0.02)
                     if self._stop.is_set():
                         break
                     self.state = "running"
-                    self.emit("resumed", step=self.step)
+                    self.emit(PauseChanged(self.step, "resumed"))
                     started, started_step = time.perf_counter(), self.step
                 batch = next(batches)
                 self._report_errors(batch["errors"])
@@ -253,29 +272,25 @@ class Trainer:
                 elapsed = time.perf_counter() - started
                 rate = (self.step - started_step) * self.cfg.data.batch_size / max(elapsed, 1e-9)
                 eta = (self.total_steps - self.step) * self.cfg.data.batch_size / max(rate, 1e-9)
-                self.emit("step", step=self.step, total_steps=self.total_steps, loss=result.loss,
-                          pair_losses=result.pair_losses, stepped_levels=result.stepped_levels,
-                          lrs=result.lrs, samples_per_s=rate, eta_s=eta, grad_norm=result.grad_norm,
-                          temperature=self.step_fn.loss.temperature)
-                self.emit("memory", step=self.step, snapshot=self.model.memory.snapshot())
+                self.emit(StepMetrics(self.step, result.loss, self.total_steps, result.pair_losses,
+                                      tuple(result.stepped_levels), result.lrs, rate, eta, result.grad_norm,
+                                      self.step_fn.loss.temperature))
+                if self.memory_listeners:
+                    self._emit_memory_frame()
                 if self.dist.is_main and self.eval_items and (self.step % self.cfg.train.eval_every == 0):
                     self.last_recall = self.evaluate()
-                    self.emit("eval", step=self.step, split="val", recall=self.last_recall)
+                    self.emit(Evaluation(self.step, self.last_recall, "val"))
                 if self.step % self.cfg.train.checkpoint_every == 0:
                     self.save()
         except FloatingPointError as err:
             self.state = "failed"
             message = f"{err}; training stopped, the last good checkpoint is kept"
-            final = {"step": self.step, "message": message, "checkpoint": str(self.out_dir / CHECKPOINT)}
-            self.emit("failed", **final)
-            return {"kind": "failed", **final}
-        finally:
-            if self._tb is not None:
-                self._tb.flush()
+            final = RunEnded("failed", self.step, message, str(self.out_dir / CHECKPOINT))
+            self.emit(final)
+            return final
         stopped = self.step < self.total_steps
         path = self.save()
         self.state = "stopped" if stopped else "finished"
-        final = {"step": self.step, "checkpoint": str(path) if path else None,
-                 "message": f"{'stopped' if stopped else 'finished'} at step {self.step}"}
-        self.emit(self.state, **final)
-        return {"kind": self.state, **final}
+        final = RunEnded(self.state, self.step, f"{self.state} at step {self.step}", str(path) if path else None)
+        self.emit(final)
+        return final

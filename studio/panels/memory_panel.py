@@ -1,8 +1,8 @@
 """Memory: the central memory's slots as a heatmap, each slot's change since the last reset, the slots the
 last query wrote, and a replay slider over the recent frames.
 
-Frames arrive from the worker (after each query, and ≤ 30 a second during training); every frame is
-kept for the replay slider, but the view redraws at most 30 times a second, showing the newest frame,
+Frames (`engine.events.MemoryFrame`) arrive from the retrieval session after each load, query and reset,
+and from a training run (≤ 30 a second); every frame is kept for the replay slider, but the view redraws at most 30 times a second, showing the newest frame,
 however fast queries stream. The image item is made once and redrawn with `setImage(autoLevels=False)`
 so the colour scale stays put and a change in the slots reads as a change in colour.
 """
@@ -28,13 +28,12 @@ class MemoryPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("memoryPanel")
-        self.frames: deque[dict] = deque(maxlen=HISTORY)
+        self.frames: deque = deque(maxlen=HISTORY)
         self.frames_drawn = 0
         self._fps_times: deque[float] = deque(maxlen=30)
         self._levels: tuple[float, float] | None = None
         self._shape: tuple[int, int] | None = None
-        self._training_baseline: np.ndarray | None = None
-        self.shown: dict | None = None
+        self.shown = None       # the MemoryFrame drawn
         self.in_view = True
         self._last_draw = 0.0
         self._draw_timer = QTimer(self)
@@ -125,28 +124,9 @@ class MemoryPanel(QWidget):
         layout.addLayout(replay_row)
 
     # ------------------------------------------------------------------ input
-    def attach(self, host) -> None:
-        host.worker.memory.connect(self.on_memory)
-        host.worker.training_started.connect(lambda _: self.reset_training_baseline())
-        self.reset_requested.connect(host.reset_memory)
-
-    def reset_training_baseline(self) -> None:
-        self._training_baseline = None
-
-    def on_memory(self, frame: dict) -> None:
-        snapshot = frame["snapshot"]
-        slots = np.asarray(snapshot["slots"], dtype=np.float32)
-        change = np.asarray(snapshot["change_since_reset"], dtype=np.float32)
-        if frame["source"] == "training":
-            # During training the engine's "since reset" reference is the live slots; show the drift since
-            # this run started instead, which is what a viewer wants to see move.
-            if self._training_baseline is None or self._training_baseline.shape != slots.shape:
-                self._training_baseline = slots.copy()
-            change = np.linalg.norm(slots - self._training_baseline, axis=1)
-        written = np.asarray(snapshot.get("last_write_slots", np.zeros(0)), dtype=np.int64)
-        self.frames.append({"source": frame["source"], "step": frame.get("step", 0), "slots": slots,
-                            "change": change, "written": written, "write_count": snapshot.get("write_count", 0),
-                            "audio_domains": snapshot.get("audio_domains")})
+    def add_frame(self, frame) -> None:
+        """A MemoryFrame: kept for the replay; drawn when the view follows the newest and can be seen."""
+        self.frames.append(frame)
         self.replay.blockSignals(True)
         self.replay.setRange(0, len(self.frames) - 1)
         if self.live.isChecked():
@@ -182,7 +162,7 @@ class MemoryPanel(QWidget):
         if not 0 <= index < len(self.frames):
             return
         frame = self.frames[index]
-        slots = frame["slots"]
+        slots = frame.slots
         if self._shape != slots.shape or self._levels is None:
             bound = float(np.abs(slots).max()) or 1.0
             self._levels = (-bound, bound)
@@ -191,19 +171,19 @@ class MemoryPanel(QWidget):
             self.heat_plot.setRange(xRange=(0, slots.shape[1]), yRange=(0, slots.shape[0]), padding=0.02)
             self.bar_plot.setXRange(-0.5, slots.shape[0] - 0.5)
         self.image.setImage(slots, autoLevels=False, levels=self._levels)
-        written = frame["written"]
+        written = np.asarray(frame.written)
         self.written.setData(x=np.full(len(written), -0.8), y=written.astype(float) + 0.5)
-        n = len(frame["change"])
+        n = len(frame.change)
         hit = set(written.tolist())
         brushes = [self._write_brush if i in hit else self._bar_brush for i in range(n)]
-        self.bars.setOpts(x=np.arange(n), height=frame["change"], width=0.8, brushes=brushes)
+        self.bars.setOpts(x=np.arange(n), height=frame.change, width=0.8, brushes=brushes)
         # the y scale moves only when the bars outgrow it or shrink below half of it: a new scale every
         # frame would regenerate the axis and repaint the whole plot 30 times a second
-        top = max(float(frame["change"].max()) if n else 0.0, 1e-3)
+        top = max(float(frame.change.max()) if n else 0.0, 1e-3)
         if not (0.5 * self._bar_top <= top <= self._bar_top):
             self._bar_top = top * 1.25
             self.bar_plot.setYRange(0, self._bar_top, padding=0)
-        self._draw_domains(frame.get("audio_domains"))
+        self._draw_domains(frame.audio_domains)
         self.shown = frame
         self.frames_drawn += 1
         now = time.perf_counter()
@@ -211,10 +191,10 @@ class MemoryPanel(QWidget):
         self._fps_times.append(now)
         recent = [t for t in self._fps_times if now - t <= 1.0]
         self.fps_label.setText(f"{len(recent)} frames/s" if len(recent) >= 3 else "")
-        if frame["source"] == "training":
-            what = f"Training model, step {frame['step']} — change since this run started"
+        if frame.source == "training":
+            what = f"Training model, step {frame.step} — change since this run started"
         else:
-            what = f"Retrieval model — {frame['write_count']} test-time writes since the last reset"
+            what = f"Retrieval model — {frame.write_count} test-time writes since the last reset"
         self.source_label.setText(what)
         self.frame_label.setText(f"frame {index + 1}/{len(self.frames)}")
 
@@ -251,4 +231,4 @@ class MemoryPanel(QWidget):
                                   f"{' (' + sizes + ')' if sizes else ''}; {last}")
 
     def total_change(self) -> float:
-        return float(self.shown["change"].sum()) if self.shown else 0.0
+        return float(self.shown.change.sum()) if self.shown else 0.0

@@ -41,10 +41,12 @@ def test_write_log_reports_slots_and_change_norms():
     assert [w.index for w in writes] == [0, 1] and all(w.modality == "text" for w in writes)
     snapshot = model.memory.snapshot()
     moved = set(writes[0].slots.tolist()) | set(writes[1].slots.tolist())
-    assert set(torch.nonzero(torch.as_tensor(snapshot["change_since_reset"]) > 0).flatten().tolist()) == moved
+    assert set(torch.nonzero(torch.as_tensor(snapshot["change"]) > 0).flatten().tolist()) == moved
     total = (model.memory.slots - reference).norm(dim=-1)
-    assert torch.allclose(torch.as_tensor(snapshot["change_since_reset"]), total, atol=1e-6)
+    assert torch.allclose(torch.as_tensor(snapshot["change"]), total, atol=1e-6)
     assert snapshot["slots"].shape == (16, 32) and set(snapshot["last_write_slots"].tolist()) == set(writes[1].slots.tolist())
+    since_first = model.memory.snapshot(since=torch.as_tensor(snapshot["slots"]))["change"]
+    assert not since_first.any(), "the change since given slots (a training run's start) is measured from them"
 
 
 def test_no_write_without_adaptation_or_in_training():

@@ -130,11 +130,11 @@ def no_threads_left_running():
 @pytest.fixture
 def make_window(qtbot, tmp_path, data_dir, config_path, checkpoint):
     from PySide6.QtCore import QSettings
-    from studio.app import configure_pyqtgraph
+    from PySide6.QtWidgets import QApplication
+    from studio import bootstrap
     from studio.dialogs import ScriptedDialogs
     from studio.main_window import MainWindow, StudioOptions
-    from PySide6.QtWidgets import QApplication
-    configure_pyqtgraph(QApplication.instance())
+    bootstrap.configure(QApplication.instance())     # as every entry point does
     windows = []
 
     def make(load_checkpoint: bool = True, **overrides) -> MainWindow:
@@ -152,7 +152,7 @@ def make_window(qtbot, tmp_path, data_dir, config_path, checkpoint):
             window.activateWindow()
             bot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
         window.activate = activate
-        window.host.worker.error.connect(lambda topic, message: window.errors.append((topic, message)))
+        window.host.failed.connect(lambda title, message: window.errors.append((title, message)))
         qtbot.addWidget(window)
         window.show()
         windows.append(window)

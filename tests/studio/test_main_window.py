@@ -1,7 +1,8 @@
-"""The window as a whole: starts without the demo model, keyboard reaches every panel, worker throttling,
-settings persist, the UI thread never loads torch."""
+"""The window as a whole: the demo model by default (or a clear message without it), keyboard reaches every
+panel, training updates throttled, settings persist, the UI thread never loads torch."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -24,10 +25,14 @@ def test_the_window_opens_without_the_demo_checkpoint_and_offers_to_load_one(mak
     assert window.training_panel.train_button.isEnabled()
 
 
-def test_default_checkpoint_matches_the_engine_cli():
-    from engine.cli import DEFAULT_CHECKPOINT
-    from studio.main_window import DEFAULT_CHECKPOINT as studio_default
-    assert studio_default == DEFAULT_CHECKPOINT
+def test_without_a_checkpoint_the_window_opens_the_shipped_demo_model(make_window, qtbot):
+    from engine.paths import DEFAULT_CHECKPOINT
+    window = make_window(checkpoint=None)           # and no last checkpoint in the settings
+    panel = window.retrieval_panel
+    qtbot.waitUntil(lambda: panel.gallery_ready or bool(window.errors), timeout=90_000)
+    assert not window.errors, window.errors
+    assert DEFAULT_CHECKPOINT.name in panel.model_label.text() and "tiny" in panel.model_label.text()
+    assert window.settings.value("checkpoint/last") == str(DEFAULT_CHECKPOINT)
 
 
 def test_every_panel_is_reachable_from_the_keyboard(make_window, qtbot):
@@ -54,17 +59,23 @@ def test_settings_remember_the_last_config_checkpoint_and_data(make_window, read
 
 
 def test_trainer_events_reach_the_ui_coalesced_at_most_30_times_a_second(qtbot):
-    from studio.worker import EngineHost
+    from engine.events import StepMetrics
+    from studio.engine_host import EngineHost
+    from studio.sessions.training import TrainingRun
     host = EngineHost()
+    session = host.training
+    run = TrainingRun(session, {})
+    running = threading.Event()
+    run.thread = threading.Thread(target=running.wait, name="nlmm-test-trainer")   # a run going on
+    run.thread.start()
+    session.runs.append(run)
+    session.timer.start()
     updates, steps = [], []
-    host.worker.training_update.connect(lambda u: (updates.append(time.perf_counter()), steps.extend(u["steps"])))
-    host.flush_timer.start()
-    host.worker.train_thread = threading.Thread(target=lambda: None)  # pretend a run is going
+    run.update.connect(lambda u: (updates.append(time.perf_counter()), steps.extend(u.steps)))
 
-    def flood():
+    def flood():                            # the trainer's thread reports as fast as it can
         for step in range(1, 2001):
-            host.worker._on_training_event({"kind": "step", "step": step, "loss": 1.0, "pair_losses": {},
-                                            "stepped_levels": [], "lrs": {}, "samples_per_s": 1.0, "eta_s": 0.0})
+            run.on_event(StepMetrics(step, 1.0))
             if step % 100 == 0:
                 time.sleep(0.05)
     started = time.perf_counter()
@@ -73,11 +84,38 @@ def test_trainer_events_reach_the_ui_coalesced_at_most_30_times_a_second(qtbot):
     qtbot.waitUntil(lambda: len(steps) == 2000, timeout=20_000)
     elapsed = time.perf_counter() - started
     feeder.join()
-    host.worker.train_thread = None
+    running.set()
     host.shutdown()
-    assert [s["step"] for s in steps] == list(range(1, 2001)), "every step's values arrive, in order"
+    assert [s.step for s in steps] == list(range(1, 2001)), "every step's values arrive, in order"
     assert len(updates) <= elapsed * 30 + 2, "at most ~30 updates a second"
     assert len(updates) < 200, "steps arrive coalesced, many per update"
+
+
+def test_the_ui_bench_is_an_entry_point_of_its_own():
+    """The bench drives the window through public methods only; the window's modules never import it."""
+    import ast
+    studio = ROOT / "studio"
+    imports = {path.stem: {n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)}
+               for path in studio.glob("*.py")}
+    assert "studio.app" not in imports["bench_ui"] and "studio.bench_ui" not in imports["main_window"]
+    bench = (studio / "bench_ui.py").read_text()
+    assert not re.search(r"\._[a-z]", bench), "no reaching into privates"
+    proc = subprocess.run([str(Path(sys.executable).with_name("nlmm-studio-bench")), "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--seconds" in proc.stdout, proc.stderr
+
+
+def test_the_engine_host_leaves_the_process_wide_settings_to_the_entry_points():
+    """Garbage collection policy and the like are set by studio.bootstrap, not as a side effect of a host."""
+    code = ("import gc, os; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+            "from PySide6.QtWidgets import QApplication; app = QApplication([])\n"
+            "from studio.engine_host import EngineHost\n"
+            "host = EngineHost(); assert gc.isenabled(), 'EngineHost switched garbage collection off'\n"
+            "host.shutdown()\n"
+            "from studio import bootstrap; bootstrap.configure(app)\n"
+            "assert not gc.isenabled(), 'the entry points collect on the UI thread only'\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_the_ui_thread_never_imports_torch():

@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 
 
 def _chunk_cell(panel, row):
-    return panel.levels.item(row, 1)
+    return panel.level_table.table.item(row, 1)
 
 
 def test_a_bad_chunk_size_shows_the_message_and_disables_train_until_fixed(make_window, qtbot):
@@ -35,20 +35,21 @@ def test_the_level_table_adds_removes_and_reorders_levels(make_window, qtbot):
     qtbot.waitUntil(lambda: panel.param_label.text() != "Parameters: –", timeout=30_000)
     before = panel.param_label.text()
 
-    panel.add_level_button.click()
+    levels = panel.level_table
+    levels.add_button.click()
     assert [level.name for level in panel.config().cms_levels] == ["fast", "slow", "level3"]
     qtbot.waitUntil(lambda: panel.param_label.text() not in ("Parameters: –", before), timeout=30_000)
 
-    panel.levels.cellWidget(2, 3).setCurrentText("sgd")      # the optimizer comes from a list
+    levels.table.cellWidget(2, 3).setCurrentText("sgd")      # the optimizer comes from a list
     assert panel.config().cms_levels[2].optimizer == "sgd"
-    panel.levels.selectRow(2)
-    panel.up_button.click()
+    levels.table.selectRow(2)
+    levels.up_button.click()
     assert [level.name for level in panel.config().cms_levels] == ["fast", "level3", "slow"]
-    panel.levels.item(1, 0).setText("slow")                  # a duplicate name is caught
+    levels.table.item(1, 0).setText("slow")                  # a duplicate name is caught
     assert not panel.valid and "duplicate level name" in panel.status.text()
-    panel.levels.item(1, 0).setText("mid")
-    panel.levels.selectRow(1)
-    panel.remove_level_button.click()
+    levels.table.item(1, 0).setText("mid")
+    levels.table.selectRow(1)
+    levels.remove_button.click()
     assert [level.name for level in panel.config().cms_levels] == ["fast", "slow"]
     assert panel.valid
 

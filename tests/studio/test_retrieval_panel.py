@@ -10,19 +10,19 @@ from PySide6.QtWidgets import QApplication
 
 
 def _results(window):
-    return window.retrieval_panel.result_rows
+    return window.retrieval_panel.results.rows
 
 
 def test_typing_text_shows_the_top_k_images_and_clips(ready_window, qtbot):
     panel = ready_window.retrieval_panel
-    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000) as blocker:
+    with qtbot.waitSignal(ready_window.retrieval_panel.results.shown, timeout=30_000) as blocker:
         qtbot.keyClicks(panel.text, "forty two")
         qtbot.keyClick(panel.text, Qt.Key_Return)
     result = blocker.args[0]
-    assert result["modality"] == "text"
+    assert result.modality == "text"
     assert set(_results(ready_window)) == {"image", "audio"}
     assert len(_results(ready_window)["image"]) == panel.k.value()
-    assert panel.latency_label.text().endswith("ms")
+    assert panel.results.latency_label.text().endswith("ms")
     audio_row = _results(ready_window)["audio"][0]
     assert audio_row.play_button.isEnabled(), audio_row.play_button.toolTip()
 
@@ -44,9 +44,9 @@ def test_dropping_an_image_file_shows_captions_and_clips(ready_window, qtbot, da
     from engine.data.folder import load_folder
     image = load_folder(data_dir).splits["test"][0].image
     panel = ready_window.retrieval_panel
-    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000) as blocker:
+    with qtbot.waitSignal(ready_window.retrieval_panel.results.shown, timeout=30_000) as blocker:
         assert _drop_file(panel.drop_zone, image)
-    assert blocker.args[0]["modality"] == "image"
+    assert blocker.args[0].modality == "image"
     assert set(_results(ready_window)) == {"text", "audio"}
     assert not panel.drop_zone.pixmap().isNull(), "the dropped image is shown in the drop zone"
     assert panel.last_query == {"image": str(image)}
@@ -56,51 +56,53 @@ def test_a_bad_file_dropped_shows_a_message_and_the_app_goes_on(ready_window, qt
     broken = tmp_path / "broken.png"
     broken.write_text("this is not a picture")
     panel = ready_window.retrieval_panel
-    with qtbot.waitSignal(ready_window.host.worker.error, timeout=30_000) as blocker:
+    with qtbot.waitSignal(ready_window.host.failed, timeout=30_000) as blocker:
         _drop_file(panel.drop_zone, broken)
-    topic, message = blocker.args
-    assert topic == "query" and "broken.png" in message and "\n" not in message
-    assert "broken.png" in panel.error_label.text()
+    title, message = blocker.args
+    assert title == "query" and "broken.png" in message and "\n" not in message
+    qtbot.waitUntil(lambda: "broken.png" in panel.results.error_label.text(), timeout=5_000)
+    assert panel.results.query_label.text().endswith("— failed")
     ready_window.errors.clear()
-    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000):
+    with qtbot.waitSignal(ready_window.retrieval_panel.results.shown, timeout=30_000):
         panel.text.setText("seven")
         panel.search_button.click()
-    assert panel.error_label.text() == ""
+    assert panel.results.error_label.text() == ""
     assert set(_results(ready_window)) == {"image", "audio"}
 
 
 def test_recording_from_the_microphone_queries_with_what_it_heard(ready_window, qtbot, test_microphone):
     """PortAudio -> ALSA -> a capture device that plays a known clip (the `file` plugin)."""
-    panel = ready_window.retrieval_panel
-    assert panel.record_button.isEnabled(), panel.record_button.toolTip()
-    with qtbot.waitSignal(ready_window.retrieval_panel.query_shown, timeout=30_000) as blocker:
+    panel, speech = ready_window.retrieval_panel, ready_window.retrieval_panel.speech
+    assert speech.record_button.isEnabled(), speech.record_button.toolTip()
+    with qtbot.waitSignal(ready_window.retrieval_panel.results.shown, timeout=30_000) as blocker:
         panel.setFocus()
         qtbot.keyClick(panel, Qt.Key_Space)     # Space records; the recording ends at its length limit
-        assert panel.capture.recording or panel.last_query
+        assert speech.capture.recording or panel.last_query
     result = blocker.args[0]
-    assert result["modality"] == "audio" and result["query"] == "recording"
+    assert result.modality == "audio" and result.query == "recording"
     assert set(_results(ready_window)) == {"image", "text"}
     wave, rate = panel.last_query["audio"]
-    assert rate == 16000 and len(wave) == panel.capture.max_frames
+    assert rate == 16000 and len(wave) == speech.capture.max_frames
     expected = test_microphone[: len(wave)].astype(np.float32) / 32768.0
     np.testing.assert_allclose(wave, expected, atol=1e-6)   # exactly the clip the device played
-    assert not panel.record_button.isChecked()
-    assert panel.waveform_curve.getData()[0] is not None
+    assert not speech.record_button.isChecked()
+    assert speech.waveform_curve.getData()[0] is not None
 
 
 def test_a_stream_of_answers_shows_the_newest_without_rebuilding_rows_for_each(ready_window, qtbot):
-    from studio.panels.retrieval_panel import ROWS_INTERVAL_S
-    panel, worker = ready_window.retrieval_panel, ready_window.host.worker
-    shown, answered = [], []
-    panel.query_shown.connect(lambda result: shown.append((time.monotonic(), result)))
-    worker.query_done.connect(answered.append)
+    from studio.panels.results_view import ROWS_INTERVAL_S
+    panel = ready_window.retrieval_panel
+    shown = []
+    panel.results.shown.connect(lambda result: shown.append((panel.results.shown_at, result)))
     texts = ["forty two", "seven", "ninety nine", "thirteen", "sixty", "one", "twenty five", "eighty eight"] * 2
     for text in texts:                       # queued back to back, as a stream
-        ready_window.host.query("text", text, k=3)
-    qtbot.waitUntil(lambda: len(answered) == len(texts), timeout=30_000)
-    qtbot.waitUntil(lambda: bool(shown) and shown[-1][1] is answered[-1], timeout=5_000)
-    assert shown[-1][1]["query"] == "eighty eight"
-    assert [row.hit for row in _results(ready_window)["image"]] == answered[-1]["results"]["image"]
+        panel.text.setText(text)
+        panel.query_text()
+    qtbot.waitUntil(lambda: len(shown) >= 1 and shown[-1][1].query == "eighty eight", timeout=30_000)
+    qtbot.wait(3 * int(1000 * ROWS_INTERVAL_S))
+    assert shown[-1][1].query == "eighty eight", "the newest answer is the one left on screen"
+    assert [row.hit for row in _results(ready_window)["image"]] == list(shown[-1][1].results["image"])
+    assert len(shown) < len(texts), "a stream of answers is shown coalesced"
     # the rows were rebuilt at most once every ROWS_INTERVAL_S, however fast the answers came
     times = [t for t, _ in shown]
     assert all(b - a >= ROWS_INTERVAL_S - 0.015 for a, b in zip(times, times[1:])), times
@@ -112,36 +114,36 @@ def test_no_microphone_disables_record_and_says_why(ready_window, monkeypatch):
                         lambda: ([], "No microphone (audio input device) found on this machine"))
     panel = ready_window.retrieval_panel
     panel.check_audio()
-    assert not panel.record_button.isEnabled()
-    assert "No microphone" in panel.record_button.toolTip()
-    panel.toggle_recording()                      # Space does nothing either
-    assert not panel.capture.recording
+    assert not panel.speech.record_button.isEnabled()
+    assert "No microphone" in panel.speech.record_button.toolTip()
+    panel.speech.toggle_recording()               # Space does nothing either
+    assert not panel.speech.capture.recording
 
 
 def test_adapting_moves_the_memory_view_and_reset_restores_it(ready_window, qtbot):
     panel, memory = ready_window.retrieval_panel, ready_window.memory_panel
     ready_window.show_panel("memory")       # watched: the view draws while queries arrive
     qtbot.waitUntil(lambda: memory.shown is not None, timeout=10_000)
-    trained = memory.shown["slots"].copy()
+    trained = memory.shown.slots.copy()
     assert memory.total_change() == 0.0
 
     panel.adapt.setChecked(True)
     for text in ("forty two", "seven", "ninety nine"):
-        with qtbot.waitSignal(ready_window.host.worker.memory, timeout=30_000):
+        with qtbot.waitSignal(ready_window.host.retrieval.memory_changed, timeout=30_000):
             panel.text.setText(text)
             panel.search_button.click()
     # the view redraws at most 30 times a second: wait for the newest frame to be drawn
-    qtbot.waitUntil(lambda: memory.shown is not None and memory.shown["write_count"] >= 3, timeout=5_000)
+    qtbot.waitUntil(lambda: memory.shown is not None and memory.shown.write_count >= 3, timeout=5_000)
     assert memory.total_change() > 0.0
-    assert len(memory.shown["written"]) > 0, "the slots the last query wrote are highlighted"
-    assert not np.array_equal(memory.shown["slots"], trained)
+    assert len(memory.shown.written) > 0, "the slots the last query wrote are highlighted"
+    assert not np.array_equal(memory.shown.slots, trained)
     assert memory.replay.maximum() >= 3
 
-    with qtbot.waitSignal(ready_window.host.worker.memory, timeout=30_000):
+    with qtbot.waitSignal(ready_window.host.retrieval.memory_changed, timeout=30_000):
         panel.reset_button.click()
     qtbot.waitUntil(lambda: memory.total_change() == 0.0, timeout=5_000)
     assert memory.total_change() == 0.0
-    np.testing.assert_array_equal(memory.shown["slots"], trained)
+    np.testing.assert_array_equal(memory.shown.slots, trained)
 
     memory.replay.setValue(memory.replay.maximum() - 1)     # replay: the frame before the reset
     assert not memory.live.isChecked()
@@ -149,27 +151,43 @@ def test_adapting_moves_the_memory_view_and_reset_restores_it(ready_window, qtbo
 
 
 def test_the_gallery_picker_embeds_another_gallery_and_a_bad_one_keeps_the_old(ready_window, qtbot, tmp_path):
-    panel, worker = ready_window.retrieval_panel, ready_window.host.worker
+    panel = ready_window.retrieval_panel
     picker = panel.gallery_picker
     picker.set_choice("builtin", "val", 30)
-    with qtbot.waitSignal(worker.gallery_ready, timeout=60_000) as blocker:
-        qtbot.mouseClick(picker.use_button, Qt.LeftButton)
-    info = blocker.args[0]
-    assert (info["source"], info["split"]) == ("builtin", "val")
-    assert info["sizes"] == {"image": 30, "text": 30, "audio": 30}
+    qtbot.mouseClick(picker.use_button, Qt.LeftButton)
+    with qtbot.waitSignal(panel.gallery_task.result, timeout=60_000) as blocker:
+        pass
+    ready = blocker.args[0]
+    assert (ready.source, ready.split) == ("builtin", "val")
+    assert ready.sizes == {"image": 30, "text": 30, "audio": 30}
     assert "builtin/val" in panel.model_label.text() and panel.search_button.isEnabled()
     assert int(ready_window.settings.value("gallery/size")) == 30   # remembered for the next launch
 
     picker.set_choice(f"folder:{tmp_path / 'no such folder'}", "all", 10)
-    with qtbot.waitSignal(worker.task_finished, timeout=30_000,
-                          check_params_cb=lambda topic, outcome: topic == "gallery") as blocker:
-        qtbot.mouseClick(picker.use_button, Qt.LeftButton)
-    assert blocker.args == ["gallery", "failed"]
-    assert any(topic == "gallery" and "no such folder" in message for topic, message in ready_window.errors)
+    qtbot.mouseClick(picker.use_button, Qt.LeftButton)
+    with qtbot.waitSignal(panel.gallery_task.error, timeout=30_000):
+        pass
+    assert any(title == "gallery" and "no such folder" in message for title, message in ready_window.errors)
     ready_window.errors.clear()
     qtbot.waitUntil(lambda: "previous gallery is still searched" in panel.model_label.text(), timeout=5_000)
-    assert panel.gallery_ready and "no such folder" in panel.error_label.text()
-    with qtbot.waitSignal(worker.query_done, timeout=30_000) as blocker:
+    assert panel.gallery_ready and "no such folder" in panel.results.error_label.text()
+    with qtbot.waitSignal(panel.results.shown, timeout=30_000) as blocker:
         panel.text.setText("forty two")
         panel.search_button.click()
-    assert len(blocker.args[0]["results"]["image"]) == panel.k.value()   # still the 30-item gallery
+    assert len(blocker.args[0].results["image"]) == panel.k.value()   # still the 30-item gallery
+
+
+def test_cancelling_a_gallery_keeps_the_old_one(ready_window, qtbot):
+    panel = ready_window.retrieval_panel
+    gate = __import__("threading").Event()
+    ready_window.host.submit("hold", lambda task: gate.wait(30))     # the engine is busy: Cancel lands first
+    panel.gallery_picker.set_choice("builtin", "test", 300)
+    qtbot.mouseClick(panel.gallery_picker.use_button, Qt.LeftButton)
+    task = panel.gallery_task
+    assert not panel.search_button.isEnabled()
+    qtbot.mouseClick(panel.cancel_button, Qt.LeftButton)
+    gate.set()
+    with qtbot.waitSignal(task.cancelled, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: "new gallery cancelled" in panel.model_label.text(), timeout=5_000)
+    assert panel.gallery_ready and panel.search_button.isEnabled() and not ready_window.errors

@@ -20,10 +20,10 @@ subset = DataSplits("subset", {"train": data.splits["train"][::40], "val": [], "
 trainer = Trainer(cfg, subset, out / "run", "cpu", 4, dist_info=info, tensorboard=False)
 initial = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 saved = []
-trainer.subscribe(lambda e: saved.append(e["step"]) if e["kind"] == "checkpoint" else None)
+trainer.subscribe(lambda e: saved.append(e.step) if e.kind == "checkpoint" else None)
 final = trainer.run()
 torch.save({k: v.detach().clone() for k, v in trainer.model.state_dict().items()}, out / f"rank{info.rank}.pt")
-(out / f"rank{info.rank}.json").write_text(json.dumps({"final": final["kind"], "checkpoints": saved,
+(out / f"rank{info.rank}.json").write_text(json.dumps({"final": final.kind, "checkpoints": saved,
                                                         "world": info.world_size,
                                                         "learned": any(not torch.equal(initial[k], v)
                                                                        for k, v in trainer.model.state_dict().items())}))

@@ -64,13 +64,13 @@ def test_query_with_adapt_writes_memory_in_query_order(trained):
     from engine.retrieval import Retriever
     retriever = Retriever.from_checkpoint(trained, "cpu")
     retriever.build_gallery(load_source("builtin").splits["test"][::20])
-    before = retriever.memory_snapshot()["slots"].copy()
+    before = retriever.memory_frame().slots.copy()
     retriever.query("text", "seven", adapt=True)
     retriever.query("text", "eight", adapt=True)
-    snapshot = retriever.memory_snapshot()
-    assert snapshot["write_count"] == 2 and (snapshot["change_since_reset"] > 0).any()
+    frame = retriever.memory_frame()
+    assert frame.write_count == 2 and (frame.change > 0).any()
     retriever.reset_memory()
-    assert (retriever.memory_snapshot()["slots"] == before).all()
+    assert (retriever.memory_frame().slots == before).all()
 
 
 def test_torchscript_export_gives_the_same_embeddings(trained, tmp_path):

@@ -9,28 +9,52 @@ from engine.training.checkpoint import CheckpointError, load_checkpoint, load_mo
 from engine.training.trainer import Trainer
 
 
-def run(cfg, data, out, steps, resume=False, events=None):
+def run(cfg, data, out, steps, resume=False, events=None, memory_frames=False):
     trainer = Trainer(cfg, data, out, "cpu", steps, resume=resume, tensorboard=False)
     if events is not None:
-        trainer.subscribe(events.append)
+        trainer.subscribe(events.append, memory_frames=memory_frames)
     return trainer, trainer.run()
 
 
 def losses(events):
-    return {e["step"]: e["loss"] for e in events if e["kind"] == "step"}
+    return {e.step: e.loss for e in events if e.kind == "step"}
 
 
 def test_loss_decreases_on_a_tiny_run(small_cfg, small_data, tmp_path):
     events = []
-    _, final = run(small_cfg, small_data, tmp_path, 30, events=events)
-    assert final["kind"] == "finished" and final["step"] == 30
+    _, final = run(small_cfg, small_data, tmp_path, 30, events=events, memory_frames=True)
+    assert final.kind == "finished" and final.step == 30
     curve = list(losses(events).values())
     assert sum(curve[-5:]) / 5 < 0.8 * sum(curve[:5]) / 5
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if line["kind"] == "step"] == list(range(1, 31))
-    stepped = {e["step"]: e["stepped_levels"] for e in events if e["kind"] == "step"}
-    assert stepped[3] == ["fast", "slow"] and stepped[4] == ["fast"]
-    assert any(e["kind"] == "memory" and e["snapshot"]["slots"].shape == (8, 32) for e in events)
+    stepped = {e.step: e.stepped_levels for e in events if e.kind == "step"}
+    assert stepped[3] == ("fast", "slow") and stepped[4] == ("fast",)
+    frames = [e for e in events if e.kind == "memory"]
+    assert [f.step for f in frames] == list(range(1, 31)) and frames[0].slots.shape == (8, 32)
+    assert frames[-1].change.sum() > frames[0].change.sum() > 0, "the change is measured from the run's start"
+
+
+def test_memory_frames_are_taken_only_for_a_listener_that_asked(small_cfg, small_data, tmp_path, monkeypatch):
+    from engine.layers.memory import CentralMemory
+    taken = []
+    original = CentralMemory.snapshot
+    monkeypatch.setattr(CentralMemory, "snapshot", lambda self, *a, **k: taken.append(1) or original(self, *a, **k))
+    events = []
+    run(small_cfg, small_data, tmp_path, 4, events=events)     # as the CLI listens
+    assert not taken and not [e for e in events if e.kind == "memory"]
+
+
+def test_the_run_log_is_opened_once_for_a_whole_run(small_cfg, small_data, tmp_path, monkeypatch):
+    from pathlib import Path
+    opened = []
+    original = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: (opened.append(self.name), original(self, *a, **k))[1])
+    small_cfg.train.eval_every = small_cfg.train.checkpoint_every = 2
+    run(small_cfg, small_data, tmp_path, 6)
+    assert opened.count("metrics.jsonl") == 1
+    kinds = [json.loads(line)["kind"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert kinds.count("step") == 6 and kinds.count("eval") == 3 and kinds[-1] == "finished"
 
 
 def test_resume_equals_an_uninterrupted_run(small_cfg, small_data, tmp_path):
@@ -39,10 +63,10 @@ def test_resume_equals_an_uninterrupted_run(small_cfg, small_data, tmp_path):
     first, second = [], []
     trainer = Trainer(small_cfg, small_data, tmp_path / "split", "cpu", 12, tensorboard=False)
     trainer.subscribe(first.append)
-    trainer.subscribe(lambda e: trainer.stop() if e["kind"] == "step" and e["step"] == 7 else None)
-    assert trainer.run()["kind"] == "stopped"
+    trainer.subscribe(lambda e: trainer.stop() if e.kind == "step" and e.step == 7 else None)
+    assert trainer.run().kind == "stopped"
     _, final = run(small_cfg, small_data, tmp_path / "split", 12, resume=True, events=second)
-    assert final["kind"] == "finished"
+    assert final.kind == "finished"
     resumed = {**losses(first), **losses(second)}
     assert sorted(losses(second)) == list(range(8, 13))
     for step, loss in losses(full).items():
@@ -62,11 +86,11 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(small_c
 
     trainer.step_fn.loss.forward = nan_after_four
     final = trainer.run()
-    assert final["kind"] == "failed" and "at step 5" in final["message"]
+    assert final.kind == "failed" and "at step 5" in final.message
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert payload["step"] == 4
     assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
-    assert any(e["kind"] == "failed" for e in events)
+    assert any(e.kind == "failed" for e in events)
 
 
 def test_pause_resume_and_stop_from_another_thread(small_cfg, small_data, tmp_path):
@@ -74,20 +98,20 @@ def test_pause_resume_and_stop_from_another_thread(small_cfg, small_data, tmp_pa
     seen, paused_at = [], {}
 
     def listener(event):
-        seen.append(event["kind"])
-        if event["kind"] == "step" and event["step"] == 3:
+        seen.append(event.kind)
+        if event.kind == "step" and event.step == 3:
             threading.Thread(target=trainer.pause).start()
-        if event["kind"] == "paused":
-            paused_at["step"] = event["step"]
+        if event.kind == "paused":
+            paused_at["step"] = event.step
             threading.Thread(target=trainer.resume).start()
-        if event["kind"] == "step" and event["step"] == 8:
+        if event.kind == "step" and event.step == 8:
             threading.Thread(target=trainer.stop).start()
 
     trainer.subscribe(listener)
     final = trainer.run()
-    assert final["kind"] == "stopped" and 8 <= final["step"] <= 9  # answered within one step
+    assert final.kind == "stopped" and 8 <= final.step <= 9  # answered within one step
     assert 3 <= paused_at["step"] <= 4 and "resumed" in seen
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == final["step"]  # stop saves
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == final.step  # stop saves
 
 
 def test_corrupt_or_foreign_checkpoint_is_one_line(tmp_path):

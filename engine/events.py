@@ -1,0 +1,194 @@
+"""What the engine reports, defined once as frozen dataclasses: the trainer emits them, the run log writes
+them, the CLI prints them and the studio's panels draw them.
+
+Every event has a `kind` ("step", "eval", …); those of a training run that the run log keeps
+(`engine/training/runs.py`) become one JSON object a line through `record()` and come back through
+`from_record()`. Imports nothing heavy (no torch), so the studio's UI thread reads these too.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _kind(name: str):
+    return field(default=name, init=False)
+
+
+# ---------------------------------------------------------------- a training run, as it goes
+
+@dataclass(frozen=True)
+class RunStarted:
+    """The model is built and the first step is next."""
+    out_dir: str
+    total_steps: int
+    start_step: int
+    name: str
+    levels: tuple[str, ...]         # the CMS levels' names, in order
+    chunk_sizes: tuple[int, ...]
+    device: str
+    kind: str = _kind("started")
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int
+    loss: float
+    total_steps: int = 0
+    pair_losses: dict[str, float] = field(default_factory=dict)   # "image-text" -> loss
+    stepped_levels: tuple[str, ...] = ()                          # the CMS levels that stepped
+    lrs: dict[str, float] = field(default_factory=dict)           # each level's and "outer"'s rate
+    samples_per_s: float = 0.0
+    eta_s: float = 0.0
+    grad_norm: float = 0.0
+    temperature: float = 0.0
+    kind: str = _kind("step")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    step: int
+    recall: dict[str, dict[str, float]]   # "image->text" -> {"R@1", "R@5", "R@10"}
+    split: str = "val"
+    kind: str = _kind("eval")
+
+    def best_r1(self) -> float:
+        return max((values["R@1"] for values in self.recall.values()), default=0.0)
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    path: str
+    kind: str = _kind("checkpoint")
+
+
+@dataclass(frozen=True)
+class DataWarning:
+    """A file that could not be read (reported once per file; the run goes on without it)."""
+    message: str
+    kind: str = _kind("warning")
+
+
+@dataclass(frozen=True)
+class PauseChanged:
+    """kind "paused" (the loop waits after this step) or "resumed"."""
+    step: int
+    kind: str = "paused"
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """How a run ended: kind "finished" (all steps), "stopped" (asked to) or "failed" (message says why)."""
+    kind: str
+    step: int
+    message: str
+    checkpoint: str | None = None
+
+
+# ---------------------------------------------------------------- the central memory
+
+@dataclass(frozen=True, eq=False)
+class MemoryFrame:
+    """The central memory's slots at one moment (plain numpy copies, for viewers)."""
+    source: str                 # "training" | "retrieval"
+    step: int                   # the training step, or the test-time writes so far
+    slots: np.ndarray           # (L_mem, D)
+    change: np.ndarray          # (L_mem,) L2 change of each slot: since the run started / since the last reset
+    written: np.ndarray         # the slots the last test-time write moved
+    write_count: int = 0
+    audio_domains: dict | None = None   # the audio domain memory's stream domains (retrieval only)
+    kind: str = _kind("memory")
+
+
+# ---------------------------------------------------------------- retrieval
+
+@dataclass(frozen=True)
+class EngineReady:
+    device: str
+    cuda: bool
+    cuda_reason: str            # why there is no CUDA ("" when there is)
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    path: str
+    name: str
+    config: dict                # the checkpoint's config as plain data
+    device: str
+
+
+@dataclass(frozen=True)
+class GalleryReady:
+    source: str
+    split: str
+    sizes: dict[str, int]       # modality -> items embedded
+
+
+@dataclass(frozen=True)
+class Hit:
+    modality: str
+    score: float
+    label: int | None
+    caption: str | None
+    path: str | None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class QueryAnswer:
+    query: str
+    modality: str
+    results: dict[str, tuple[Hit, ...]]   # target modality -> the top k, best first
+    latency_ms: float
+    adapt: bool = False
+    embedding: np.ndarray | None = None
+
+    def as_dict(self) -> dict:
+        """One JSON-ready object (`nlmm query --json` prints one a line)."""
+        flat = [hit.as_dict() for hits in self.results.values() for hit in hits]
+        return {"query": self.query, "modality": self.modality, "results": flat, "latency_ms": self.latency_ms}
+
+
+@dataclass(frozen=True)
+class DatasetRowAdded:
+    root: str
+    row: dict[str, Any]
+
+
+# ---------------------------------------------------------------- the run log's records
+
+LOGGED = {"step": StepMetrics, "eval": Evaluation, "checkpoint": CheckpointSaved,
+          "finished": RunEnded, "stopped": RunEnded, "failed": RunEnded}
+
+
+def record(event) -> dict:
+    """A logged event as plain JSON-ready data, "kind" first (the format of metrics.jsonl)."""
+    data = dataclasses.asdict(event)
+    return {"kind": data.pop("kind"), **data}
+
+
+def from_record(data: Any):
+    """The event a run-log record holds; None for a record of another kind or one that does not fit
+    (a line cut off by a crash, a field of the wrong type)."""
+    if not isinstance(data, dict):
+        return None
+    cls = LOGGED.get(data.get("kind"))
+    if cls is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    try:
+        event = cls(**{k: v for k, v in data.items() if k in names})
+        if cls is StepMetrics:
+            event = dataclasses.replace(event, stepped_levels=tuple(event.stepped_levels), step=int(event.step),
+                                        loss=float(event.loss))
+        elif cls is Evaluation and not isinstance(event.recall, dict):
+            return None
+    except (TypeError, ValueError):
+        return None
+    return event

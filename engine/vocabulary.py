@@ -1,0 +1,23 @@
+"""The names the engine, the CLI and the studio share (modalities, pairs, directions, splits…), each defined once.
+
+Imports nothing heavy (no torch), so the studio's UI thread reads it too.
+"""
+from __future__ import annotations
+
+MODALITIES = ("text", "image", "audio")
+
+# The pairs the contrastive loss trains, in its order; "image-text" names a pair's loss curve.
+PAIRS = (("image", "text"), ("image", "audio"), ("text", "audio"))
+PAIR_NAMES = tuple(f"{a}-{b}" for a, b in PAIRS)
+
+# Retrieval directions (query -> gallery), in the order `nlmm eval` prints them; "image->text" names one.
+DIRECTIONS = tuple((q, g) for q in ("image", "text", "audio") for g in ("image", "text", "audio") if q != g)
+DIRECTION_NAMES = tuple(f"{q}->{g}" for q, g in DIRECTIONS)
+
+# The keys of a batch the model reads: each modality's rows, its padding mask, and which batch
+# position each row belongs to (items may miss modalities).
+BATCH_KEYS = frozenset(f"{m}{suffix}" for m in MODALITIES for suffix in ("", "_mask", "_index"))
+
+SPLITS = ("train", "val", "test")
+
+SAMPLE_RATE = 16000  # Hz: what the models hear (the audio config's default) and the built-in set's recordings

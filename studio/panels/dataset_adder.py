@@ -1,0 +1,44 @@
+""""Add to my data set" in the Retrieval panel: the folder of a folder data set (items.csv), a label, and
+the button; the panel adds what was last dropped or recorded, with the text box as its caption."""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLineEdit, QPushButton
+
+
+class DatasetAdder(QGroupBox):
+    add_requested = Signal(str, str)        # the folder, the label ('' for none)
+
+    def __init__(self, dialogs=None, settings=None, parent=None):
+        super().__init__("Add to my data set", parent)
+        self.dialogs, self.settings = dialogs, settings
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("folder of your data set")
+        self.label = QLineEdit()
+        self.label.setPlaceholderText("label (e.g. 42)")
+        self.label.setMaximumWidth(120)
+        self.browse = QPushButton("…")
+        self.browse.setMaximumWidth(30)
+        self.browse.clicked.connect(self._choose)
+        self.add_button = QPushButton("Add to my data set")
+        self.add_button.setObjectName("addToDataset")
+        self.add_button.setToolTip("Append the last dropped image or recording (with the text box as caption)")
+        self.add_button.clicked.connect(self._add)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.path, 1)
+        layout.addWidget(self.browse)
+        layout.addWidget(self.label)
+        layout.addWidget(self.add_button)
+        if settings is not None:
+            self.path.setText(str(settings.value("dataset/folder", "") or ""))
+
+    def _choose(self) -> None:
+        folder = self.dialogs.folder(self, "Choose (or create) your data set folder")
+        if folder:
+            self.path.setText(folder)
+
+    def _add(self) -> None:
+        root = self.path.text().strip()
+        if root and self.settings is not None:
+            self.settings.setValue("dataset/folder", root)
+        self.add_requested.emit(root, self.label.text().strip())

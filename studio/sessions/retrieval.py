@@ -1,0 +1,95 @@
+"""The retrieval session: owns the retrieval model (a `Retriever`) on the engine thread; every request is a
+Task whose result is a frozen dataclass of `engine.events`.
+
+The memory view follows every change of the central memory, whoever caused it (a load, a query, a
+reset), through `memory_changed`; everything else goes back to the one who asked, on its own task.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from studio.tasks import Task
+
+
+class RetrievalSession(QObject):
+    memory_changed = Signal(object)     # MemoryFrame, after a load, a query or a reset
+
+    def __init__(self, host, device: str | None = None):
+        super().__init__(host)
+        self.host, self.device = host, device
+        self.retriever = None           # touched on the engine thread only
+
+    # ------------------------------------------------------------------ requests (UI thread)
+    def load_checkpoint(self, path: str) -> Task:
+        """-> ModelLoaded. The gallery is built afresh for the new model (`build_gallery`)."""
+        return self.host.submit("checkpoint", lambda task: self._load(task, str(path)), settle=True)
+
+    def build_gallery(self, source: str, split: str = "test", limit: int = 100) -> Task:
+        """-> GalleryReady. Progress while embedding; cancellable; the previous gallery answers until then."""
+        return self.host.submit("gallery", lambda task: self._build_gallery(task, source, split, int(limit)),
+                                settle=True)
+
+    def query(self, modality: str, value, k: int = 5, adapt: bool = False) -> Task:
+        """-> QueryAnswer. `value`: a path, text, or (float32 waveform, rate)."""
+        return self.host.submit("query", lambda task: self._query(modality, value, int(k), bool(adapt)))
+
+    def reset_memory(self) -> Task:
+        return self.host.submit("memory", lambda task: self._reset_memory())
+
+    def add_to_dataset(self, root: str, image=None, text=None, audio=None, label=None) -> Task:
+        """-> DatasetRowAdded. `audio`: a path or (waveform, rate); files first, then one CSV row."""
+        return self.host.submit("dataset", lambda task: _add_row(str(root), image, text, audio, label))
+
+    # ------------------------------------------------------------------ the work (engine thread)
+    def _load(self, task: Task, path: str):
+        from engine.config import config_to_dict
+        from engine.events import ModelLoaded
+        from engine.retrieval import Retriever
+        task.report(0, 0)
+        retriever = Retriever.from_checkpoint(path, self.device)
+        self.retriever = retriever
+        cfg = retriever.cfg
+        self.memory_changed.emit(retriever.memory_frame())
+        return ModelLoaded(path, cfg.name, config_to_dict(cfg), str(retriever.device))
+
+    def _build_gallery(self, task: Task, source: str, split: str, limit: int):
+        from engine.data.sources import load_source
+        from engine.events import GalleryReady
+        from engine.retrieval import gallery_items
+        retriever = self._loaded()
+        task.report(0, 0)
+        items = gallery_items(load_source(source, progress=task.report), split, limit)
+        retriever.build_gallery(items, progress=task.report)
+        return GalleryReady(source, split, retriever.gallery_sizes())
+
+    def _query(self, modality: str, value, k: int, adapt: bool):
+        retriever = self._loaded()
+        if not retriever.galleries:
+            raise RuntimeError("the gallery is not built yet")
+        if isinstance(value, (tuple, list)):
+            value = (np.asarray(value[0], dtype=np.float32), int(value[1]))
+        answer = retriever.query(modality, value, k=k, adapt=adapt)
+        self.memory_changed.emit(retriever.memory_frame())
+        return answer
+
+    def _reset_memory(self) -> None:
+        if self.retriever is not None:      # no model: nothing to reset
+            self.retriever.reset_memory()
+            self.memory_changed.emit(self.retriever.memory_frame())
+
+    def _loaded(self):
+        if self.retriever is None:
+            raise RuntimeError("no model loaded: load a checkpoint first")
+        return self.retriever
+
+
+def _add_row(root: str, image, text, audio, label):
+    from engine.data.folder import FolderWriter
+    from engine.events import DatasetRowAdded
+    from engine.vocabulary import SAMPLE_RATE
+    rate = SAMPLE_RATE
+    if isinstance(audio, (tuple, list)):
+        audio, rate = np.asarray(audio[0], dtype=np.float32), int(audio[1])
+    row = FolderWriter(root).add(image=image, text=text or None, audio=audio, sample_rate=rate, label=label or None)
+    return DatasetRowAdded(root, row)

@@ -1,0 +1,41 @@
+"""Checkpoints of earlier versions still load and resume: the retired presence projection is dropped
+from the weights and from the optimiser's state, and nothing else changes."""
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.data.dataset import DataSplits
+from engine.data.sources import load_source
+from engine.paths import DEFAULT_CHECKPOINT
+from engine.training.checkpoint import RETIRED, load_checkpoint, load_model
+from engine.training.trainer import Trainer
+
+# A 3-step run written by version 1 (fp32, d_model 16, the built-in train split's every 100th item),
+# and the losses that version gave when the run was resumed to step 6.
+V1_RUN = Path(__file__).parent / "data" / "v1-run"
+V1_RESUMED_LOSSES = {4: 2.4801108837127686, 5: 1.7746658325195312, 6: 1.7575950622558594}
+
+
+def test_the_shipped_demo_model_of_version_1_loads_without_its_retired_weights():
+    payload = load_checkpoint(DEFAULT_CHECKPOINT)
+    assert payload["version"] == 1 and set(RETIRED) <= set(payload["model"])
+    model, _, _, _ = load_model(DEFAULT_CHECKPOINT)
+    assert not set(RETIRED) & set(model.state_dict())
+    kept = {k: v for k, v in payload["model"].items() if k not in RETIRED}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in kept.items())
+
+
+def test_a_version_1_run_resumes_with_the_losses_version_1_gave(tmp_path):
+    data = load_source("builtin")
+    subset = DataSplits("builtin-subset", {"train": data.splits["train"][::100], "val": data.splits["val"][::50]},
+                        image_synth=data.image_synth)
+    shutil.copytree(V1_RUN, tmp_path / "run")
+    events = []
+    trainer = Trainer(None, subset, tmp_path / "run", "cpu", 6, resume=True, tensorboard=False)
+    trainer.subscribe(events.append)
+    assert trainer.run().kind == "finished"
+    losses = {e.step: e.loss for e in events if e.kind == "step"}
+    assert losses == pytest.approx(V1_RESUMED_LOSSES, rel=1e-5)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["version"] == 2
