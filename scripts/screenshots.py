@@ -123,7 +123,7 @@ def main() -> int:
     noisy = Path(tempfile.mkdtemp(prefix="nlmm-noisy-"))
     for n, item in enumerate(test[300:305]):
         path = noisy / f"noisy-{n}.wav"
-        soundfile.write(str(path), shift_domain(load_audio(item.audio, 16000), 16000, 3.0, 10.0, seed=n), 16000)
+        soundfile.write(str(path), shift_domain(load_audio(item.audio, 16000, 10.0), 16000, 3.0, 10.0, seed=n), 16000)
         query(lambda path=path: retrieval.query_file(str(path)))
     retrieval.text.setText("sixty one")
     query(retrieval.query_text)
