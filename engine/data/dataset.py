@@ -48,6 +48,8 @@ class DataSplits:
     notes: list[str] = field(default_factory=list)       # reported once, e.g. "using Karpathy's split"
     # label, rng -> a fresh uint8 image of that label (training-time augmentation), when the source has one
     image_synth: Callable[[int, np.random.Generator], np.ndarray] | None = None
+    # modality -> where it was looked for: a modality the source should have, of which not one file was found
+    missing: dict[str, str] = field(default_factory=dict)
 
     def captions(self, split: str = "train") -> list[str]:
         return [item.text for item in self.splits.get(split, []) if item.text]
@@ -61,7 +63,11 @@ class DataSplits:
                            "texts": sum(i.text is not None for i in items),
                            "audios": sum(i.audio is not None for i in items)}
         info["skipped"] = dict(self.skipped)
+        info["missing"] = dict(self.missing)
         return info
+
+    def missing_message(self, modality: str) -> str:
+        return f"{self.source}: no {modality} files found ({self.missing[modality]})"
 
 
 class MultimodalDataset(Dataset):
