@@ -31,6 +31,7 @@ MODALITIES = ("text", "image", "audio")
 IMAGE_PREPROCESS = ("ink", "photo")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a config's name becomes part of a run folder's name
 MAX_CONFIG_BYTES = 1_000_000  # the biggest preset is 2 KB; a config is never a data file
+MAX_LR = 1000.0  # no rate here trains above ~1; 1e39 overflowed float32 inside torch.optim (a traceback)
 
 # Values quoted in messages are cut short: 409 bytes of nested YAML anchors expand to a 722 MB repr.
 _short = reprlib.Repr()
@@ -251,6 +252,11 @@ def _positive(path: str, value: float) -> None:
         raise ConfigError(path, f"must be > 0, got {value}")
 
 
+def _at_most(path: str, value: float, high: float) -> None:
+    if value > high:
+        raise ConfigError(path, f"must be <= {high:g}, got {value:g}")
+
+
 def validate(cfg: NLMMConfig) -> NLMMConfig:
     """Raise ConfigError for the first impossible setting; return cfg unchanged otherwise."""
     if not NAME.fullmatch(cfg.name):
@@ -275,6 +281,7 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
         seen.add(level.name)
         _at_least(f"{path}.chunk_size", level.chunk_size, 1)
         _positive(f"{path}.lr", level.lr)
+        _at_most(f"{path}.lr", level.lr, MAX_LR)
         _at_least(f"{path}.weight_decay", level.weight_decay, 0.0)
         _one_of(f"{path}.optimizer", level.optimizer, OPTIMIZERS)
     _one_of("cms_mode", cfg.cms_mode, CMS_MODES)
@@ -283,11 +290,13 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     _at_least("attention_chunk", cfg.attention_chunk, 1)
     _one_of("hope.mode", cfg.hope.mode, DELTA_RULES)
     _at_least("hope.lr", cfg.hope.lr, 0.0)
+    _at_most("hope.lr", cfg.hope.lr, MAX_LR)
     _one_of("ttt.mode", cfg.ttt.mode, TTT_MODES)
     _at_least("ttt.topk", cfg.ttt.topk, 1)
     if cfg.ttt.topk > cfg.L_mem:
         raise ConfigError("ttt.topk", f"must be <= L_mem ({cfg.L_mem}), got {cfg.ttt.topk}")
     _positive("ttt.lr", cfg.ttt.lr)
+    _at_most("ttt.lr", cfg.ttt.lr, MAX_LR)
     for i, modality in enumerate(cfg.ttt.write_modalities):
         _one_of(f"ttt.write_modalities[{i}]", modality, MODALITIES)
     _one_of("precision", cfg.precision, PRECISIONS)
@@ -316,6 +325,7 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     train = cfg.train
     _at_least("train.steps", train.steps, 1)
     _positive("train.lr", train.lr)
+    _at_most("train.lr", train.lr, MAX_LR)
     _at_least("train.weight_decay", train.weight_decay, 0.0)
     _at_least("train.warmup_steps", train.warmup_steps, 0)
     _at_least("train.grad_clip", train.grad_clip, 0.0)

@@ -5,12 +5,13 @@ cadence, the deferred HOPE updates and the loss are the same wherever a model le
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
 import torch
 
-from engine.config import NLMMConfig
+from engine.config import MODALITIES, NLMMConfig
 from engine.device import autocast
 from engine.models.nlmm import NLMM
 from engine.optim.levels import LevelScheduler
@@ -27,12 +28,20 @@ class StepResult:
     grad_norm: float = 0.0
 
 
-MODEL_KEYS = {f"{m}{suffix}" for m in ("text", "image", "audio") for suffix in ("", "_mask", "_index")}
+MODEL_KEYS = {f"{m}{suffix}" for m in MODALITIES for suffix in ("", "_mask", "_index")}
 
 
 def to_model_batch(batch: dict, device: torch.device) -> dict:
     """The tensors the model reads, on its device (a collated batch also carries items, labels, errors)."""
     return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k in MODEL_KEYS}
+
+
+def shares_a_pair(batch: dict) -> bool:
+    """True when two of the batch's modalities meet on at least two of its items: what InfoNCE needs to
+    learn anything (a batch of image-only and text-only items has nothing to contrast)."""
+    positions = [set(batch[f"{m}_index"].tolist()) if f"{m}_index" in batch else set(range(len(batch[m])))
+                 for m in MODALITIES if m in batch]
+    return any(len(a & b) >= 2 for a, b in itertools.combinations(positions, 2))
 
 
 def batch_labels(batch: dict, device: torch.device) -> torch.Tensor | None:

@@ -5,9 +5,11 @@ Events are plain dicts handed to every subscriber (the CLI prints them, the stud
   eval        step, split, recall {"image->text": {"R@1", "R@5", "R@10"}, …}
   memory      step, the central memory snapshot (slots, change since reset, last write)
   checkpoint  step, path
-  warning     message (a bad data file: reported once per file)
+  warning     message (a bad data file: reported once per file; a batch with nothing to learn, skipped)
   finished / stopped / failed   step, message, checkpoint
 Control (`pause`, `resume`, `stop`) may come from any thread and is answered within one step.
+
+The run folder is locked while the run writes into it (engine.training.run_folder).
 """
 from __future__ import annotations
 
@@ -21,16 +23,20 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from engine.config import NLMMConfig, save_config
+from engine.config import MODALITIES, NLMMConfig, save_config
 from engine.data.dataset import Collate, DataSplits, MultimodalDataset
+from engine.data.errors import DataError
 from engine.data.sources import load_source
 from engine.data.text import Tokenizer
 from engine.device import pick_device
 from engine.models.nlmm import NLMM
-from engine.training.checkpoint import load_checkpoint, checkpoint_config, model_payload, save_checkpoint
+from engine.threads import intra_op_threads, work_threads
+from engine.training.checkpoint import (CheckpointError, checkpoint_config, load_checkpoint, model_payload,
+                                        non_finite, save_checkpoint)
 from engine.training.distributed import DistInfo
 from engine.training.evaluate import evaluate
-from engine.training.step import TrainStep, batch_labels
+from engine.training.run_folder import RunFolder, check_usable
+from engine.training.step import TrainStep, batch_labels, shares_a_pair
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -76,10 +82,29 @@ def lr_scale(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def check_trainable(data: DataSplits, allow_missing=()) -> None:
+    """A DataError unless the train split can teach something: a modality the source should have but
+    lacks entirely needs the user's consent (`allow_missing`), and contrastive learning needs at least two
+    items that each carry two modalities."""
+    for modality in data.missing:
+        if modality not in allow_missing:
+            raise DataError(f"{data.missing_message(modality)}; to train without it anyway, "
+                            f"pass --allow-missing {modality}")
+    train = data.splits.get("train", [])
+    paired = sum(len(item.modalities()) >= 2 for item in train)
+    if paired < 2:
+        have = sorted({m for item in train for m in item.modalities()}, key=MODALITIES.index)
+        raise DataError(f"{data.source}: nothing to learn from: training pairs two modalities of one item, and "
+                        f"{paired} of the {len(train)} train items have two (modalities present: "
+                        f"{', '.join(have) or 'none'})")
+
+
 class Trainer:
     def __init__(self, cfg: NLMMConfig, data: str | DataSplits = "builtin", out_dir: str | Path | None = None,
                  device: str | None = None, steps: int | None = None, resume: bool = False,
-                 dist_info: DistInfo | None = None, tensorboard: bool = True):
+                 dist_info: DistInfo | None = None, tensorboard: bool = True, allow_missing=()):
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
         self.dist = dist_info or DistInfo()
         self.device = pick_device(device) if not (self.dist.enabled and torch.cuda.is_available()) \
             else torch.device("cuda", self.dist.local_rank)
@@ -88,17 +113,23 @@ class Trainer:
         self._pause, self._stop = threading.Event(), threading.Event()
         self.state = "idle"
         self._warned: set[str] = set()
+        self.skipped_batches = 0
+        if self.dist.is_main:
+            check_usable(self.out_dir)
 
         resume_payload = None
         if resume:
             resume_payload = load_checkpoint(self.out_dir / CHECKPOINT)
+            for key in ("train_state", "rng", "step"):
+                if key not in resume_payload:
+                    raise CheckpointError(f"{self.out_dir / CHECKPOINT}: cannot resume from it: it holds no '{key}' "
+                                          "(a checkpoint slimmed for using the model, not for training on)")
             cfg = checkpoint_config(resume_payload, self.out_dir / CHECKPOINT)
         self.cfg = cfg
-        self.total_steps = steps or cfg.train.steps
+        self.total_steps = steps if steps is not None else cfg.train.steps
         self.data = load_source(data) if isinstance(data, str) else data
+        check_trainable(self.data, allow_missing)
         train_items = self.data.splits.get("train", [])
-        if len(train_items) < 2:
-            raise ValueError(f"{self.data.source}: the train split has {len(train_items)} items; at least 2 are needed")
         self.tokenizer = (Tokenizer.from_state_dict(resume_payload["tokenizer"]) if resume_payload
                           else Tokenizer.build(self.data.captions("train"), cfg.text.vocab_size))
 
@@ -176,9 +207,15 @@ class Trainer:
                              total_steps=self.total_steps, recall=self.last_recall)
 
     def save(self) -> Path | None:
+        """Raises FloatingPointError rather than write weights that hold NaN or infinity."""
         if not self.dist.is_main:
             return None
-        path = save_checkpoint(self.out_dir / CHECKPOINT, self.checkpoint_payload())
+        payload = self.checkpoint_payload()
+        broken = non_finite(payload["model"])
+        if broken:
+            raise FloatingPointError(f"the weights became NaN or infinite by step {self.step} ({broken[0]}); "
+                                     "the learning rate may be too high")
+        path = save_checkpoint(self.out_dir / CHECKPOINT, payload)
         self.emit("checkpoint", step=self.step, path=str(path))
         return path
 
@@ -217,9 +254,36 @@ class Trainer:
 
     def run(self) -> dict:
         """Train until `total_steps`, a stop, or a failure. Returns the final event."""
+        folder = RunFolder(self.out_dir) if self.dist.is_main else None
+        try:
+            with intra_op_threads(work_threads()):
+                return self._run(folder)
+        finally:
+            if folder is not None:
+                folder.release()
+
+    def _failed(self, message: str) -> dict:
+        self.state = "failed"
+        final = {"step": self.step, "message": message, "checkpoint": str(self.out_dir / CHECKPOINT)}
+        try:
+            self.emit("failed", **final)
+        except OSError:  # the run folder itself may be what failed: the listeners still hear of it
+            for listener in self.listeners:
+                listener({"kind": "failed", **final})
+        return {"kind": "failed", **final}
+
+    def _learnable(self, batch: dict) -> bool:
+        """Whether the batch has a pair to learn from, on every rank alike (they step together)."""
+        shares = shares_a_pair(batch)
+        if self.dist.enabled:
+            shares = float(self.dist.average(torch.tensor([float(shares)], device=self.device))) == 1.0
+        return shares
+
+    def _run(self, folder: RunFolder | None) -> dict:
         self.state = "running"
-        if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if folder is not None:
+            for name in folder.sweep_temp_files():
+                self.emit("warning", message=f"removed {name}, left by a checkpoint write that was killed")
             save_config(self.cfg, self.out_dir / "config.yaml")
         self.model.memory.mark_trained()
         batches = self._batches()
@@ -240,33 +304,39 @@ class Trainer:
                     started, started_step = time.perf_counter(), self.step
                 batch = next(batches)
                 self._report_errors(batch["errors"])
-                result = self.step_fn(batch, batch_labels(batch, self.device),
-                                      lr_scale(self.step + 1, self.total_steps, self.cfg.train.warmup_steps))
-                self.step = result.step
-                elapsed = time.perf_counter() - started
-                rate = (self.step - started_step) * self.cfg.data.batch_size / max(elapsed, 1e-9)
-                eta = (self.total_steps - self.step) * self.cfg.data.batch_size / max(rate, 1e-9)
-                self.emit("step", step=self.step, total_steps=self.total_steps, loss=result.loss,
-                          pair_losses=result.pair_losses, stepped_levels=result.stepped_levels,
-                          lrs=result.lrs, samples_per_s=rate, eta_s=eta, grad_norm=result.grad_norm,
-                          temperature=self.step_fn.loss.temperature)
-                self.emit("memory", step=self.step, snapshot=self.model.memory.snapshot())
+                if self._learnable(batch):
+                    result = self.step_fn(batch, batch_labels(batch, self.device),
+                                          lr_scale(self.step + 1, self.total_steps, self.cfg.train.warmup_steps))
+                    self.step += 1
+                    elapsed = time.perf_counter() - started
+                    rate = (self.step - started_step) * self.cfg.data.batch_size / max(elapsed, 1e-9)
+                    eta = (self.total_steps - self.step) * self.cfg.data.batch_size / max(rate, 1e-9)
+                    self.emit("step", step=self.step, total_steps=self.total_steps, loss=result.loss,
+                              pair_losses=result.pair_losses, stepped_levels=result.stepped_levels,
+                              lrs=result.lrs, samples_per_s=rate, eta_s=eta, grad_norm=result.grad_norm,
+                              temperature=self.step_fn.loss.temperature)
+                    self.emit("memory", step=self.step, snapshot=self.model.memory.snapshot())
+                else:  # the batch is used up (a resumed run skips it too) and nothing is learnt
+                    self.step += 1
+                    self.skipped_batches += 1
+                    self.emit("warning", message=f"step {self.step}: batch skipped: no two of its items share "
+                                                 "two modalities")
                 if self.dist.is_main and self.eval_items and (self.step % self.cfg.train.eval_every == 0):
                     self.last_recall = self.evaluate()
                     self.emit("eval", step=self.step, split="val", recall=self.last_recall)
                 if self.step % self.cfg.train.checkpoint_every == 0:
                     self.save()
+            stopped = self.step < self.total_steps
+            path = self.save()
         except FloatingPointError as err:
-            self.state = "failed"
-            message = f"{err}; training stopped, the last good checkpoint is kept"
-            final = {"step": self.step, "message": message, "checkpoint": str(self.out_dir / CHECKPOINT)}
-            self.emit("failed", **final)
-            return {"kind": "failed", **final}
+            return self._failed(f"{err}; training stopped, the last good checkpoint is kept")
+        except (CheckpointError, OSError) as err:  # disk full, `ulimit -f`, the folder made read-only
+            reason = str(err) if isinstance(err, CheckpointError) else f"{err.filename or self.out_dir}: " \
+                f"{err.strerror or err}"
+            return self._failed(f"{reason}; training stopped at step {self.step}")
         finally:
             if self._tb is not None:
                 self._tb.flush()
-        stopped = self.step < self.total_steps
-        path = self.save()
         self.state = "stopped" if stopped else "finished"
         final = {"step": self.step, "checkpoint": str(path) if path else None,
                  "message": f"{'stopped' if stopped else 'finished'} at step {self.step}"}

@@ -112,6 +112,7 @@ def test_a_yaml_anchor_bomb_is_a_short_error(tmp_path):
     ("train: {lr: .inf}\n", "train.lr: must be a finite number, got inf"),
     ("train: {weight_decay: nan}\n", "train.weight_decay: must be a finite number, got 'nan'"),
     ("hope: {lr: -.inf}\n", "hope.lr: must be a finite number, got -inf"),
+    ("train: {lr: 1.0e+39}\n", "train.lr: must be <= 1000, got 1e+39"),  # overflowed inside torch.optim
 ])
 def test_infinite_and_nan_numbers_are_refused(tmp_path, text, message):
     """`lr: "inf"` passed every `> 0` check; the first step turned every weight into NaN."""
