@@ -24,9 +24,15 @@ from engine.data.audio import LogMel, fit_length, load_audio, prepare_waveform, 
 from engine.data.dataset import Item
 from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
+from engine.data.errors import DataError
 from engine.device import autocast, pick_device
+from engine.threads import intra_op_threads, threads_for
 from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
 from engine.training.checkpoint import load_model
+
+# A query clip is read up to twice the length the model hears, so that a pause before the speech can
+# be trimmed; never the whole file (a 2-hour recording would be 2 GB of samples).
+QUERY_READ_FACTOR = 2.0
 
 
 @dataclass
@@ -49,6 +55,7 @@ class QueryResult:
     results: dict[str, list[Hit]] = field(default_factory=dict)
     latency_ms: float = 0.0
     embedding: np.ndarray | None = None
+    threads: int = 1  # torch intra-op threads the query ran on
 
     def as_dict(self) -> dict:
         flat = [hit.as_dict() for hits in self.results.values() for hit in hits]
@@ -60,6 +67,7 @@ class Retriever:
         self.model, self.cfg, self.tokenizer, self.device = model.eval(), cfg, tokenizer, device
         self.log_mel = LogMel(cfg.audio)
         self.galleries: dict[str, EmbeddedGallery] = {}
+        self.threads_used = 0  # intra-op threads the last query ran on
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Retriever":
@@ -74,10 +82,11 @@ class Retriever:
         ids = item_identity(items)
         present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
         galleries = {}
-        for n, modality in enumerate(present):
-            step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
-            galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
-                                                self.device, batch_size, progress=step)
+        with intra_op_threads(threads_for(batch_size)):
+            for n, modality in enumerate(present):
+                step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
+                galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
+                                                    self.device, batch_size, progress=step)
         self.galleries = galleries
 
     def gallery_sizes(self) -> dict[str, int]:
@@ -95,10 +104,12 @@ class Retriever:
             return tensor[None].to(self.device), None
         if modality == "audio":
             audio = self.cfg.audio
+            read_seconds = QUERY_READ_FACTOR * audio.max_seconds
             if isinstance(value, (str, Path)):
-                wave = load_audio(value, audio.sample_rate)
+                wave = load_audio(value, audio.sample_rate, read_seconds)
             else:
                 samples, rate = value
+                samples = np.asarray(samples)[: int(read_seconds * rate) + 1]
                 wave = prepare_waveform(samples, rate, audio.sample_rate, "recording")
             wave = fit_length(trim_silence(wave, audio.sample_rate), int(audio.max_seconds * audio.sample_rate))
             mel = self.log_mel(torch.from_numpy(wave))[None]
@@ -107,17 +118,26 @@ class Retriever:
 
     @torch.no_grad()
     def embed(self, modality: str, value, adapt: bool = False) -> torch.Tensor:
-        inputs, mask = self.prepare(modality, value)
-        self.model.set_adapting(memory=adapt, hope=False)
-        try:
-            with autocast(self.cfg.precision, self.device):
-                return self.model.encode(modality, inputs, mask).float().cpu()[0]
-        finally:
-            self.model.set_adapting(memory=False, hope=False)
+        with intra_op_threads(threads_for(1)):
+            self.threads_used = torch.get_num_threads()
+            inputs, mask = self.prepare(modality, value)
+            self.model.set_adapting(memory=adapt, hope=False)
+            try:
+                with autocast(self.cfg.precision, self.device):
+                    embedding = self.model.encode(modality, inputs, mask).float().cpu()[0]
+            finally:
+                self.model.set_adapting(memory=False, hope=False)
+        if not torch.isfinite(embedding).all():
+            raise DataError(f"{_shown(value)[:80]}: the model's embedding of this {modality} is not finite")
+        return embedding
 
     @torch.no_grad()
     def embed_many(self, modality: str, values: list, batch_size: int = 64) -> torch.Tensor:
         """Embeddings of many queries at once, without adaptation -> (N, D) on the CPU."""
+        with intra_op_threads(threads_for(min(batch_size, len(values)))):
+            return self._embed_batches(modality, values, batch_size)
+
+    def _embed_batches(self, modality: str, values: list, batch_size: int) -> torch.Tensor:
         rows = []
         for start in range(0, len(values), batch_size):
             prepared = [self.prepare(modality, v) for v in values[start:start + batch_size]]
@@ -142,10 +162,11 @@ class Retriever:
 
     def query(self, modality: str, value, k: int = 5, adapt: bool = False,
               targets: list[str] | None = None) -> QueryResult:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
         start = time.perf_counter()
         embedding = self.embed(modality, value, adapt)
-        result = QueryResult(str(value) if not isinstance(value, tuple) else "recording", modality,
-                             embedding=embedding.numpy())
+        result = QueryResult(_shown(value), modality, embedding=embedding.numpy(), threads=self.threads_used)
         for target in targets or [m for m in MODALITIES if m != modality]:
             gallery = self.galleries.get(target)
             if gallery is None or len(gallery.ids) == 0:
@@ -172,3 +193,8 @@ class Retriever:
         if "audio" in self.model.encoders:
             snapshot["audio_domains"] = self.model.encoders["audio"].domain.describe()
         return snapshot
+
+
+def _shown(value) -> str:
+    """How a query is named in results and messages: a path or text as given, a recording as such."""
+    return "recording" if isinstance(value, tuple) else str(value)

@@ -27,6 +27,41 @@ def test_bench_kernels_json_has_every_figure():
     assert {"samples_per_s", "gflops", "peak_gflops", "fraction_of_peak"} <= set(train)
     assert train["samples_per_s"] > 0 and train["gflops"] > 0
     assert abs(train["fraction_of_peak"] - train["gflops"] / train["peak_gflops"]) < 1e-9
+    assert_says_what_ran(result["machine"])
+    from engine.device import cpu_has_native_bf16
+    assert train["peak_precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32")  # tiny asks for bf16
+
+
+def assert_says_what_ran(machine: dict) -> None:
+    """Figures name the machine they came from: the CPU as /proc/cpuinfo names it, cores, threads, policy."""
+    import os
+    from engine.bench.machine import cpu_model
+    assert machine["cpu"] == cpu_model() and machine["cpu"] != "unknown"
+    assert machine["logical_cores"] == os.cpu_count() and 1 <= machine["usable_cores"] <= os.cpu_count()
+    assert machine["torch_threads"] >= 1
+    assert machine["openmp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE").upper()
+    assert isinstance(machine["native_bf16"], bool) and len(machine["load_average"]) == 3
+
+
+def test_bench_query_reports_quiet_and_loaded_latency_side_by_side():
+    """`nlmm bench query` starts CPU-bound background processes itself for its loaded phase, and stops them."""
+    import os
+    proc = nlmm("bench", "query", "--json", "--quick", "--load", "2")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    for phase in ("quiet", "loaded"):
+        for modality in ("image", "text", "audio"):
+            figures = result[phase][modality]
+            assert figures["n"] == 10 and 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert result["background"]["processes"] == 2 and "while True: pass" in result["background"]["each"]
+    assert result["query_threads"] == {"image": [1], "audio": [1], "text": [1]}
+    assert set(result["targets_met"]) == {"image", "text", "audio"}
+    assert result["precision"] in ("bfloat16", "float32") and result["gallery_size"] == 1000
+    assert_says_what_ran(result["machine"])
+    assert len(result["background"]["pids"]) == 2
+    for pid in result["background"]["pids"]:  # the background processes are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_bad_config_is_one_line_not_a_traceback(tmp_path):
