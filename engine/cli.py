@@ -10,20 +10,15 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.config import MODALITIES, ConfigError, load_config, validate
+from engine.config import MODALITIES, load_config, validate
 from engine.data.errors import DataError
-from engine.device import DeviceError
-from engine.training.checkpoint import CheckpointError
-from engine.training.run_folder import RunFolderError
+from engine.errors import USER_ERRORS
 
 from engine.paths import DEFAULT_CHECKPOINT  # noqa: E402  (re-exported: `engine.cli.DEFAULT_CHECKPOINT`)
 
 
 class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit status 2."""
-
-
-USER_ERRORS = (ConfigError, DataError, CheckpointError, DeviceError, RunFolderError, UserError)
 
 
 def at_least(low: int):
@@ -360,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as err:
+    except (*USER_ERRORS, UserError) as err:
         _stderr(f"nlmm: {err}")
         return 2
     except KeyboardInterrupt:

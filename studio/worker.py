@@ -49,16 +49,10 @@ class Cancelled(Exception):
 
 def one_line(err: BaseException) -> str:
     """The engine's errors are already one line; anything else gets its type and first line."""
-    from engine.config import ConfigError
-    from engine.data.errors import DataError
+    from engine.errors import USER_ERRORS
     text = str(err).strip().splitlines()
     first = text[0] if text else ""
-    try:
-        from engine.training.checkpoint import CheckpointError
-        known = (ConfigError, DataError, CheckpointError)
-    except ImportError:  # pragma: no cover - torch missing
-        known = (ConfigError, DataError)
-    if isinstance(err, known) or (isinstance(err, ValueError) and first):
+    if isinstance(err, USER_ERRORS) or (isinstance(err, ValueError) and first):
         return first
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
@@ -73,7 +67,9 @@ def reports_errors(topic: str):
             except Cancelled:
                 self.task_finished.emit(topic, "cancelled")
             except Exception as err:  # noqa: BLE001 - every failure must reach the user, not kill the thread
-                traceback.print_exc()
+                from engine.errors import USER_ERRORS
+                if not isinstance(err, USER_ERRORS):  # a bad file is the user's news, not a bug to trace
+                    traceback.print_exc()
                 self.error.emit(topic, one_line(err))
                 self.task_finished.emit(topic, "failed")
         return slot
@@ -86,13 +82,14 @@ def _compact_step(event: dict) -> dict:
 
 
 def leave_a_core_for_the_ui() -> None:
-    """Torch's intra-op threads for the calling thread: one fewer than the cores. With all cores busy in
-    torch, the UI thread's painting preempts a worker of a parallel region and the others wait for it at
-    the barrier; on 2 cores that made training 3x slower in the studio and the UI stutter."""
-    import os
+    """Big work (training, galleries) runs on one core fewer than the process may use; queries run on one
+    thread (engine.threads). With all cores busy in torch, the UI thread's painting preempts a worker of a
+    parallel region and the others wait for it at the barrier; on 2 cores that made training 3x slower in
+    the studio and the UI stutter."""
     import torch
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+    from engine.threads import reserve_cores, work_threads
+    reserve_cores(1)
+    torch.set_num_threads(work_threads())
 
 
 def sample_items(items: list, limit: int) -> list:

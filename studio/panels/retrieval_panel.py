@@ -146,7 +146,8 @@ class RetrievalPanel(QWidget):
         self.last_result: dict | None = None
         self.pending = 0
         self.sample_rate, self.max_seconds = 16000, 2.0
-        self._tmp = Path(tempfile.mkdtemp(prefix="nlmm-studio-"))
+        self._tmp_dir = tempfile.TemporaryDirectory(prefix="nlmm-studio-")  # pasted images; gone at close
+        self._tmp = Path(self._tmp_dir.name)
 
         # ----- model & gallery status
         self.model_label = QLabel("No model loaded")
@@ -683,6 +684,9 @@ class RetrievalPanel(QWidget):
         what = ", ".join(f"{k} {v}" for k, v in row.items() if v and k in ("image", "audio", "text"))
         self.error_label.setText("")
         self.message.emit(f"Added to {info['root']}: {what}")
+
+    def discard_temp_files(self) -> None:
+        self._tmp_dir.cleanup()
 
     def close_audio(self) -> None:
         self.capture.abort()

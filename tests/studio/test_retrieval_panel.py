@@ -173,3 +173,16 @@ def test_the_gallery_picker_embeds_another_gallery_and_a_bad_one_keeps_the_old(r
         panel.text.setText("forty two")
         panel.search_button.click()
     assert len(blocker.args[0]["results"]["image"]) == panel.k.value()   # still the 30-item gallery
+
+
+def test_a_clip_too_short_to_hear_is_a_clear_message_in_the_panel(ready_window, qtbot, tmp_path):
+    """Finding 3 in the studio: a 300-sample clip reached torch.stft and came back as a RuntimeError."""
+    import soundfile as sf
+    clip = tmp_path / "click.wav"
+    sf.write(clip, 0.5 * np.sin(np.arange(300) / 5.0), 44100, subtype="PCM_32")
+    panel = ready_window.retrieval_panel
+    with qtbot.waitSignal(ready_window.host.worker.error, timeout=30_000) as blocker:
+        _drop_file(panel.drop_zone, clip)
+    assert blocker.args == ["query", f"{clip}: audio too short (6.8 ms; at least 50 ms)"]
+    assert "too short" in panel.error_label.text()
+    ready_window.errors.clear()
