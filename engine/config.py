@@ -171,9 +171,10 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def shown(value: Any) -> str:
-    """A value as a message quotes it: its repr, cut short whatever its size or depth."""
-    return _short.repr(value)
+def shown(value: Any, limit: int = 120) -> str:
+    """A value as a message quotes it: its repr, cut short whatever its size, depth or escapes."""
+    text = _short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_name(tp: Any) -> str:
