@@ -1,12 +1,13 @@
-"""How many CPU threads torch gives each kind of work, and how its idle OpenMP threads wait.
+"""How many CPU threads torch gives each kind of work.
 
 - One live query (or a batch of a few) runs on one intra-op thread: its matrices are too small to
   split well, and a parallel region only ends when its slowest thread does. When another process holds
-  a core, that thread waits for it; with one thread there is nobody to wait for.
+  a core, that thread waits for it; with one thread there is nobody to wait for, at no barrier.
 - Big batches (a gallery, an evaluation) and training use the cores this process may use, less any
   core reserved for a user interface (`reserve_cores`).
-- Idle OpenMP threads sleep instead of spinning (`OMP_WAIT_POLICY=PASSIVE`), so a team that is done
-  does not burn the cores a query or another process needs.
+- The OpenMP wait policy stays the runtime's default (libgomp: spin a while at a barrier, then sleep).
+  A query on one thread never waits at a barrier, so the policy cannot slow it; training's many short
+  parallel regions need the spinning: OMP_WAIT_POLICY=PASSIVE cut a quiet training step to a third.
 
 Measurements behind these choices are in the README ("nlmm bench query").
 
@@ -18,24 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 
-SMALL_BATCH = 8          # up to this many items, work runs on one intra-op thread
-WAIT_POLICY = "PASSIVE"  # OpenMP: idle threads sleep at once (libgomp's default spins 300 000 times)
+SMALL_BATCH = 8  # up to this many items, work runs on one intra-op thread
 
 _reserved = 0
 
 
-def prefer_passive_openmp_wait() -> None:
-    """Choose the OpenMP wait policy; only effective before torch is imported (libgomp reads it once).
-    A policy the user set in the environment wins."""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
-
-
 def openmp_wait_policy() -> str:
-    """The policy torch's OpenMP runtime is running with, as far as this process can tell."""
-    return os.environ.get("OMP_WAIT_POLICY", "default (spin, then sleep)").upper()
+    """The wait policy torch's OpenMP runtime runs with: the user's OMP_WAIT_POLICY, else its default."""
+    return os.environ.get("OMP_WAIT_POLICY") or "default (spin, then sleep)"
 
 
 def usable_cores() -> int:
