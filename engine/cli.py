@@ -203,7 +203,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.json:
             reached = result["seconds_to_target"]
             print(f"targets {result['targets']}: " + (f"reached after {reached:.0f} s of training"
-                                                      if reached is not None else f"not reached in {args.budget:.0f} s"))
+                                                      if reached is not None else f"not reached in {args.budget:.0f} s")
+                  + f" ({result['precision']}; {_machine_line(result['machine'])})")
     elif args.what == "query":
         from engine.bench import query
         sizes = {"gallery_size": 1000, "n_queries": 10} if args.quick else {}
@@ -247,19 +248,26 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _print_query_table(result: dict) -> None:
     machine = result["machine"]
-    print(f"\nQuery latency, {result['gallery_size']:,}-item gallery, {result['queries_per_modality']} queries each "
-          f"({machine['cpu']}, {machine['usable_cores']} cores, {result['precision']}, query threads "
-          f"{result['query_threads']['text']}, OpenMP wait {machine['openmp_wait_policy']}):")
+    print(f"\nMachine: {_machine_line(machine)}")
+    print(f"Query latency, {result['gallery_size']:,}-item gallery, {result['queries_per_modality']} queries each "
+          f"({result['precision']}, intra-op threads per query {result['query_threads']['text']}):")
     print(f"{'':>6} {'quiet p50':>10} {'p99':>8} {'loaded p50':>11} {'p99':>8}  target met")
     for modality, met in result["targets_met"].items():
         quiet, loaded = result["quiet"][modality], result["loaded"][modality]
         print(f"{modality:>6} {quiet['p50_ms']:>8.1f}ms {quiet['p99_ms']:>6.1f}ms {loaded['p50_ms']:>9.1f}ms "
               f"{loaded['p99_ms']:>6.1f}ms  {'yes' if met else 'NO'}")
     print(f"loaded: {result['background']['processes']} CPU-bound background process(es); "
-          f"load average before {machine['load_average']}, after {machine['load_average_after']}")
+          f"load average after {machine['load_average_after']}")
+
+
+def _machine_line(machine: dict) -> str:
+    return (f"{machine['cpu']}, {machine['usable_cores']} of {machine['logical_cores']} cores, "
+            f"{machine['torch_threads']} torch threads, native bf16 {'yes' if machine['native_bf16'] else 'no'}, "
+            f"OpenMP wait {machine['openmp_wait_policy']}, load average {machine['load_average']}")
 
 
 def _print_kernels_table(result: dict) -> None:
+    print(f"\nMachine: {_machine_line(result['machine'])}")
     print(f"\nDelta rule, forward+backward, B=8, 4 heads, d_head=32 ({result['device']}):")
     print(f"{'T':>6} {'recurrent ms':>14} {'chunked ms':>12} {'speed-up':>9}")
     for row in result["delta_rule"]:

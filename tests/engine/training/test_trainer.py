@@ -162,13 +162,14 @@ def test_a_batch_without_a_shared_pair_is_skipped_and_the_run_goes_on_and_resume
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 12
 
 
-def test_text_only_data_is_refused_before_training_with_the_reason(small_cfg, small_data, tmp_path):
-    from engine.data.dataset import DataSplits, Item
+def test_a_text_only_folder_is_refused_before_training_with_the_reason(small_cfg, small_data, tmp_path):
+    """A folder of captions alone trained until step 1, then died in the loss."""
     from engine.data.errors import DataError
-    texts = [Item(text=i.text, label=i.label, key=i.key) for i in small_data.splits["train"]]
+    (tmp_path / "items.csv").write_text("text,label,split\n" + "".join(
+        f"{item.text},{item.label},train\n" for item in small_data.splits["train"]))
     with pytest.raises(DataError, match=r"nothing to learn from: .* 0 of the 40 train items have two "
                                         r"\(modalities present: text\)"):
-        Trainer(small_cfg, DataSplits("texts", {"train": texts}), tmp_path, "cpu", 3, tensorboard=False)
+        Trainer(small_cfg, f"folder:{tmp_path}", tmp_path / "run", "cpu", 3, tensorboard=False)
 
 
 def test_weights_that_become_infinite_are_never_written_as_the_last_good_checkpoint(small_cfg, small_data, tmp_path):
