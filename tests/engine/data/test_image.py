@@ -106,10 +106,10 @@ def test_a_long_thin_strip_is_prepared_in_bounded_memory(tmp_path, preprocess):
     _strip_png(path)
     assert path.stat().st_size < 2000
     cfg = "ImageConfig()" if preprocess == "ink" else "ImageConfig(height=48, width=48, channels=3, preprocess='photo')"
-    code = ("import torch\nfrom engine.config import ImageConfig\nfrom engine.data.image import load_image\n"
-            f"tensor = load_image({str(path)!r}, {cfg})\n"
+    imports = "import torch\nfrom engine.config import ImageConfig\nfrom engine.data.image import load_image\n"
+    code = (f"tensor = load_image({str(path)!r}, {cfg})\n"
             "print(tuple(tensor.shape), bool(torch.isfinite(tensor).all()))\n")
-    proc = run_capped(code, extra_bytes=300 << 20)
+    proc = run_capped(imports, code, extra_bytes=300 << 20)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split("(")[1].startswith("1, 32, 64" if preprocess == "ink" else "3, 48, 48")
     assert proc.stdout.strip().endswith("True")
