@@ -10,15 +10,28 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.config import ConfigError, load_config
+from engine.config import MODALITIES, load_config, validate
 from engine.data.errors import DataError
-from engine.training.checkpoint import CheckpointError
+from engine.errors import USER_ERRORS
 
 from engine.paths import DEFAULT_CHECKPOINT  # noqa: E402  (re-exported: `engine.cli.DEFAULT_CHECKPOINT`)
 
 
 class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit status 2."""
+
+
+def at_least(low: int):
+    """An argparse type: a whole number >= low (`--steps 0`, `--k -3` are refused before any work)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
 
 
 def _stderr(message: str) -> None:
@@ -72,14 +85,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     dist_info = init_distributed()
     try:
         cfg = load_config(args.config)
-        if args.batch_size:
+        if args.batch_size is not None:
             cfg.data.batch_size = args.batch_size
+            validate(cfg)
         if args.resume and not args.out:
             raise UserError("--resume needs --out DIR (the run folder holding checkpoint.pt)")
-        trainer = Trainer(cfg, args.data, args.out, args.device, args.steps, args.resume, dist_info)
+        allow_missing = set(args.allow_missing or ())
+        trainer = Trainer(cfg, args.data, args.out, args.device, args.steps, args.resume, dist_info,
+                          allow_missing=allow_missing)
         printer = ProgressPrinter()
         if dist_info.is_main:
             trainer.subscribe(printer)
+            for modality in sorted(allow_missing & set(trainer.data.missing)):
+                printer.line(f"warning: training without {modality}: {trainer.data.missing_message(modality)}")
             printer.line(f"training {trainer.cfg.name} ({trainer.model.num_parameters() / 1e6:.1f} M parameters) on "
                          f"{trainer.data.source}, {trainer.device}, into {trainer.out_dir}"
                          + (f", resuming at step {trainer.step}" if args.resume else ""))
@@ -89,7 +107,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             final = trainer.run()
         except KeyboardInterrupt:
             trainer.stop()
-            path = trainer.save()
+            try:
+                path = trainer.save()
+            except FloatingPointError as err:
+                printer.line(f"interrupted at step {trainer.step}; checkpoint not written: {err}")
+                return 130
             printer.line(f"interrupted at step {trainer.step}; checkpoint kept: {path}")
             return 130
         if final.kind == "finished" and dist_info.is_main and trainer.eval_items:
@@ -181,10 +203,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.json:
             reached = result["seconds_to_target"]
             print(f"targets {result['targets']}: " + (f"reached after {reached:.0f} s of training"
-                                                      if reached is not None else f"not reached in {args.budget:.0f} s"))
+                                                      if reached is not None else f"not reached in {args.budget:.0f} s")
+                  + f" ({result['precision']}; {_machine_line(result['machine'])})")
     elif args.what == "query":
         from engine.bench import query
-        result = query.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+        sizes = {"gallery_size": 1000, "n_queries": 10} if args.quick else {}
+        result = query.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, load_processes=args.load,
+                           progress=progress, **sizes)
+        if not args.json:
+            _print_query_table(result)
     elif args.what == "ttt":
         from engine.bench import ttt
         result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
@@ -215,6 +242,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     for split in ("train", "val", "test"):
         row = info[split]
         print(f"{split:<7}{row['items']:>8}{row['images']:>8}{row['texts']:>8}{row['audios']:>8}")
+    for modality in data.missing:
+        print(f"MISSING: {data.missing_message(modality)}")
     for reason, count in sorted(info["skipped"].items()):
         print(f"skipped: {count} x {reason}")
     for note in data.notes:
@@ -257,7 +286,28 @@ def _show_run(folder: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_query_table(result: dict) -> None:
+    machine = result["machine"]
+    print(f"\nMachine: {_machine_line(machine)}")
+    print(f"Query latency, {result['gallery_size']:,}-item gallery, {result['queries_per_modality']} queries each "
+          f"({result['precision']}, intra-op threads per query {result['query_threads']['text']}):")
+    print(f"{'':>6} {'quiet p50':>10} {'p99':>8} {'loaded p50':>11} {'p99':>8}  target met")
+    for modality, met in result["targets_met"].items():
+        quiet, loaded = result["quiet"][modality], result["loaded"][modality]
+        print(f"{modality:>6} {quiet['p50_ms']:>8.1f}ms {quiet['p99_ms']:>6.1f}ms {loaded['p50_ms']:>9.1f}ms "
+              f"{loaded['p99_ms']:>6.1f}ms  {'yes' if met else 'NO'}")
+    print(f"loaded: {result['background']['processes']} CPU-bound background process(es); "
+          f"load average after {machine['load_average_after']}")
+
+
+def _machine_line(machine: dict) -> str:
+    return (f"{machine['cpu']}, {machine['usable_cores']} of {machine['logical_cores']} cores, "
+            f"{machine['torch_threads']} torch threads, native bf16 {'yes' if machine['native_bf16'] else 'no'}, "
+            f"OpenMP wait {machine['openmp_wait_policy']}, load average {machine['load_average']}")
+
+
 def _print_kernels_table(result: dict) -> None:
+    print(f"\nMachine: {_machine_line(result['machine'])}")
     print(f"\nDelta rule, forward+backward, B=8, 4 heads, d_head=32 ({result['device']}):")
     print(f"{'T':>6} {'recurrent ms':>14} {'chunked ms':>12} {'speed-up':>9}")
     for row in result["delta_rule"]:
@@ -278,8 +328,15 @@ class _OrderedQueries(argparse.Action):
         setattr(namespace, self.dest, queries)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line (the usage itself is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nlmm", description="Nested-Learning multimodal engine")
+    parser = Parser(prog="nlmm", description="Nested-Learning multimodal engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
@@ -291,17 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--budget", type=float, default=300.0, help="train: seconds of training at most")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--quick", action="store_true", help="kernels: tiny sizes, checks that it runs")
+    bench.add_argument("--quick", action="store_true", help="kernels, query: tiny sizes, checks that it runs")
+    bench.add_argument("--load", type=at_least(0), default=1,
+                       help="query: CPU-bound background processes in the loaded phase (default 1)")
     bench.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")
     train.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
     train.add_argument("--data", default="builtin", help="builtin | flickr8k:DIR | folder:DIR")
-    train.add_argument("--steps", type=int, default=None, help="total steps (default: the config's train.steps)")
-    train.add_argument("--batch-size", type=int, default=None, help="override data.batch_size")
+    train.add_argument("--steps", type=at_least(1), default=None, help="total steps (default: the config's train.steps)")
+    train.add_argument("--batch-size", type=at_least(2), default=None, help="override data.batch_size")
     train.add_argument("--out", default=None, help="run folder (default: runs/<time>-<config>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    train.add_argument("--allow-missing", nargs="+", choices=MODALITIES, metavar="MODALITY",
+                       help="train even though the data set lacks every file of this modality (image, text, audio)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="recall@1/5/10 in all six directions")
@@ -318,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         query.add_argument(f"--{modality}", nargs="+", metavar=metavar, dest="queries", action=_OrderedQueries,
                            help=f"{modality} quer{'ies' if modality == 'text' else 'y files'}")
     query.add_argument("--gallery", default="builtin-test", help="builtin-test (default), builtin-val, or a folder")
-    query.add_argument("--k", type=int, default=5)
+    query.add_argument("--k", type=at_least(1), default=5, help="results per modality (default 5)")
     query.add_argument("--adapt", action="store_true", help="test-time training: the memory adapts as queries stream")
     query.add_argument("--device", default=None)
     query.add_argument("--json", action="store_true", help="one JSON object per query per line")
@@ -349,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, UserError) as err:
+    except (*USER_ERRORS, UserError) as err:
         _stderr(f"nlmm: {err}")
         return 2
     except KeyboardInterrupt:
@@ -357,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `nlmm … | head`: the reader left; nothing is wrong
         return 0
+    except OSError as err:  # disk full, `ulimit -f`, read-only or missing folders: the OS said why
+        where = f"{err.filename}: " if err.filename else ""
+        _stderr(f"nlmm: {where}{err.strerror or err}")
+        return 2
 
 
 if __name__ == "__main__":

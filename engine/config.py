@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import re
+import reprlib
 import tempfile
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +30,13 @@ DELTA_RULES = ("normalized", "paper_exact")
 TTT_MODES = ("gated_topk", "l2_regression")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 IMAGE_PREPROCESS = ("ink", "photo")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a config's name becomes part of a run folder's name
+MAX_CONFIG_BYTES = 1_000_000  # the biggest preset is 2 KB; a config is never a data file
+MAX_LR = 1000.0  # no rate here trains above ~1; 1e39 overflowed float32 inside torch.optim (a traceback)
+
+# Values quoted in messages are cut short: 409 bytes of nested YAML anchors expand to a 722 MB repr.
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxlist, _short.maxdict, _short.maxstring, _short.maxother = 2, 4, 4, 60, 60
 
 
 class ConfigError(ValueError):
@@ -159,6 +169,12 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
+def shown(value: Any, limit: int = 120) -> str:
+    """A value as a message quotes it: its repr, cut short whatever its size, depth or escapes."""
+    text = _short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
@@ -181,17 +197,22 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):  # "inf" passed every `> 0` check and trained to NaN
+                raise ConfigError(path, f"must be a finite number, got {shown(value)}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(path, f"must be {_type_name(tp)}, got {value!r}")
+    raise ConfigError(path, f"must be {_type_name(tp)}, got {shown(value)}")
 
 
 def _build(cls: type, data: Any, path: str) -> Any:
@@ -203,9 +224,10 @@ def _build(cls: type, data: Any, path: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
+            text = key if isinstance(key, str) and len(key) <= 60 else shown(key)
+            close = difflib.get_close_matches(text, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
-            raise ConfigError(_join(path, str(key)), f"unknown key{hint}")
+            raise ConfigError(_join(path, text), f"unknown key{hint}")
     kwargs = {name: _coerce(hints[name], data[name], _join(path, name)) for name in names if name in data}
     return cls(**kwargs)
 
@@ -214,9 +236,9 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 def _one_of(path: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        close = difflib.get_close_matches(value, allowed, n=1)
+        close = difflib.get_close_matches(value[:100], allowed, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(path, f"must be one of {', '.join(allowed)}; got '{value}'{hint}")
+        raise ConfigError(path, f"must be one of {', '.join(allowed)}; got {shown(value)}{hint}")
 
 
 def _at_least(path: str, value: float, low: float) -> None:
@@ -229,8 +251,15 @@ def _positive(path: str, value: float) -> None:
         raise ConfigError(path, f"must be > 0, got {value}")
 
 
+def _at_most(path: str, value: float, high: float) -> None:
+    if value > high:
+        raise ConfigError(path, f"must be <= {high:g}, got {value:g}")
+
+
 def validate(cfg: NLMMConfig) -> NLMMConfig:
     """Raise ConfigError for the first impossible setting; return cfg unchanged otherwise."""
+    if not NAME.fullmatch(cfg.name):
+        raise ConfigError("name", f"must be letters, digits, '.', '-' or '_' (at most 64), got {shown(cfg.name)}")
     _at_least("d_model", cfg.d_model, 8)
     _at_least("n_heads", cfg.n_heads, 1)
     if cfg.d_model % cfg.n_heads:
@@ -245,12 +274,13 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     for i, level in enumerate(cfg.cms_levels):
         path = f"cms_levels[{i}]"
         if not level.name or not level.name.replace("_", "").isalnum():
-            raise ConfigError(f"{path}.name", f"must be letters, digits or '_', got '{level.name}'")
+            raise ConfigError(f"{path}.name", f"must be letters, digits or '_', got {shown(level.name)}")
         if level.name in seen:
-            raise ConfigError(f"{path}.name", f"duplicate level name '{level.name}'")
+            raise ConfigError(f"{path}.name", f"duplicate level name {shown(level.name)}")
         seen.add(level.name)
         _at_least(f"{path}.chunk_size", level.chunk_size, 1)
         _positive(f"{path}.lr", level.lr)
+        _at_most(f"{path}.lr", level.lr, MAX_LR)
         _at_least(f"{path}.weight_decay", level.weight_decay, 0.0)
         _one_of(f"{path}.optimizer", level.optimizer, OPTIMIZERS)
     _one_of("cms_mode", cfg.cms_mode, CMS_MODES)
@@ -259,11 +289,13 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     _at_least("attention_chunk", cfg.attention_chunk, 1)
     _one_of("hope.mode", cfg.hope.mode, DELTA_RULES)
     _at_least("hope.lr", cfg.hope.lr, 0.0)
+    _at_most("hope.lr", cfg.hope.lr, MAX_LR)
     _one_of("ttt.mode", cfg.ttt.mode, TTT_MODES)
     _at_least("ttt.topk", cfg.ttt.topk, 1)
     if cfg.ttt.topk > cfg.L_mem:
         raise ConfigError("ttt.topk", f"must be <= L_mem ({cfg.L_mem}), got {cfg.ttt.topk}")
     _positive("ttt.lr", cfg.ttt.lr)
+    _at_most("ttt.lr", cfg.ttt.lr, MAX_LR)
     for i, modality in enumerate(cfg.ttt.write_modalities):
         _one_of(f"ttt.write_modalities[{i}]", modality, MODALITIES)
     _one_of("precision", cfg.precision, PRECISIONS)
@@ -292,6 +324,7 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     train = cfg.train
     _at_least("train.steps", train.steps, 1)
     _positive("train.lr", train.lr)
+    _at_most("train.lr", train.lr, MAX_LR)
     _at_least("train.weight_decay", train.weight_decay, 0.0)
     _at_least("train.warmup_steps", train.warmup_steps, 0)
     _at_least("train.grad_clip", train.grad_clip, 0.0)
@@ -318,7 +351,11 @@ def load_config(path: str | os.PathLike) -> NLMMConfig:
     if not path.suffix and not path.exists() and (CONFIGS_DIR / f"{path}.yaml").exists():
         path = CONFIGS_DIR / f"{path}.yaml"
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError("", f"{path}: too large for a config ({MAX_CONFIG_BYTES:,} bytes at most)")
+        text = raw.decode("utf-8")
     except OSError as err:
         raise ConfigError("", f"{path}: cannot read config ({err.strerror or err})") from None
     except UnicodeDecodeError:
@@ -330,6 +367,8 @@ def load_config(path: str | os.PathLike) -> NLMMConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or "syntax error"
         raise ConfigError("", f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError("", f"{path}: not a config (nested too deeply)") from None
     try:
         return config_from_dict(data)
     except ConfigError as err:

@@ -6,12 +6,26 @@ import contextlib
 import torch
 
 
+class DeviceError(ValueError):
+    """The device asked for does not exist here; the message says which and why."""
+
+
 def pick_device(preferred: str | None = None) -> torch.device:
     """`preferred` ("cuda", "cpu", "cuda:1") wins when usable; otherwise CUDA if present, else CPU."""
     if preferred:
-        device = torch.device(preferred)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device '{preferred}' requested but CUDA is not available on this machine")
+        try:
+            device = torch.device(preferred)
+        except RuntimeError:
+            raise DeviceError(f"device '{preferred}': not a device name (cpu, cuda, cuda:1, …)") from None
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise DeviceError(f"device '{preferred}' requested but CUDA is not available on this machine "
+                                  "(use --device cpu)")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise DeviceError(f"device '{preferred}': this machine has {torch.cuda.device_count()} CUDA "
+                                  "device(s), numbered from 0")
+        elif device.type != "cpu":
+            raise DeviceError(f"device '{preferred}': only cpu and cuda are supported")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

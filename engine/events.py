@@ -148,6 +148,7 @@ class QueryAnswer:
     latency_ms: float
     adapt: bool = False
     embedding: np.ndarray | None = None
+    threads: int = 1  # torch intra-op threads the query ran on
 
     def as_dict(self) -> dict:
         """One JSON-ready object (`nlmm query --json` prints one a line)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from engine.config import NLMMConfig
@@ -25,9 +26,14 @@ from engine.data.image import load_image, prepare_image
 from engine.data.text import Tokenizer
 from engine.device import autocast, pick_device
 from engine.events import Hit, MemoryFrame, QueryAnswer
+from engine.threads import intra_op_threads, threads_for
 from engine.training.checkpoint import load_model
 from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
 from engine.vocabulary import MODALITIES, SPLITS
+
+# A query clip is read up to twice the length the model hears, so that a pause before the speech can
+# be trimmed; never the whole file (a 2-hour recording would be 2 GB of samples).
+QUERY_READ_FACTOR = 2.0
 
 
 def gallery_items(data: DataSplits, split: str, limit: int) -> list[Item]:
@@ -48,6 +54,7 @@ class Retriever:
         self.log_mel = LogMel(cfg.audio)
         self.collate = Collate(tokenizer, cfg.text.max_tokens)
         self.galleries: dict[str, EmbeddedGallery] = {}
+        self.threads_used = 0  # intra-op threads the last query ran on
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Retriever":
@@ -62,10 +69,11 @@ class Retriever:
         ids = item_identity(items)
         present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
         galleries = {}
-        for n, modality in enumerate(present):
-            step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
-            galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
-                                                self.device, batch_size, progress=step)
+        with intra_op_threads(threads_for(batch_size)):
+            for n, modality in enumerate(present):
+                step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
+                galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
+                                                    self.device, batch_size, progress=step)
         self.galleries = galleries
 
     def gallery_sizes(self) -> dict[str, int]:
@@ -83,10 +91,12 @@ class Retriever:
                 else prepare_image(value, self.cfg.image)
         elif modality == "audio":
             audio = self.cfg.audio
+            read_seconds = QUERY_READ_FACTOR * audio.max_seconds
             if isinstance(value, (str, Path)):
-                wave = load_audio(value, audio.sample_rate)
+                wave = load_audio(value, audio.sample_rate, read_seconds)
             else:
                 samples, rate = value
+                samples = np.asarray(samples)[: int(read_seconds * rate) + 1]
                 wave = prepare_waveform(samples, rate, audio.sample_rate, "recording")
             wave = fit_length(trim_silence(wave, audio.sample_rate), int(audio.max_seconds * audio.sample_rate))
             sample["audio"] = self.log_mel(torch.from_numpy(wave))
@@ -104,22 +114,31 @@ class Retriever:
 
     @torch.no_grad()
     def embed(self, modality: str, value, adapt: bool = False) -> torch.Tensor:
-        sample = self.sample(modality, value)
-        self.model.set_adapting(memory=adapt, hope=False)
-        try:
-            return self._encode(modality, [sample])[0]
-        finally:
-            self.model.set_adapting(memory=False, hope=False)
+        with intra_op_threads(threads_for(1)):
+            self.threads_used = torch.get_num_threads()
+            sample = self.sample(modality, value)
+            self.model.set_adapting(memory=adapt, hope=False)
+            try:
+                embedding = self._encode(modality, [sample])[0]
+            finally:
+                self.model.set_adapting(memory=False, hope=False)
+        if not torch.isfinite(embedding).all():
+            raise DataError(f"{_shown(value)[:80]}: the model's embedding of this {modality} is not finite")
+        return embedding
 
     @torch.no_grad()
     def embed_many(self, modality: str, values: list, batch_size: int = 64) -> torch.Tensor:
         """Embeddings of many queries at once, without adaptation -> (N, D) on the CPU."""
-        rows = [self._encode(modality, [self.sample(modality, v, i) for i, v in enumerate(values[start:start + batch_size])])
-                for start in range(0, len(values), batch_size)]
+        with intra_op_threads(threads_for(min(batch_size, len(values)))):
+            rows = [self._encode(modality, [self.sample(modality, v, i)
+                                            for i, v in enumerate(values[start:start + batch_size])])
+                    for start in range(0, len(values), batch_size)]
         return torch.cat(rows) if rows else torch.zeros(0, self.cfg.d_model)
 
     def query(self, modality: str, value, k: int = 5, adapt: bool = False,
               targets: list[str] | None = None) -> QueryAnswer:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
         start = time.perf_counter()
         embedding = self.embed(modality, value, adapt)
         results = {}
@@ -130,8 +149,8 @@ class Retriever:
             scores = gallery.embeddings @ embedding
             top = scores.topk(min(k, len(scores)))
             results[target] = tuple(self._hit(gallery, int(i), float(s)) for s, i in zip(top.values, top.indices))
-        return QueryAnswer(str(value) if not isinstance(value, tuple) else "recording", modality, results,
-                           (time.perf_counter() - start) * 1e3, adapt, embedding.numpy())
+        return QueryAnswer(_shown(value), modality, results, (time.perf_counter() - start) * 1e3, adapt,
+                           embedding.numpy(), self.threads_used)
 
     @staticmethod
     def _hit(gallery: EmbeddedGallery, row: int, score: float) -> Hit:
@@ -149,3 +168,8 @@ class Retriever:
         domains = self.model.encoders["audio"].domain.describe() if "audio" in self.model.encoders else None
         return MemoryFrame("retrieval", snapshot["write_count"], snapshot["slots"], snapshot["change"],
                            snapshot["last_write_slots"], snapshot["write_count"], domains)
+
+
+def _shown(value) -> str:
+    """How a query is named in results and messages: a path or text as given, a recording as such."""
+    return "recording" if isinstance(value, tuple) else str(value)

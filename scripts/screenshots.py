@@ -124,7 +124,7 @@ def main() -> int:
     noisy = Path(tempfile.mkdtemp(prefix="nlmm-noisy-"))
     for n, item in enumerate(test[300:305]):
         path = noisy / f"noisy-{n}.wav"
-        soundfile.write(str(path), shift_domain(load_audio(item.audio, SAMPLE_RATE), SAMPLE_RATE, 3.0, 10.0, seed=n),
+        soundfile.write(str(path), shift_domain(load_audio(item.audio, SAMPLE_RATE, 10.0), SAMPLE_RATE, 3.0, 10.0, seed=n),
                         SAMPLE_RATE)
         query(lambda path=path: retrieval.query_file(str(path)))
     retrieval.text.setText("sixty one")

@@ -49,12 +49,14 @@ def configure_plots(app) -> None:
 
 
 def leave_a_core_for_the_ui() -> None:
-    """Torch's intra-op threads for the calling thread: one fewer than the cores. With all cores busy in
-    torch, the UI thread's painting preempts a worker of a parallel region and the others wait for it at
-    the barrier; on 2 cores that made training 3x slower in the studio and the UI stutter."""
+    """Big work (training, galleries) runs on one core fewer than the process may use; queries run on one
+    thread (engine.threads). With all cores busy in torch, the UI thread's painting preempts a worker of a
+    parallel region and the others wait for it at the barrier; on 2 cores that made training 3x slower in
+    the studio and the UI stutter."""
     import torch
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+    from engine.threads import reserve_cores, work_threads
+    reserve_cores(1)
+    torch.set_num_threads(work_threads())
 
 
 def process_age_s() -> float:

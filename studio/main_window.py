@@ -23,6 +23,7 @@ from studio.panels.memory_panel import MemoryPanel
 from studio.panels.model_panel import ModelPanel
 from studio.panels.retrieval_panel import RetrievalPanel
 from studio.panels.training_panel import TrainingPanel
+from studio.settings_values import int_setting
 
 PANELS = [("model", "Model && levels"), ("training", "Training"), ("retrieval", "Retrieval"), ("memory", "Memory")]
 LAYOUT_VERSION = 1
@@ -159,7 +160,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         state = settings.value("window/state")
-        if state is not None and int(settings.value("window/layout_version", 0)) == LAYOUT_VERSION:
+        if state is not None and int_setting(settings, "window/layout_version", 0) == LAYOUT_VERSION:
             self.restoreState(state, LAYOUT_VERSION)
         config = self.options.config or settings.value("config/last", "") or "tiny"
         try:
@@ -259,4 +260,5 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.retrieval_panel.close_audio()
         self.host.shutdown()
+        self.retrieval_panel.discard_temp_files()
         event.accept()

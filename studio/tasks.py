@@ -45,16 +45,10 @@ class Cancelled(Exception):
 
 def one_line(err: BaseException) -> str:
     """The engine's errors are already one line; anything else gets its type and first line."""
-    from engine.config import ConfigError
-    from engine.data.errors import DataError
+    from engine.errors import USER_ERRORS
     text = str(err).strip().splitlines()
     first = text[0] if text else ""
-    try:
-        from engine.training.checkpoint import CheckpointError
-        known = (ConfigError, DataError, CheckpointError)
-    except ImportError:  # pragma: no cover - torch missing
-        known = (ConfigError, DataError)
-    if isinstance(err, known) or (isinstance(err, ValueError) and first):
+    if isinstance(err, USER_ERRORS) or (isinstance(err, ValueError) and first):
         return first
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
@@ -124,7 +118,9 @@ class Task(QObject):
         except Cancelled:
             self.send(self.cancelled)
         except Exception as err:  # noqa: BLE001 - every failure must reach the user, not end the thread
-            traceback.print_exc()
+            from engine.errors import USER_ERRORS
+            if not isinstance(err, USER_ERRORS):  # a bad file is the user's news, not a bug to trace
+                traceback.print_exc()
             self.send(self.error, one_line(err))
         else:
             self.succeeded(value)

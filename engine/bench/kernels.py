@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine.bench.machine import describe
 from engine.config import NLMMConfig
 from engine.device import autocast_dtype, pick_device
 from engine.layers.fast_weights import fast_weight_chunked, fast_weight_recurrent
@@ -109,4 +110,4 @@ def run(cfg: NLMMConfig, device: str | None = None, progress=print, quick: bool 
                  fraction_of_peak=train["gflops"] / peak)
     progress(f"train step: {train['gflops']:.0f} GFLOP/s = {100 * train['fraction_of_peak']:.0f}% of the "
              f"{precision} peak")
-    return {"device": str(dev), "delta_rule": delta, "train_step": train}
+    return {"device": str(dev), "delta_rule": delta, "train_step": train, "machine": describe(dev)}

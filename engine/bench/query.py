@@ -1,4 +1,5 @@
-"""`nlmm bench query`: latency of one live query against a 10,000-item gallery.
+"""`nlmm bench query`: latency of one live query against a 10,000-item gallery, on a quiet machine and
+beside CPU-bound background processes that the benchmark starts and stops itself.
 
 Each query is timed end to end as the studio runs it: read the file (or take the text), prepare it
 (decode, resample, log-mel / ink crop / tokenise), encode, score against every gallery item, top-k.
@@ -6,8 +7,12 @@ The gallery is the built-in test split's embeddings, repeated with small perturb
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +20,15 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+from engine.bench.machine import describe, load_average, precision_used
 from engine.data.audio import load_audio
 from engine.data.sources import load_source
 from engine.retrieval import Retriever
+
+# p50 targets, in ms: quiet and loaded alike; loaded p50 also at most LOADED_RATIO x quiet p50
+TARGETS_MS = {"image": 50.0, "text": 50.0, "audio": 80.0}
+LOADED_RATIO = 3.0
+BUSY_LOOP = "while True: pass"  # one core's worth of CPU-bound work, as a build or a browser tab makes
 
 
 def _grow(gallery, size: int, seed: int = 0) -> None:
@@ -37,9 +48,36 @@ def _percentiles(times_ms: list[float]) -> dict:
     return {"p50_ms": statistics.median(ordered), "p99_ms": p99, "n": len(ordered)}
 
 
+@contextlib.contextmanager
+def busy_processes(count: int, settle_s: float = 0.5):
+    """`count` CPU-bound processes for the duration of the block; their pids are yielded."""
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
+    try:
+        time.sleep(settle_s)  # started and spinning before the first timed query
+        yield [proc.pid for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def _time_queries(retriever: Retriever, queries: dict) -> tuple[dict, dict]:
+    """-> ({modality: percentiles}, {modality: intra-op threads the queries ran on})."""
+    result, threads = {}, {}
+    for modality, values in queries.items():
+        for value in values[:5]:  # warm-up: first calls allocate and pick kernels
+            retriever.query(modality, value, k=5)
+        answers = [retriever.query(modality, value, k=5) for value in values]
+        result[modality] = _percentiles([answer.latency_ms for answer in answers])
+        threads[modality] = sorted({answer.threads for answer in answers})
+    return result, threads
+
+
 def run(checkpoint, device: str | None = None, gallery_size: int = 10_000, n_queries: int = 100,
-        audio_seconds: float = 3.0, progress=print) -> dict:
+        audio_seconds: float = 3.0, load_processes: int = 1, progress=print) -> dict:
     torch.manual_seed(0)
+    load_before = load_average()
     retriever = Retriever.from_checkpoint(checkpoint, device)
     items = load_source("builtin").splits["test"]
     retriever.build_gallery(items)
@@ -47,10 +85,11 @@ def run(checkpoint, device: str | None = None, gallery_size: int = 10_000, n_que
         _grow(gallery, gallery_size)
     progress(f"gallery: {retriever.gallery_sizes()} items per modality on {retriever.device}")
     rate = retriever.cfg.audio.sample_rate
+    phases = {}
     with tempfile.TemporaryDirectory() as tmp:
         clips = []
         for i, item in enumerate(items[:n_queries]):  # each spoken number padded with room noise to 3 s
-            wave = load_audio(item.audio, rate)
+            wave = load_audio(item.audio, rate, audio_seconds)
             clip = np.random.default_rng(i).normal(0, 0.003, int(audio_seconds * rate)).astype(np.float32)
             start = (len(clip) - len(wave)) // 2
             clip[start:start + len(wave)] += wave[: len(clip)]
@@ -59,11 +98,19 @@ def run(checkpoint, device: str | None = None, gallery_size: int = 10_000, n_que
             clips.append(path)
         queries = {"image": [item.image for item in items[:n_queries]], "audio": clips,
                    "text": [item.text for item in items[:n_queries]]}
-        result = {}
-        for modality, values in queries.items():
-            for value in values[:5]:  # warm-up: first calls allocate and pick kernels
-                retriever.query(modality, value, k=5)
-            times = [retriever.query(modality, value, k=5).latency_ms for value in values]
-            result[modality] = _percentiles(times)
-            progress(f"{modality:>5}: p50 {result[modality]['p50_ms']:.1f} ms, p99 {result[modality]['p99_ms']:.1f} ms")
-    return {"gallery_size": gallery_size, "device": str(retriever.device), **result}
+        phases["quiet"], threads = _time_queries(retriever, queries)
+        with busy_processes(load_processes) as pids:
+            phases["loaded"], _ = _time_queries(retriever, queries)
+    for modality in queries:
+        quiet, loaded = phases["quiet"][modality], phases["loaded"][modality]
+        progress(f"{modality:>5}: quiet p50 {quiet['p50_ms']:.1f} ms, p99 {quiet['p99_ms']:.1f} ms | "
+                 f"{load_processes} busy process(es): p50 {loaded['p50_ms']:.1f} ms, p99 {loaded['p99_ms']:.1f} ms")
+    met = {m: phases["loaded"][m]["p50_ms"] <= min(limit, LOADED_RATIO * phases["quiet"][m]["p50_ms"])
+           and phases["quiet"][m]["p50_ms"] <= limit for m, limit in TARGETS_MS.items()}
+    return {"gallery_size": gallery_size, "queries_per_modality": n_queries, "audio_seconds": audio_seconds,
+            "device": str(retriever.device), **phases,
+            "background": {"processes": load_processes, "each": f"{sys.executable} -c '{BUSY_LOOP}'", "pids": pids},
+            "query_threads": threads, "precision": precision_used(retriever.cfg.precision, retriever.device),
+            "targets": {"p50_ms": TARGETS_MS, "loaded_over_quiet_p50": LOADED_RATIO}, "targets_met": met,
+            "machine": {**describe(retriever.device), "load_average": load_before,
+                        "load_average_after": load_average()}}

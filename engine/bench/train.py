@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 
+from engine.bench.machine import describe, precision_used
 from engine.config import NLMMConfig
 from engine.data.sources import load_source
 from engine.training.trainer import Trainer
@@ -47,4 +48,5 @@ def run(cfg: NLMMConfig, device: str | None = None, budget_s: float = 300.0, eva
     reached = state["reached"]
     return {"seconds_to_target": reached[0] if reached else None, "steps_to_target": reached[1] if reached else None,
             "recall_at_end": state["recall"], "targets": TARGETS, "budget_s": budget_s,
-            "device": str(trainer.device), "batch_size": cfg.data.batch_size}
+            "device": str(trainer.device), "batch_size": cfg.data.batch_size,
+            "precision": precision_used(cfg.precision, trainer.device), "machine": describe(trainer.device)}

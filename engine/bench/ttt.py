@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engine.bench.machine import describe, precision_used
 from engine.data.audio import load_audio
 from engine.data.dataset import Item
 from engine.data.dsp import resample
 from engine.data.sources import load_source
-from engine.retrieval import Retriever
+from engine.retrieval import QUERY_READ_FACTOR, Retriever
 from engine.training.evaluate import EmbeddedGallery, recall_at
 
 
@@ -42,7 +43,7 @@ def run(checkpoint, device: str | None = None, semitones: float = 3.0, snr_db: f
     retriever.build_gallery([Item(image=i.image, label=i.label, key=i.key) for i in items])
     gallery = retriever.galleries["image"]
     rate = retriever.cfg.audio.sample_rate
-    clean = [load_audio(item.audio, rate) for item in items]
+    clean = [load_audio(item.audio, rate, QUERY_READ_FACTOR * retriever.cfg.audio.max_seconds) for item in items]
     shifted = [shift_domain(w, rate, semitones, snr_db, seed=i) for i, w in enumerate(clean)]
     labels = torch.tensor([item.label for item in items])
 
@@ -65,4 +66,6 @@ def run(checkpoint, device: str | None = None, semitones: float = 3.0, snr_db: f
     return {"shifted_before": shifted_before, "shifted_after": shifted_after,
             "clean_before": clean_before, "clean_after": clean_after,
             "shift": {"semitones": semitones, "snr_db": snr_db, "voices": "held-out test voices"},
-            "memory_writes": int(writes), "queries": len(order)}
+            "memory_writes": int(writes), "queries": len(order),
+            "precision": precision_used(retriever.cfg.precision, retriever.device),
+            "machine": describe(retriever.device)}

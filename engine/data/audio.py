@@ -14,20 +14,26 @@ import torch
 
 from engine.config import AudioConfig
 from engine.data.dsp import mel_spectrogram, resample
-from engine.data.errors import DataError
+from engine.data.errors import DataError, first_line
 
 SILENCE_PEAK = 1e-4  # below this a clip holds nothing to hear (int16 LSB is 3e-5)
+RATES = (1000, 768_000)   # sample rates accepted, in Hz: below, nothing is speech; above, no recorder goes
+MAX_CHANNELS = 64         # what is read is seconds x rate x channels: a header may claim 65 535 channels
+MIN_SECONDS = 0.05        # shorter than this holds no word (a 300-sample clip at 44.1 kHz is 7 ms)
 
 
-def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
-    """Decode, mix down to mono and resample. Reads at most `max_seconds` (a 10-minute file costs
-    no more than its first seconds)."""
+def load_audio(path: str | Path, sample_rate: int, max_seconds: float) -> np.ndarray:
+    """Decode, mix down to mono and resample. Reads at most `max_seconds` (a 2-hour file costs no
+    more than its first seconds)."""
     path = Path(path)
     try:
         with sf.SoundFile(str(path)) as handle:
-            rate, frames = handle.samplerate, handle.frames
-            to_read = frames if max_seconds is None else min(frames, int(math.ceil(max_seconds * rate)))
-            data = handle.read(frames=to_read, dtype="float32", always_2d=True)
+            rate, frames, channels = handle.samplerate, handle.frames, handle.channels
+            _check_format(rate, channels, str(path))
+            data = handle.read(frames=min(frames, int(math.ceil(max_seconds * rate))), dtype="float32",
+                               always_2d=True)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
@@ -35,8 +41,15 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
             raise DataError(f"{path}: file not found") from None
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty file (0 bytes)") from None
-        raise DataError(f"{path}: not a readable audio file ({_first_line(err)})") from None
+        raise DataError(f"{path}: not a readable audio file ({first_line(err)})") from None
     return prepare_waveform(data, rate, sample_rate, str(path))
+
+
+def _check_format(rate: int, channels: int, name: str) -> None:
+    if not RATES[0] <= rate <= RATES[1]:
+        raise DataError(f"{name}: sample rate {rate} Hz is outside {RATES[0]}-{RATES[1]} Hz")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise DataError(f"{name}: {channels} channels (at most {MAX_CHANNELS})")
 
 
 def prepare_waveform(data: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
@@ -46,16 +59,20 @@ def prepare_waveform(data: np.ndarray, rate: int, sample_rate: int, name: str = 
         data = data[:, None]
     if data.ndim != 2:
         raise DataError(f"{name}: expected (frames, channels) samples, got shape {data.shape}")
+    _check_format(rate, data.shape[1], name)
     if np.issubdtype(data.dtype, np.integer):
         data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
+    elif not np.issubdtype(data.dtype, np.floating):
+        raise DataError(f"{name}: samples must be numbers, got {data.dtype}")
     data = data.astype(np.float32, copy=False)
     if data.shape[0] == 0:
         raise DataError(f"{name}: empty audio (0 samples)")
     if not np.isfinite(data).all():
         raise DataError(f"{name}: audio contains NaN or infinite samples")
+    if data.shape[0] < MIN_SECONDS * rate:
+        raise DataError(f"{name}: audio too short ({1000 * data.shape[0] / rate:.1f} ms; "
+                        f"at least {1000 * MIN_SECONDS:.0f} ms)")
     mono = data.mean(axis=1)
-    if rate <= 0:
-        raise DataError(f"{name}: invalid sample rate {rate}")
     if rate != sample_rate:
         mono = resample(mono, rate, sample_rate)
     if np.abs(mono).max(initial=0.0) < SILENCE_PEAK:
@@ -92,18 +109,15 @@ class LogMel(torch.nn.Module):
     def __init__(self, cfg: AudioConfig):
         super().__init__()
         self.mel = mel_spectrogram(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
-        self.hop_length = cfg.hop_length
+        self.hop_length, self.n_fft = cfg.hop_length, cfg.n_fft
 
     def n_frames(self, n_samples: int) -> int:
-        return n_samples // self.hop_length + 1
+        return max(n_samples, self.n_fft) // self.hop_length + 1
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.shape[-1] < self.n_fft:  # the STFT's centring pads n_fft/2 by reflection: more than it holds
+            wave = torch.nn.functional.pad(wave, (0, self.n_fft - wave.shape[-1]))
         log_mel = torch.log(self.mel(wave.float()) + 1e-6)
         mean = log_mel.mean(dim=(-2, -1), keepdim=True)
         std = log_mel.std(dim=(-2, -1), keepdim=True).clamp_min(1e-3)
         return (log_mel - mean) / std
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

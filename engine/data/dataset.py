@@ -50,6 +50,8 @@ class DataSplits:
     # label, rng -> a fresh image of that label (a PIL image or uint8 light-on-dark array; training-time
     # augmentation), when the source has one
     image_synth: Callable[[int, np.random.Generator], "np.ndarray | Image.Image"] | None = None
+    # modality -> where it was looked for: a modality the source should have, of which not one file was found
+    missing: dict[str, str] = field(default_factory=dict)
 
     def captions(self, split: str = "train") -> list[str]:
         return [item.text for item in self.splits.get(split, []) if item.text]
@@ -63,7 +65,11 @@ class DataSplits:
                            "texts": sum(i.text is not None for i in items),
                            "audios": sum(i.audio is not None for i in items)}
         info["skipped"] = dict(self.skipped)
+        info["missing"] = dict(self.missing)
         return info
+
+    def missing_message(self, modality: str) -> str:
+        return f"{self.source}: no {modality} files found ({self.missing[modality]})"
 
 
 class MultimodalDataset(Dataset):

@@ -1,40 +1,70 @@
-"""Flickr8k + the Flickr Audio Caption Corpus, from the standard release layout.
+"""Flickr8k + the Flickr Audio Caption Corpus, from the release archives however they were unpacked.
 
-Point it at the folder the user downloaded; each piece is looked for there and one folder down:
+Point it at the folder the user downloaded into. Each piece is looked for at any depth (up to
+`MAX_DEPTH` folders down; `__MACOSX` and hidden folders ignored):
 
-    Flicker8k_Dataset/ (the original spelling) or Flickr8k_Dataset/   the .jpg images
+    *.jpg                              the images, in the folder that holds the most of them by name
+                                       (Flickr8k_Dataset.zip unpacked into a folder of its own name gives
+                                       Flickr8k_Dataset/Flicker8k_Dataset/*.jpg)
     Flickr8k.token.txt                 <image>#<n><TAB><caption>
     Flickr_8k.trainImages.txt, Flickr_8k.devImages.txt, Flickr_8k.testImages.txt
     dataset_flickr8k.json              Karpathy's split (used instead of the lists when present)
-    flickr_audio/wavs/*.wav, flickr_audio/wav2capt.txt (<wav> <image> #<n>), flickr_audio/wav2spk.txt
+    wav2capt.txt (<wav> <image> #<n>), *.wav   the spoken captions (flickr_audio/)
 
 Items are (image, caption n, spoken caption n) triples keyed by the image, so retrieval counts the
-image's own captions as hits. An image with no audio still trains image-text; missing files are
-counted in `skipped` and reported once, never fatal.
+image's own captions as hits. A few missing files are counted in `skipped`; a whole modality missing is
+reported in `missing`, with the places looked at, so that `nlmm train` can refuse to go on without it.
 """
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 from engine.data.dataset import PROGRESS_EVERY, DataSplits, Item
 from engine.data.errors import DataError
 
-IMAGE_DIRS = ("Flicker8k_Dataset", "Flickr8k_Dataset")
+IMAGE_DIRS = ("Flicker8k_Dataset", "Flickr8k_Dataset")  # the original spelling, and the archive's
 SPLIT_LISTS = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
                "test": "Flickr_8k.testImages.txt"}
 KARPATHY = "dataset_flickr8k.json"
+TOKENS = "Flickr8k.token.txt"
+WAV2CAPT = "wav2capt.txt"
+MAX_DEPTH = 5            # root/Flickr8k/flickr_audio/flickr_audio/wavs is 4 folders down
+MAX_ENTRIES = 500_000    # Flickr8k + its audio is ~50 000 files; more means DIR is not the data set folder
 
 
-def _find(root: Path, *names: str, folder: bool = False) -> Path | None:
-    """`root/name` or `root/*/name` (or `root/*/*/name`, for archives that unpack into a folder twice)."""
-    for pattern in ("", "*/", "*/*/"):
-        for name in names:
-            for candidate in sorted(root.glob(pattern + name)):
-                if candidate.is_dir() == folder:
-                    return candidate
-    return None
+class Tree:
+    """The folders under `root` (to MAX_DEPTH) and the file names each holds, listed once."""
+
+    def __init__(self, root: Path):
+        self.root, self.files = root, {}
+        seen = 0
+        for folder, dirs, names in os.walk(root):
+            depth = len(Path(folder).relative_to(root).parts)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX") if depth < MAX_DEPTH else []
+            seen += len(names) + len(dirs)
+            if seen > MAX_ENTRIES:
+                raise DataError(f"{root}: more than {MAX_ENTRIES:,} files below it; point at the Flickr8k folder")
+            self.files[Path(folder)] = set(names)
+
+    def find(self, name: str) -> Path | None:
+        """The shallowest file called `name`."""
+        holding = [folder for folder, names in self.files.items() if name in names]
+        return min(holding, key=lambda f: (len(f.parts), str(f))) / name if holding else None
+
+    def folder_holding(self, wanted: set[str]) -> tuple[Path | None, int]:
+        """The folder holding the most of the `wanted` file names, and how many it holds."""
+        best, count = None, 0
+        for folder, names in self.files.items():
+            found = len(names & wanted) if wanted else 0
+            if found > count:
+                best, count = folder, found
+        return best, count
+
+    def named(self, *names: str) -> list[Path]:
+        return [folder for folder in self.files if folder.name in names]
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -87,38 +117,57 @@ def _splits_from_karpathy(path: Path) -> dict[str, set[str]]:
     return splits
 
 
+def _looked_in(tree: Tree, names: tuple[str, ...], wanted: int, what: str) -> str:
+    """Where a modality was looked for, for the message that says it is missing."""
+    named = tree.named(*names)
+    if named:
+        places = ", ".join(f"{folder} (0 of the {wanted} {what})" for folder in named)
+    else:
+        places = f"no folder named {' or '.join(names)}"
+    return f"{places}; and every folder up to {MAX_DEPTH} levels under {tree.root}"
+
+
 def load_flickr8k(root: str | Path, progress=None) -> DataSplits:
     """progress(done, total): images looked at so far (see engine.data.sources)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: Flickr8k folder not found")
-    image_dir = _find(root, *IMAGE_DIRS, folder=True)
-    token_file = _find(root, "Flickr8k.token.txt")
+    tree = Tree(root)
+    token_file = tree.find(TOKENS)
     if token_file is None:
-        raise DataError(f"{root}: no Flickr8k.token.txt here or one folder down (is this the Flickr8k folder?)")
-    notes, skipped = [], Counter()
-    if image_dir is None:
-        notes.append(f"no image folder ({' or '.join(IMAGE_DIRS)}) found: training text-audio only")
+        raise DataError(f"{root}: no {TOKENS} in it or up to {MAX_DEPTH} folders down (is this the Flickr8k folder?)")
+    notes, skipped, missing = [], Counter(), {}
 
-    karpathy = _find(root, KARPATHY)
+    karpathy = tree.find(KARPATHY)
     if karpathy is not None:
         splits = _splits_from_karpathy(karpathy)
         notes.append(f"splits from Karpathy's {karpathy.name}")
     else:
         splits = {}
         for split, name in SPLIT_LISTS.items():
-            path = _find(root, name)
+            path = tree.find(name)
             if path is None:
                 raise DataError(f"{root}: split list {name} not found (nor {KARPATHY})")
             splits[split] = {line.strip() for line in _read_lines(path) if line.strip()}
 
     captions = read_captions(token_file)
-    audio_dir = _find(root, "flickr_audio/wavs", "wavs", folder=True)
-    wav2capt_file = _find(root, "flickr_audio/wav2capt.txt", "wav2capt.txt")
+    wanted_images = set().union(*splits.values())
+    image_dir, found = tree.folder_holding(wanted_images)
+    if image_dir is None:
+        missing["image"] = _looked_in(tree, IMAGE_DIRS, len(wanted_images), "images")
+    else:
+        notes.append(f"images from {image_dir} ({found} of {len(wanted_images)})")
+
+    wav2capt_file = tree.find(WAV2CAPT)
     wav_of = read_wav2capt(wav2capt_file) if wav2capt_file else {}
-    if not wav_of:
-        notes.append("no spoken captions (flickr_audio/wav2capt.txt) found: training image-text only")
-    present_wavs = {p.name for p in audio_dir.iterdir()} if audio_dir else set()
+    audio_dir, found = tree.folder_holding(set(wav_of.values()))
+    if audio_dir is None:
+        what = f"{WAV2CAPT} not found" if wav2capt_file is None else f"none of the {len(wav_of)} wavs of {wav2capt_file}"
+        missing["audio"] = f"{what}: looked in every folder up to {MAX_DEPTH} levels under {root}"
+    else:
+        notes.append(f"spoken captions from {audio_dir} ({found} of {len(wav_of)})")
+    present_wavs = tree.files.get(audio_dir, set())
+    present_images = tree.files.get(image_dir, set())
 
     items: dict[str, list[Item]] = {split: [] for split in splits}
     total, done = sum(len(names) for names in splits.values()), 0
@@ -129,10 +178,12 @@ def load_flickr8k(root: str | Path, progress=None) -> DataSplits:
             done += 1
             if progress and done % PROGRESS_EVERY == 0:
                 progress(done, total)
-            image = image_dir / image_name if image_dir else None
-            if image is not None and not image.is_file():
-                skipped["missing image"] += 1
-                image = None
+            image = None
+            if image_dir is not None:
+                if image_name in present_images:
+                    image = image_dir / image_name
+                else:
+                    skipped["missing image"] += 1
             image_captions = captions.get(image_name)
             if not image_captions:
                 skipped["image without captions"] += 1
@@ -140,7 +191,7 @@ def load_flickr8k(root: str | Path, progress=None) -> DataSplits:
             for number, caption in sorted(image_captions.items()):
                 audio = None
                 wav = wav_of.get((image_name, number))
-                if wav is not None:
+                if wav is not None and audio_dir is not None:
                     if wav in present_wavs:
                         audio = audio_dir / wav
                     else:
@@ -150,4 +201,4 @@ def load_flickr8k(root: str | Path, progress=None) -> DataSplits:
                     items[split].append(item)
     if progress:
         progress(total, total)
-    return DataSplits(f"flickr8k:{root}", items, skipped, notes)
+    return DataSplits(f"flickr8k:{root}", items, skipped, notes, missing=missing)

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.data.dataset import PROGRESS_EVERY, SPLITS, DataSplits, Item
-from engine.data.errors import DataError
+from engine.data.errors import DataError, first_line
 from engine.vocabulary import SAMPLE_RATE
 
 INDEX = "items.csv"
@@ -45,16 +45,20 @@ def load_folder(root: str | Path, progress=None) -> DataSplits:
     if not index.is_file():
         raise DataError(f"{root}: no {INDEX} (columns: image,text,audio,label; see the README)")
     try:
-        with index.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise become part
+        # of the first column's name (and that column silently lost). The shared lock waits out a
+        # FolderWriter's append, so no half-written row is read.
+        with index.open(newline="", encoding="utf-8-sig") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
             reader = csv.DictReader(handle)
             header = [h.strip() for h in (reader.fieldnames or [])]
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{index}: not a readable CSV file ({err})") from None
+        raise DataError(f"{index}: not a readable CSV file ({first_line(err)})") from None
     if not {"image", "text", "audio"} & set(header):
         raise DataError(f"{index}: header must name some of image,text,audio,label; got {','.join(header) or 'nothing'}")
 
-    skipped, splits = Counter(), {split: [] for split in SPLITS}
+    skipped, splits, named = Counter(), {split: [] for split in SPLITS}, Counter()
     names = sorted({(row.get("label") or "").strip() for row in rows} - {""})
     if all(name.isdigit() for name in names):  # numbers keep their value; any other names get 0, 1, …
         label_ids = {name: int(name) for name in names}
@@ -70,6 +74,7 @@ def load_folder(root: str | Path, progress=None) -> DataSplits:
         for modality in ("image", "audio"):
             cell = row.get(modality, "")
             if cell:
+                named[modality] += 1
                 path = Path(cell) if os.path.isabs(cell) else root / cell
                 if path.is_file():
                     paths[modality] = path
@@ -86,7 +91,9 @@ def load_folder(root: str | Path, progress=None) -> DataSplits:
         splits[split].append(item)
     if progress:
         progress(len(rows), len(rows))
-    return DataSplits(f"folder:{root}", splits, skipped)
+    missing = {modality: f"{count} named in {index}, none of them found under {root}"
+               for modality, count in named.items() if skipped[f"missing {modality}"] == count}
+    return DataSplits(f"folder:{root}", splits, skipped, missing=missing)
 
 
 class FolderWriter:
@@ -130,7 +137,7 @@ class FolderWriter:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 handle.seek(0)
-                existing = handle.read()
+                existing = handle.read().removeprefix("\ufeff")  # Excel's byte-order mark is not a column
                 # Keep the columns of a hand-made file (its order, its extra columns).
                 header = next(csv.reader([existing.splitlines()[0]]), []) if existing.strip() else COLUMNS
                 writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore", restval="")

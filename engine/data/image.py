@@ -18,12 +18,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from engine.config import ImageConfig
-from engine.data.errors import DataError
+from engine.data.errors import DataError, first_line
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding a single pixel
 INK_THRESHOLD = 0.35     # after contrast stretching, what counts as writing when cropping
 WORKING_SIDE = 384       # ink images are cleaned at most this large (the model sees 32 x 64)
 BACKGROUND_SIDE = 64     # the paper's light is estimated at most this large
+# The ink crop is shrunk to at most this many times the model's size before letter-boxing: the box of a
+# 1 x 200 000 strip would otherwise be 100 000 x 200 000 pixels (an 859-byte PNG asking for 298 GiB).
+LETTERBOX_OVERSIZE = 4
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -47,16 +50,21 @@ def open_image(path: str | Path) -> Image.Image:
         raise DataError(f"{path}: {what}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{path}: image too large (decompression bomb guard)") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder, not an image file") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: damaged or truncated image ({err})") from None
+        raise DataError(f"{path}: damaged or truncated image ({first_line(err)})") from None
+    except Exception as err:  # noqa: BLE001 - Pillow's format plugins raise whatever corrupt bytes make
+        # their parsers hit (struct.error, IndexError, EOFError, ZeroDivisionError, …): all mean "damaged"
+        raise DataError(f"{path}: damaged image ({type(err).__name__}: {first_line(err)})") from None
 
 
-def to_float_array(image: Image.Image) -> np.ndarray:
+def to_float_array(image: Image.Image, name: str = "image") -> np.ndarray:
     """Any Pillow mode -> (H, W, 1 or 3) float32 in [0, 1]. Transparency is composited on white paper."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if mode.startswith("I;16") else max(float(array.max()), 1.0)
+        array = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        top = 65535.0 if mode.startswith("I;16") else max(float(array.max(initial=0.0)), 1.0)
         return np.clip(array / top, 0, 1)[..., None]
     if mode == "P":
         image = image.convert("RGBA")
@@ -67,9 +75,22 @@ def to_float_array(image: Image.Image) -> np.ndarray:
     elif mode == "1":
         image = image.convert("L")
     elif mode not in ("L", "RGB"):
-        image = image.convert("RGB")
+        try:
+            image = image.convert("RGB")
+        except ValueError:  # LAB, HSV and a few rarer modes have no direct conversion
+            raise DataError(f"{name}: image mode {mode} is not supported; save it as RGB or grey") from None
     array = np.asarray(image, dtype=np.float32) / 255.0
     return array[..., None] if array.ndim == 2 else array
+
+
+def _shrink(grey: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale down (antialiased) so that it fits LETTERBOX_OVERSIZE times (height, width); else as is."""
+    h, w = grey.shape
+    scale = min(LETTERBOX_OVERSIZE * height / h, LETTERBOX_OVERSIZE * width / w)
+    if scale >= 1:
+        return grey
+    size = [max(1, round(h * scale)), max(1, round(w * scale))]
+    return TF.resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size, antialias=True)[0].numpy()
 
 
 def _letterbox(grey: np.ndarray, aspect: float) -> np.ndarray:
@@ -135,16 +156,19 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
 
 
 def prepare_image(image: Image.Image, cfg: ImageConfig, name: str = "image") -> torch.Tensor:
-    array = to_float_array(image)
+    array = to_float_array(image, name)
     size = [cfg.height, cfg.width]
     if cfg.preprocess == "ink":
-        grey = _letterbox(ink_array(array, name), cfg.width / cfg.height)
+        grey = _letterbox(_shrink(ink_array(array, name), cfg.height, cfg.width), cfg.width / cfg.height)
         tensor = torch.from_numpy(grey)[None]
         tensor = TF.resize(tensor, size, antialias=True).clamp(0, 1)
     else:
         tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-        tensor = TF.resize(tensor, max(size), antialias=True)  # short side: the crop always fits
-        tensor = TF.center_crop(tensor, size).clamp(0, 1)
+        # Centre crop to the model's aspect first, then resize: resizing the short side first would
+        # stretch a 1 x 200 000 strip to 64 x 12.8 M pixels before cropping.
+        h, w = tensor.shape[-2:]
+        crop = [min(h, max(1, round(w * cfg.height / cfg.width))), min(w, max(1, round(h * cfg.width / cfg.height)))]
+        tensor = TF.resize(TF.center_crop(tensor, crop), size, antialias=True).clamp(0, 1)
     if tensor.shape[0] != cfg.channels:
         tensor = tensor.mean(0, keepdim=True) if cfg.channels == 1 else tensor.expand(3, -1, -1).clone()
     return tensor.contiguous()

@@ -6,6 +6,7 @@ stands for any word the vocabulary does not know.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from typing import Iterable
@@ -16,9 +17,10 @@ PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"[a-z]+|\d+")
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words and digit runs: "Forty-two!" -> ["forty", "two"]; "42" -> ["42"]."""
-    return _WORD.findall(text.lower())
+def words(text: str, limit: int | None = None) -> list[str]:
+    """Lower-case words and digit runs: "Forty-two!" -> ["forty", "two"]; "42" -> ["42"]. With `limit`,
+    the first that many (a pasted book costs no more than its first words)."""
+    return [match.group() for match in itertools.islice(_WORD.finditer(text.lower()), limit)]
 
 
 class Tokenizer:
@@ -40,7 +42,7 @@ class Tokenizer:
     def encode(self, text: str, max_tokens: int) -> list[int]:
         if not isinstance(text, str):
             raise DataError(f"text: expected a string, got {type(text).__name__}")
-        ids = [self.index.get(word, 1) for word in words(text)][:max_tokens]
+        ids = [self.index.get(word, 1) for word in words(text, max_tokens)]
         if not ids:
             shown = text if len(text) <= 40 else text[:37] + "..."
             raise DataError(f"text {shown!r}: no words to read (empty or only punctuation)")

@@ -28,11 +28,22 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """A write that fails (disk full, `ulimit -f`, read-only) is a CheckpointError; the old file stays."""
     path = Path(path)
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({err.strerror or err}); "
+                              "the previous one is kept") from None
     return path
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or infinity."""
+    return [name for name, value in state.items()
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -76,6 +87,10 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu"):
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit its config ({first[:200]})") from None
+    broken = non_finite(payload["model"])
+    if broken:
+        raise CheckpointError(f"{path}: holds NaN or infinite weights ({', '.join(broken[:3])}"
+                              f"{', …' if len(broken) > 3 else ''}); the model cannot be used")
     tokenizer = Tokenizer.from_state_dict(payload["tokenizer"])
     return model.to(device).eval(), cfg, tokenizer, payload
 

@@ -5,6 +5,7 @@ cadence, the deferred HOPE updates and the loss are the same wherever a model le
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ import torch
 from engine.config import NLMMConfig
 from engine.data.dataset import model_batch
 from engine.device import autocast
+from engine.vocabulary import MODALITIES
 from engine.models.nlmm import NLMM
 from engine.optim.levels import LevelScheduler
 from engine.training.losses import ContrastiveLoss
@@ -26,6 +28,14 @@ class StepResult:
     stepped_levels: list[str] = field(default_factory=list)
     lrs: dict[str, float] = field(default_factory=dict)
     grad_norm: float = 0.0
+
+
+def shares_a_pair(batch: dict) -> bool:
+    """True when two of the batch's modalities meet on at least two of its items: what InfoNCE needs to
+    learn anything (a batch of image-only and text-only items has nothing to contrast)."""
+    positions = [set(batch[f"{m}_index"].tolist()) if f"{m}_index" in batch else set(range(len(batch[m])))
+                 for m in MODALITIES if m in batch]
+    return any(len(a & b) >= 2 for a, b in itertools.combinations(positions, 2))
 
 
 def batch_labels(batch: dict, device: torch.device) -> torch.Tensor | None:

@@ -6,7 +6,10 @@ Evaluation, CheckpointSaved, DataWarning (a bad file, once per file), PauseChang
 (finished / stopped / failed), which `run()` also returns. A MemoryFrame of the central memory follows
 each step only when a subscriber asked for them: taking one copies the slots off the device, a sync per
 step that the headless CLI has no use for. Control (`pause`, `resume`, `stop`) may come from any thread
-and is answered within one step.
+and is answered within one step. A batch with nothing to learn (no two items sharing two modalities) is
+used up and skipped with a DataWarning.
+
+The run folder is locked while the run writes into it (engine.training.run_folder).
 """
 from __future__ import annotations
 
@@ -23,16 +26,21 @@ from engine.config import NLMMConfig, save_config
 from engine.data.audio_augment import SpeechAugment
 from engine.data.builtin import BUILTIN_ROOT
 from engine.data.dataset import Collate, DataSplits, MultimodalDataset
+from engine.data.errors import DataError
 from engine.data.sources import load_source
 from engine.data.text import Tokenizer
 from engine.device import pick_device
 from engine.events import CheckpointSaved, DataWarning, Evaluation, MemoryFrame, PauseChanged, RunEnded, StepMetrics
 from engine.models.nlmm import NLMM
-from engine.training.checkpoint import checkpoint_config, load_checkpoint, model_payload, save_checkpoint, upgrade
+from engine.threads import intra_op_threads, work_threads
+from engine.training.checkpoint import (CheckpointError, checkpoint_config, load_checkpoint, model_payload,
+                                        non_finite, save_checkpoint, upgrade)
 from engine.training.distributed import DistInfo
 from engine.training.evaluate import evaluate
+from engine.training.run_folder import RunFolder, check_usable
 from engine.training.runs import CHECKPOINT, RunLog
-from engine.training.step import TrainStep, batch_labels
+from engine.training.step import TrainStep, batch_labels, shares_a_pair
+from engine.vocabulary import MODALITIES
 
 CACHE_LIMIT = 5000  # data sets up to this many items keep their prepared tensors in memory
 
@@ -76,10 +84,29 @@ def lr_scale(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def check_trainable(data: DataSplits, allow_missing=()) -> None:
+    """A DataError unless the train split can teach something: a modality the source should have but
+    lacks entirely needs the user's consent (`allow_missing`), and contrastive learning needs at least two
+    items that each carry two modalities."""
+    for modality in data.missing:
+        if modality not in allow_missing:
+            raise DataError(f"{data.missing_message(modality)}; to train without it anyway, "
+                            f"pass --allow-missing {modality}")
+    train = data.splits.get("train", [])
+    paired = sum(len(item.modalities()) >= 2 for item in train)
+    if paired < 2:
+        have = sorted({m for item in train for m in item.modalities()}, key=MODALITIES.index)
+        raise DataError(f"{data.source}: nothing to learn from: training pairs two modalities of one item, and "
+                        f"{paired} of the {len(train)} train items have two (modalities present: "
+                        f"{', '.join(have) or 'none'})")
+
+
 class Trainer:
     def __init__(self, cfg: NLMMConfig, data: str | DataSplits = "builtin", out_dir: str | Path | None = None,
                  device: str | None = None, steps: int | None = None, resume: bool = False,
-                 dist_info: DistInfo | None = None, tensorboard: bool = True):
+                 dist_info: DistInfo | None = None, tensorboard: bool = True, allow_missing=()):
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
         self.dist = dist_info or DistInfo()
         self.device = pick_device(device) if not (self.dist.enabled and torch.cuda.is_available()) \
             else torch.device("cuda", self.dist.local_rank)
@@ -89,17 +116,23 @@ class Trainer:
         self._pause, self._stop = threading.Event(), threading.Event()
         self.state = "idle"
         self._warned: set[str] = set()
+        self.skipped_batches = 0
+        if self.dist.is_main:
+            check_usable(self.out_dir)
 
         resume_payload = None
         if resume:
             resume_payload = load_checkpoint(self.out_dir / CHECKPOINT)
+            for key in ("train_state", "rng", "step"):
+                if key not in resume_payload:
+                    raise CheckpointError(f"{self.out_dir / CHECKPOINT}: cannot resume from it: it holds no '{key}' "
+                                          "(a checkpoint slimmed for using the model, not for training on)")
             cfg = checkpoint_config(resume_payload, self.out_dir / CHECKPOINT)
         self.cfg = cfg
-        self.total_steps = steps or cfg.train.steps
+        self.total_steps = steps if steps is not None else cfg.train.steps
         self.data = load_source(data) if isinstance(data, str) else data
+        check_trainable(self.data, allow_missing)
         train_items = self.data.splits.get("train", [])
-        if len(train_items) < 2:
-            raise ValueError(f"{self.data.source}: the train split has {len(train_items)} items; at least 2 are needed")
         self.tokenizer = (Tokenizer.from_state_dict(resume_payload["tokenizer"]) if resume_payload
                           else Tokenizer.build(self.data.captions("train"), cfg.text.vocab_size))
 
@@ -191,9 +224,15 @@ class Trainer:
                              total_steps=self.total_steps, recall=self.last_recall)
 
     def save(self) -> Path | None:
+        """Raises FloatingPointError rather than write weights that hold NaN or infinity."""
         if not self.dist.is_main:
             return None
-        path = save_checkpoint(self.out_dir / CHECKPOINT, self.checkpoint_payload())
+        payload = self.checkpoint_payload()
+        broken = non_finite(payload["model"])
+        if broken:
+            raise FloatingPointError(f"the weights became NaN or infinite by step {self.step} ({broken[0]}); "
+                                     "the learning rate may be too high")
+        path = save_checkpoint(self.out_dir / CHECKPOINT, payload)
         self.emit(CheckpointSaved(self.step, str(path)))
         return path
 
@@ -233,42 +272,80 @@ class Trainer:
 
     def run(self) -> RunEnded:
         """Train until `total_steps`, a stop, or a failure. Returns how the run ended."""
-        self.state = "running"
-        if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.cfg, self.out_dir / "config.yaml")
-        self.model.memory.mark_trained()
-        self._memory_at_start = self.model.memory.slots.detach().clone() if self.memory_listeners else None
+        folder = RunFolder(self.out_dir) if self.dist.is_main else None
         try:
+            with intra_op_threads(work_threads()):
+                return self._run(folder)
+        finally:
+            if folder is not None:
+                folder.release()
+
+    def _run(self, folder: RunFolder | None) -> RunEnded:
+        self.state = "running"
+        try:
+            if folder is not None:
+                for name in folder.sweep_temp_files():
+                    self.emit(DataWarning(f"removed {name}, left by a checkpoint write that was killed"))
+                save_config(self.cfg, self.out_dir / "config.yaml")
+            self.model.memory.mark_trained()
+            self._memory_at_start = self.model.memory.slots.detach().clone() if self.memory_listeners else None
             return self._loop()
+        except FloatingPointError as err:
+            return self._failed(f"{err}; training stopped, the last good checkpoint is kept")
+        except (CheckpointError, OSError) as err:  # disk full, `ulimit -f`, the folder made read-only
+            reason = str(err) if isinstance(err, CheckpointError) else f"{err.filename or self.out_dir}: " \
+                f"{err.strerror or err}"
+            return self._failed(f"{reason}; training stopped at step {self.step}")
         finally:
             if self._tb is not None:
                 self._tb.flush()
             if self.log is not None:
                 self.log.close()
 
+    def _failed(self, message: str) -> RunEnded:
+        self.state = "failed"
+        final = RunEnded("failed", self.step, message, str(self.out_dir / CHECKPOINT))
+        try:
+            self.emit(final)
+        except OSError:  # the run folder itself may be what failed: the listeners still hear of it
+            for listener in self.listeners:
+                listener(final)
+        return final
+
+    def _learnable(self, batch: dict) -> bool:
+        """Whether the batch has a pair to learn from, on every rank alike (they step together)."""
+        shares = shares_a_pair(batch)
+        if self.dist.enabled:
+            shares = float(self.dist.average(torch.tensor([float(shares)], device=self.device))) == 1.0
+        return shares
+
     def _loop(self) -> RunEnded:
         batches = self._batches()
         started, started_step = time.perf_counter(), self.step
-        try:
-            while self.step < self.total_steps:
+        while self.step < self.total_steps:
+            if self._stop.is_set():
+                break
+            if self._pause.is_set():
+                self.state = "paused"
+                self.emit(PauseChanged(self.step))
+                while self._pause.is_set() and not self._stop.is_set():
+                    time.sleep(0.02)
                 if self._stop.is_set():
                     break
-                if self._pause.is_set():
-                    self.state = "paused"
-                    self.emit(PauseChanged(self.step))
-                    while self._pause.is_set() and not self._stop.is_set():
-                        time.sleep(0.02)
-                    if self._stop.is_set():
-                        break
-                    self.state = "running"
-                    self.emit(PauseChanged(self.step, "resumed"))
-                    started, started_step = time.perf_counter(), self.step
-                batch = next(batches)
-                self._report_errors(batch["errors"])
+                self.state = "running"
+                self.emit(PauseChanged(self.step, "resumed"))
+                started, started_step = time.perf_counter(), self.step
+            batch = next(batches)
+            self._report_errors(batch["errors"])
+            if not self._learnable(batch):  # the batch is used up (a resumed run skips it too)
+                self.step += 1
+                self.skipped_batches += 1
+                self.emit(DataWarning(f"step {self.step}: batch skipped: no two of its items share "
+                                      "two modalities"))
+            else:
                 result = self.step_fn(batch, batch_labels(batch, self.device),
                                       lr_scale(self.step + 1, self.total_steps, self.cfg.train.warmup_steps))
-                self.step = result.step
+                self.step += 1
                 elapsed = time.perf_counter() - started
                 rate = (self.step - started_step) * self.cfg.data.batch_size / max(elapsed, 1e-9)
                 eta = (self.total_steps - self.step) * self.cfg.data.batch_size / max(rate, 1e-9)
@@ -277,17 +354,11 @@ class Trainer:
                                       self.step_fn.loss.temperature))
                 if self.memory_listeners:
                     self._emit_memory_frame()
-                if self.dist.is_main and self.eval_items and (self.step % self.cfg.train.eval_every == 0):
-                    self.last_recall = self.evaluate()
-                    self.emit(Evaluation(self.step, self.last_recall, "val"))
-                if self.step % self.cfg.train.checkpoint_every == 0:
-                    self.save()
-        except FloatingPointError as err:
-            self.state = "failed"
-            message = f"{err}; training stopped, the last good checkpoint is kept"
-            final = RunEnded("failed", self.step, message, str(self.out_dir / CHECKPOINT))
-            self.emit(final)
-            return final
+            if self.dist.is_main and self.eval_items and (self.step % self.cfg.train.eval_every == 0):
+                self.last_recall = self.evaluate()
+                self.emit(Evaluation(self.step, self.last_recall, "val"))
+            if self.step % self.cfg.train.checkpoint_every == 0:
+                self.save()
         stopped = self.step < self.total_steps
         path = self.save()
         self.state = "stopped" if stopped else "finished"

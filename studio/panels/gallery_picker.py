@@ -10,6 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from studio.panels.data_source import DataSourceFields
+from studio.settings_values import int_setting
 
 SPLITS = [("test", "test"), ("validation", "val"), ("train", "train"), ("all items", "all")]
 MAX_ITEMS = 100_000
@@ -55,7 +56,7 @@ class GalleryPicker(QWidget):
         if settings is not None:
             self.set_choice(str(settings.value("gallery/source", "builtin") or "builtin"),
                             str(settings.value("gallery/split", "test") or "test"),
-                            int(settings.value("gallery/size", size) or size))
+                            int_setting(settings, "gallery/size", size))
 
     # ------------------------------------------------------------------ state
     def spec(self) -> str:

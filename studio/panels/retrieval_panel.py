@@ -41,7 +41,8 @@ class RetrievalPanel(QWidget):
         self.model_ready = self.gallery_ready = False
         self._gallery_before = False            # a gallery answered before the one being built
         self.last_query: dict | None = None     # what "add to my data set" would add
-        self._tmp = Path(tempfile.mkdtemp(prefix="nlmm-studio-"))
+        self._tmp_dir = tempfile.TemporaryDirectory(prefix="nlmm-studio-")  # pasted images; gone at close
+        self._tmp = Path(self._tmp_dir.name)
 
         # ----- model & gallery status
         self.status = ModelStatus()
@@ -305,6 +306,9 @@ class RetrievalPanel(QWidget):
         what = ", ".join(f"{k} {v}" for k, v in added.row.items() if v and k in ("image", "audio", "text"))
         self.results.clear_error()
         self.message.emit(f"Added to {added.root}: {what}")
+
+    def discard_temp_files(self) -> None:
+        self._tmp_dir.cleanup()
 
     def close_audio(self) -> None:
         self.speech.close_audio()

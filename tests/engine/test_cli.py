@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -25,6 +27,41 @@ def test_bench_kernels_json_has_every_figure():
     assert {"samples_per_s", "gflops", "peak_gflops", "fraction_of_peak"} <= set(train)
     assert train["samples_per_s"] > 0 and train["gflops"] > 0
     assert abs(train["fraction_of_peak"] - train["gflops"] / train["peak_gflops"]) < 1e-9
+    assert_says_what_ran(result["machine"])
+    from engine.device import cpu_has_native_bf16
+    assert train["peak_precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32")  # tiny asks for bf16
+
+
+def assert_says_what_ran(machine: dict) -> None:
+    """Figures name the machine they came from: the CPU as /proc/cpuinfo names it, cores, threads, policy."""
+    import os
+    from engine.bench.machine import cpu_model
+    assert machine["cpu"] == cpu_model() and machine["cpu"] != "unknown"
+    assert machine["logical_cores"] == os.cpu_count() and 1 <= machine["usable_cores"] <= os.cpu_count()
+    assert machine["torch_threads"] >= 1
+    assert machine["openmp_wait_policy"] == (os.environ.get("OMP_WAIT_POLICY") or "default (spin, then sleep)")
+    assert isinstance(machine["native_bf16"], bool) and len(machine["load_average"]) == 3
+
+
+def test_bench_query_reports_quiet_and_loaded_latency_side_by_side():
+    """`nlmm bench query` starts CPU-bound background processes itself for its loaded phase, and stops them."""
+    import os
+    proc = nlmm("bench", "query", "--json", "--quick", "--load", "2")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    for phase in ("quiet", "loaded"):
+        for modality in ("image", "text", "audio"):
+            figures = result[phase][modality]
+            assert figures["n"] == 10 and 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert result["background"]["processes"] == 2 and "while True: pass" in result["background"]["each"]
+    assert result["query_threads"] == {"image": [1], "audio": [1], "text": [1]}
+    assert set(result["targets_met"]) == {"image", "text", "audio"}
+    assert result["precision"] in ("bfloat16", "float32") and result["gallery_size"] == 1000
+    assert_says_what_ran(result["machine"])
+    assert len(result["background"]["pids"]) == 2
+    for pid in result["background"]["pids"]:  # the background processes are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_bad_config_is_one_line_not_a_traceback(tmp_path):
@@ -47,3 +84,114 @@ def test_data_info_json_counts_the_builtin_splits():
 def test_data_info_on_a_missing_folder_is_one_line(tmp_path):
     proc = nlmm("data", "info", "--data", f"folder:{tmp_path / 'nope'}")
     assert proc.returncode == 2 and proc.stderr.strip() == f"nlmm: {tmp_path / 'nope'}: folder not found"
+
+
+# ---------------------------------------------------------------- one-line answers to hostile input (issue 15)
+
+def one_line_error(proc: subprocess.CompletedProcess, *parts: str, status: int = 2) -> str:
+    """The command failed with `status` and said why in one line holding every part; no traceback."""
+    assert proc.returncode == status, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nlmm"), proc.stderr
+    assert all(part in lines[0] for part in parts), lines[0]
+    return lines[0]
+
+
+def short_config(tmp_path: Path) -> Path:
+    """tiny with 2 train steps (what `--steps 0` fell back to) and small batches."""
+    path = tmp_path / "short.yaml"
+    path.write_text("data: {batch_size: 4}\ntrain: {steps: 2, checkpoint_every: 1}\n")
+    return path
+
+
+def test_a_too_short_clip_given_to_query_is_one_line(tmp_path):
+    """Finding 3: a 300-sample 44.1 kHz 32-bit WAV ended in torch.stft's padding RuntimeError."""
+    import numpy as np
+    import soundfile as sf
+    clip = tmp_path / "click.wav"
+    sf.write(clip, 0.5 * np.sin(np.arange(300) / 5.0), 44100, subtype="PCM_32")
+    proc = nlmm("query", "--audio", str(clip), "--json")
+    one_line_error(proc, f"nlmm: {clip}: audio too short (6.8 ms; at least 50 ms)", status=1)
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("args,message", [
+    (["query", "--text", "seven", "--k", "-3"], "nlmm query: argument --k: must be at least 1, got -3"),
+    (["train", "--steps", "0"], "nlmm train: argument --steps: must be at least 1, got 0"),
+    (["train", "--steps", "-5"], "nlmm train: argument --steps: must be at least 1, got -5"),
+    (["train", "--batch-size", "1"], "nlmm train: argument --batch-size: must be at least 2, got 1"),
+])
+def test_numbers_out_of_range_are_one_line(tmp_path, args, message):
+    """`--k -3` ended in topk's RuntimeError; `--steps 0` trained the config's steps, `--steps -5` "finished"
+    at step 0 and wrote a checkpoint."""
+    out = tmp_path / "run"
+    proc = nlmm(*args, *(["--config", str(short_config(tmp_path)), "--out", str(out)] if args[0] == "train" else []))
+    one_line_error(proc, message)
+    assert not out.exists()
+
+
+def test_a_cuda_device_without_a_gpu_is_one_line(tmp_path):
+    import os
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # the GPU, if any, hidden: what a machine without one sees
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "query", "--text", "seven", "--device", "cuda"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    one_line_error(proc, "nlmm: device 'cuda' requested but CUDA is not available on this machine")
+
+
+@pytest.mark.parametrize("where,message", [
+    ("a-file", "exists and is not a folder"),
+    ("/sys/nlmm-run", "cannot write the run folder ("),  # sysfs refuses even root
+])
+def test_an_out_folder_that_cannot_be_written_is_one_line(tmp_path, where, message):
+    out = tmp_path / where if where == "a-file" else Path(where)
+    if where == "a-file":
+        out.write_text("my notes")
+    proc = nlmm("train", "--config", str(short_config(tmp_path)), "--out", str(out))
+    one_line_error(proc, f"nlmm: {out}: {message}")
+
+
+def test_a_checkpoint_write_that_fails_keeps_the_previous_one_and_says_why(tmp_path):
+    """`ulimit -f` (or a full disk): the write failed with a traceback. Now the run ends with a one-line
+    reason and the previous checkpoint is intact."""
+    import resource
+    from engine.training.checkpoint import load_checkpoint
+    config, out = short_config(tmp_path), tmp_path / "run"
+    first = nlmm("train", "--config", str(config), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    before = (out / "checkpoint.pt").read_bytes()
+
+    def small_files():  # the checkpoint is ~25 MB; metrics lines and config.yaml fit
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--config", str(config), "--out", str(out),
+                           "--resume", "--steps", "3"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          preexec_fn=small_files)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert (f"failed: {out / 'checkpoint.pt'}: cannot write the checkpoint (File too large); the previous one is "
+            "kept; training stopped at step 3") in proc.stderr
+    assert (out / "checkpoint.pt").read_bytes() == before and load_checkpoint(out / "checkpoint.pt")["step"] == 2
+    assert [p.name for p in out.glob(".*.tmp")] == []
+
+
+def test_nan_weights_are_one_line_not_invalid_json(tmp_path):
+    """A checkpoint holding NaN (what `lr: inf` wrote as "last good") printed NaN scores: invalid JSON."""
+    import torch
+    from engine.paths import DEFAULT_CHECKPOINT
+    from engine.training.checkpoint import load_checkpoint, save_checkpoint
+    payload = load_checkpoint(DEFAULT_CHECKPOINT)
+    payload["model"]["heads.text.weight"][0, 0] = float("nan")
+    broken = save_checkpoint(tmp_path / "nan.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
+    proc = nlmm("query", "--checkpoint", str(broken), "--text", "seven", "--json")
+    for line in proc.stdout.splitlines():  # whatever is printed is strict JSON
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in JSON output"))
+    one_line_error(proc, f"nlmm: {broken}: holds NaN or infinite weights (heads.text.weight)")
+    assert torch.isnan(load_checkpoint(broken)["model"]["heads.text.weight"]).any()
+
+
+def test_resuming_from_a_slimmed_checkpoint_is_one_line(tmp_path):
+    import shutil
+    from engine.paths import DEFAULT_CHECKPOINT
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(DEFAULT_CHECKPOINT, out / "checkpoint.pt")  # the demo model ships slimmed
+    proc = nlmm("train", "--resume", "--out", str(out))
+    one_line_error(proc, "cannot resume from it: it holds no 'train_state'")

@@ -1,4 +1,6 @@
 """Configs load from YAML, round-trip, and every impossible setting names its key path."""
+import re
+
 import pytest
 
 from engine.config import ConfigError, config_from_dict, config_to_dict, load_config, preset_names, save_config
@@ -84,3 +86,52 @@ def test_yaml_exponent_without_dot_is_accepted():
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     save_config(load_config("tiny"), tmp_path / "c.yaml")
     assert [p.name for p in tmp_path.iterdir()] == ["c.yaml"]
+
+
+def _anchor_bomb(path) -> None:
+    """324 bytes of YAML whose value expands to 9^8 strings (the probe's 409-byte variant made a
+    722 MB error message, 4.9 GB at peak, and the studio aborted when it was the last config)."""
+    lines = ["d_model:", '  - &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefg", "bcdefgh"):
+        lines.append(f"  - &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_yaml_anchor_bomb_is_a_short_error(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    _anchor_bomb(path)
+    assert path.stat().st_size < 500
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith("d_model: must be an integer, got [[")
+    assert len(str(info.value)) < 300 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("train: {lr: inf}\n", "train.lr: must be a finite number, got 'inf'"),
+    ("train: {lr: .inf}\n", "train.lr: must be a finite number, got inf"),
+    ("train: {weight_decay: nan}\n", "train.weight_decay: must be a finite number, got 'nan'"),
+    ("hope: {lr: -.inf}\n", "hope.lr: must be a finite number, got -inf"),
+    ("train: {lr: 1.0e+39}\n", "train.lr: must be <= 1000, got 1e+39"),  # overflowed inside torch.optim
+])
+def test_infinite_and_nan_numbers_are_refused(tmp_path, text, message):
+    """`lr: "inf"` passed every `> 0` check; the first step turned every weight into NaN."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden", "x" * 65, "tab\there"])
+def test_a_name_that_is_not_a_plain_folder_name_is_refused(name):
+    """The name becomes part of the run folder's name: '../escape' wrote outside runs/."""
+    with pytest.raises(ConfigError, match=r"^name: must be letters, digits"):
+        config_from_dict({"name": name})
+    assert config_from_dict({"name": "tiny-v2.1_b"}).name == "tiny-v2.1_b"
+
+
+def test_a_huge_file_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("d_model: 64\n" + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="too large for a config"):
+        load_config(path)

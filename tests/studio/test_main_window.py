@@ -124,3 +124,30 @@ def test_the_ui_thread_never_imports_torch():
             "assert 'torch' not in sys.modules, 'the window modules import torch'\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_settings_holding_a_non_integer_gallery_size_do_not_stop_the_launch(make_window, tmp_path):
+    """The studio aborted at every launch once its settings held a non-integer gallery/size."""
+    from PySide6.QtCore import QSettings
+    stale = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)  # the file make_window opens
+    stale.setValue("gallery/size", "about 300")
+    stale.setValue("window/layout_version", "two")
+    stale.sync()
+    window = make_window(load_checkpoint=False, gallery_size=None)
+    assert window.isVisible() and window.retrieval_panel.gallery_picker.size.value() == 200  # the default
+
+
+def test_closing_the_studio_removes_its_temporary_folder(make_window, tmp_path):
+    """Every launch left an empty /tmp/nlmm-studio-* behind (23 after one test run)."""
+    import tempfile
+    from PySide6.QtGui import QColor, QImage
+    folders = lambda: set(Path(tempfile.gettempdir()).glob("nlmm-studio-*"))  # noqa: E731
+    before = folders()
+    window = make_window(load_checkpoint=False)
+    [created] = folders() - before
+    image = QImage(16, 16, QImage.Format_RGB32)
+    image.fill(QColor("white"))
+    window.retrieval_panel.query_qimage(image)  # a pasted image is written there
+    assert [p.suffix for p in created.iterdir()] == [".png"]
+    window.close()
+    assert not created.exists()

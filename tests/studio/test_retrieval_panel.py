@@ -191,3 +191,15 @@ def test_cancelling_a_gallery_keeps_the_old_one(ready_window, qtbot):
         pass
     qtbot.waitUntil(lambda: "new gallery cancelled" in panel.model_label.text(), timeout=5_000)
     assert panel.gallery_ready and panel.search_button.isEnabled() and not ready_window.errors
+
+
+def test_a_clip_too_short_to_hear_is_a_clear_message_in_the_panel(ready_window, qtbot, tmp_path):
+    """Finding 3 in the studio: a 300-sample clip reached torch.stft and came back as a RuntimeError."""
+    import soundfile as sf
+    clip = tmp_path / "click.wav"
+    sf.write(clip, 0.5 * np.sin(np.arange(300) / 5.0), 44100, subtype="PCM_32")
+    panel = ready_window.retrieval_panel
+    _drop_file(panel.drop_zone, clip)
+    qtbot.waitUntil(lambda: "too short" in panel.results.error_label.text(), timeout=30_000)
+    assert panel.results.error_label.text() == f"{clip}: audio too short (6.8 ms; at least 50 ms)"
+    ready_window.errors.clear()

@@ -89,3 +89,69 @@ def test_loading_reports_progress_over_the_images(tmp_path):
     data = load_flickr8k(build_tree(tmp_path), progress=lambda done, total: calls.append((done, total)))
     images = len({i.key for split in data.splits.values() for i in split})
     assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] >= images
+
+
+def unpack_as_downloaded(root):
+    """What unzipping each archive into a folder of its own name gives (finding 2 of issue 15):
+    Flickr8k_Dataset/Flicker8k_Dataset/*.jpg (plus the zip's __MACOSX/ resource forks),
+    Flickr8k_text/Flickr8k.token.txt …, flickr_audio/flickr_audio/wavs/*.wav."""
+    flat = build_tree(root / "flat")
+    (root / "Flickr8k_Dataset").mkdir()
+    (flat / "Flicker8k_Dataset").rename(root / "Flickr8k_Dataset" / "Flicker8k_Dataset")
+    forks = root / "Flickr8k_Dataset" / "__MACOSX" / "Flicker8k_Dataset"
+    forks.mkdir(parents=True)
+    for name in [n for names in IMAGES.values() for n in names]:
+        (forks / f"._{name}").write_bytes(b"\0" * 82)
+    (root / "Flickr8k_text").mkdir()
+    for text in flat.glob("*.txt"):
+        text.rename(root / "Flickr8k_text" / text.name)
+    (root / "flickr_audio").mkdir()
+    (flat / "flickr_audio").rename(root / "flickr_audio" / "flickr_audio")
+    (root / "flat").rmdir()
+    return root
+
+
+def test_the_layout_as_unpacked_finds_every_image_at_any_depth(tmp_path):
+    data = load_flickr8k(unpack_as_downloaded(tmp_path))
+    summary = data.summary()
+    assert summary["train"] == {"items": 15, "images": 15, "texts": 15, "audios": 9}
+    assert data.missing == {} and "missing image" not in data.skipped
+    assert all(i.image.parent == tmp_path / "Flickr8k_Dataset" / "Flicker8k_Dataset" for i in data.splits["train"])
+
+
+def test_a_whole_missing_modality_is_reported_with_the_places_looked_at(tmp_path):
+    root = build_tree(tmp_path)
+    for image in (root / "Flicker8k_Dataset").iterdir():
+        image.unlink()
+    data = load_flickr8k(root)
+    assert set(data.missing) == {"image"}
+    message = data.missing_message("image")
+    assert f"{root / 'Flicker8k_Dataset'} (0 of the 6 images)" in message
+    assert "every folder up to 5 levels under" in message
+    assert all(i.image is None for split in data.splits.values() for i in split)
+
+
+def nlmm(*args):
+    import subprocess
+    import sys
+    from pathlib import Path
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=Path(__file__).resolve().parents[3],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_data_info_and_train_say_so_loudly_and_train_needs_consent(tmp_path):
+    root = build_tree(tmp_path / "flickr")
+    for image in (root / "Flicker8k_Dataset").iterdir():
+        image.unlink()
+    info = nlmm("data", "info", "--data", f"flickr8k:{root}")
+    assert info.returncode == 0, info.stderr
+    assert f"MISSING: flickr8k:{root}: no image files found ({root / 'Flicker8k_Dataset'} (0 of the 6 images)" \
+        in info.stdout
+    refused = nlmm("train", "--data", f"flickr8k:{root}", "--steps", "1", "--out", str(tmp_path / "run"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].endswith("; to train without it anyway, pass --allow-missing image")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    allowed = nlmm("train", "--data", f"flickr8k:{root}", "--steps", "1", "--batch-size", "4",
+                   "--allow-missing", "image", "--out", str(tmp_path / "run"))
+    assert allowed.returncode == 0, allowed.stderr
+    assert "warning: training without image: " in allowed.stderr and (tmp_path / "run" / "checkpoint.pt").is_file()

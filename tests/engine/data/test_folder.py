@@ -68,3 +68,55 @@ def test_loading_reports_progress_and_a_raising_callback_abandons_it(tmp_path):
             raise Cancelled()
     with pytest.raises(Cancelled):
         load_source(f"folder:{tmp_path}", progress=cancel_at_200)
+
+
+def test_excel_csv_utf8_with_a_byte_order_mark_keeps_its_first_column(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM; it became part of the first column's name ("\\ufeffimage")
+    and every image was silently dropped."""
+    Image.new("L", (8, 8), 255).save(tmp_path / "a.png")
+    (tmp_path / "items.csv").write_bytes("image,text,label\r\na.png,a square,sq\r\n".encode("utf-8-sig"))
+    data = load_folder(tmp_path)
+    [item] = [i for split in data.splits.values() for i in split]
+    assert item.image == tmp_path / "a.png" and item.text == "a square"
+    FolderWriter(tmp_path).add(image=tmp_path / "a.png", text="another", label="sq")
+    items = [i for split in load_folder(tmp_path).splits.values() for i in split]
+    assert len(items) == 2 and all(i.image is not None for i in items)  # the appended row kept its image too
+
+
+APPEND = """
+import sys
+import numpy as np
+from engine.data.folder import FolderWriter
+writer = FolderWriter(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    writer.add(image=sys.argv[4], text=f"{sys.argv[2]} {i}", label=sys.argv[2],
+               audio=0.2 * np.sin(np.arange(1600) / 3.0).astype(np.float32))
+"""
+
+
+def test_two_processes_appending_to_one_folder_lose_no_row(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    image = tmp_path / "drop.png"
+    Image.new("L", (8, 8), 200).save(image)
+    root = tmp_path / "shared"
+    procs = [subprocess.Popen([sys.executable, "-c", APPEND, str(root), name, "60", str(image)],
+                              cwd=Path(__file__).resolve().parents[3], stderr=subprocess.PIPE, text=True)
+             for name in ("left", "right")]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    items = [i for split in load_folder(root).splits.values() for i in split]
+    assert sorted(i.text for i in items) == sorted(f"{n} {i}" for n in ("left", "right") for i in range(60))
+    assert all(i.image.is_file() and i.audio.is_file() for i in items)
+    assert (root / "items.csv").read_text().count("image,text,audio,label,split") == 1
+
+
+def test_a_modality_named_in_the_csv_but_never_found_is_reported_missing(tmp_path):
+    (tmp_path / "items.csv").write_text("image,text\nphotos/1.jpg,one\nphotos/2.jpg,two\n,three\n")
+    data = load_folder(tmp_path)
+    assert set(data.missing) == {"image"}
+    assert data.missing_message("image") == (f"folder:{tmp_path}: no image files found (2 named in "
+                                             f"{tmp_path / 'items.csv'}, none of them found under {tmp_path})")
+    (tmp_path / "items.csv").write_text("image,text,audio\n,one,\n,two,\n")  # empty columns: not expected
+    assert load_folder(tmp_path).missing == {}

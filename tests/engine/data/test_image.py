@@ -11,6 +11,7 @@ from engine.config import ImageConfig
 from engine.data.builtin import load_builtin_manifest
 from engine.data.errors import DataError
 from engine.data.image import load_image, open_image, prepare_image
+from tests.memory_limit import run_capped
 
 INK = ImageConfig()  # 32 x 64 grey, ink style
 PHOTO = ImageConfig(height=48, width=48, channels=3, patch_size=8, preprocess="photo")
@@ -88,3 +89,47 @@ def test_a_photo_of_a_number_on_paper_looks_like_the_training_image(tmp_path):
     assert float(ours.mean()) < 0.5  # light writing on a dark ground now
     correlation = np.corrcoef(ours.flatten().numpy(), reference.flatten().numpy())[0, 1]
     assert correlation > 0.85
+
+
+def _strip_png(path, width=200_000) -> None:
+    """An 859-byte PNG of 1 x 200 000 pixels, half of it ink."""
+    strip = np.zeros((1, width), dtype=np.uint8)
+    strip[0, width // 4: 3 * width // 4] = 255
+    Image.fromarray(strip, "L").save(path, optimize=True)
+
+
+@pytest.mark.parametrize("preprocess", ["ink", "photo"])
+def test_a_long_thin_strip_is_prepared_in_bounded_memory(tmp_path, preprocess):
+    """Letter-boxing the strip asked for a 100 000 x 200 000 canvas (the probe saw 298 GiB), and the
+    photo path stretched it to 64 x 12.8 M pixels before cropping."""
+    path = tmp_path / "strip.png"
+    _strip_png(path)
+    assert path.stat().st_size < 2000
+    cfg = "ImageConfig()" if preprocess == "ink" else "ImageConfig(height=48, width=48, channels=3, preprocess='photo')"
+    imports = "import torch\nfrom engine.config import ImageConfig\nfrom engine.data.image import load_image\n"
+    code = (f"tensor = load_image({str(path)!r}, {cfg})\n"
+            "print(tuple(tensor.shape), bool(torch.isfinite(tensor).all()))\n")
+    proc = run_capped(imports, code, extra_bytes=300 << 20)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("(")[1].startswith("1, 32, 64" if preprocess == "ink" else "3, 48, 48")
+    assert proc.stdout.strip().endswith("True")
+
+
+def test_image_modes_pillow_cannot_convert_are_one_line_errors(tmp_path):
+    odd = Image.new("La", (20, 20))  # luminance with premultiplied alpha: no conversion to RGB
+    with pytest.raises(DataError, match="scan.tif: image mode La is not supported"):
+        prepare_image(odd, INK, "scan.tif")
+
+
+def test_a_float_image_holding_nan_and_infinity_prepares_finite(tmp_path):
+    array = np.asarray(digit_like(), dtype=np.float32) / 255.0
+    array[0, 0], array[1, 1], array[2, 2] = np.nan, np.inf, -np.inf
+    for cfg in (INK, PHOTO):
+        tensor = prepare_image(Image.fromarray(array, "F"), cfg)
+        assert torch.isfinite(tensor).all() and 0 <= float(tensor.min()) and float(tensor.max()) <= 1
+
+
+def test_a_folder_named_like_an_image_is_a_one_line_error(tmp_path):
+    (tmp_path / "photo.png").mkdir()
+    with pytest.raises(DataError, match="a folder, not an image file"):
+        load_image(tmp_path / "photo.png", INK)

@@ -42,3 +42,36 @@ def test_kill_during_checkpoint_write_leaves_the_old_one_loadable(tmp_path):
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.pt"]
     for name in leftovers:  # an interrupted temp file may remain, but never under the real name
         assert name.startswith(".checkpoint.pt.") and name.endswith(".tmp")
+
+
+def test_a_training_run_killed_again_and_again_always_resumes(tmp_path):
+    """kill -9 at random points of `nlmm train` (a checkpoint every step, so some kills land in a write),
+    each time resumed with --resume: the run always goes on, finishes, and leaves no temp file."""
+    import random
+    config = tmp_path / "kill.yaml"
+    config.write_text("data: {batch_size: 4}\ntrain: {steps: 20, checkpoint_every: 1, eval_every: 1000}\n")
+    out = tmp_path / "run"
+    metrics = out / "metrics.jsonl"
+    rng = random.Random(15)
+
+    def train() -> subprocess.Popen:
+        resume = ["--resume"] if (out / "checkpoint.pt").exists() else []
+        return subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--config", str(config),
+                                 "--out", str(out), *resume], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    for _ in range(3):
+        lines = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+        proc = train()
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and \
+                (not metrics.exists() or len(metrics.read_text().splitlines()) <= lines):
+            time.sleep(0.05)  # until this run has made a step
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.kill()
+        assert proc.wait(timeout=30) in (-signal.SIGKILL, 0), proc.stderr.read()
+    final = train()
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0 and "finished: finished at step 20" in err, err
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 20
+    assert [p.name for p in out.glob(".*.tmp")] == []

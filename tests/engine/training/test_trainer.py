@@ -153,3 +153,108 @@ def test_cli_train_stops_and_saves_on_sigterm(tmp_path):
     assert "stopped: stopped at step" in err
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] >= 1
     assert oct((tmp_path / "checkpoint.pt").stat().st_mode & 0o777) != "0o600"
+
+
+# ---------------------------------------------------------------- hostile runs (issue 15)
+
+def _mixed_data(small_data):
+    """Two image+text+audio items among image-only and text-only ones: with 4 per batch, some batches
+    have no two items sharing two modalities."""
+    from engine.data.dataset import DataSplits, Item
+    train = small_data.splits["train"]
+    items = [train[0], train[1]]
+    items += [Item(image=i.image, label=i.label, key=i.key) for i in train[2:8]]
+    items += [Item(text=i.text, label=i.label, key=i.key) for i in train[8:14]]
+    return DataSplits("mixed", {"train": items, "val": small_data.splits["val"]})
+
+
+def test_a_batch_without_a_shared_pair_is_skipped_and_the_run_goes_on_and_resumes(small_cfg, small_data, tmp_path):
+    """Such a batch raised and the run died without saving (and --resume died at the same step)."""
+    small_cfg.data.batch_size = 4
+    small_cfg.train.checkpoint_every = 3
+    data = _mixed_data(small_data)
+    events = []
+    trainer = Trainer(small_cfg, data, tmp_path, "cpu", 6, tensorboard=False)
+    trainer.subscribe(events.append)
+    trainer.subscribe(lambda e: trainer.stop() if e["kind"] == "checkpoint" else None)
+    assert trainer.run()["kind"] == "stopped"
+    _, final = run(small_cfg, data, tmp_path, 12, resume=True, events=events)
+    assert final["kind"] == "finished" and final["step"] == 12
+    skipped = [e["message"] for e in events if e["kind"] == "warning" and "batch skipped" in e["message"]]
+    trained = [e["step"] for e in events if e["kind"] == "step"]
+    assert skipped and trained and len(set(trained)) + len(skipped) == 12
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 12
+
+
+def test_a_text_only_folder_is_refused_before_training_with_the_reason(small_cfg, small_data, tmp_path):
+    """A folder of captions alone trained until step 1, then died in the loss."""
+    from engine.data.errors import DataError
+    (tmp_path / "items.csv").write_text("text,label,split\n" + "".join(
+        f"{item.text},{item.label},train\n" for item in small_data.splits["train"]))
+    with pytest.raises(DataError, match=r"nothing to learn from: .* 0 of the 40 train items have two "
+                                        r"\(modalities present: text\)"):
+        Trainer(small_cfg, f"folder:{tmp_path}", tmp_path / "run", "cpu", 3, tensorboard=False)
+
+
+def test_weights_that_become_infinite_are_never_written_as_the_last_good_checkpoint(small_cfg, small_data, tmp_path):
+    """With `lr: inf` the first step made every weight NaN, and the checkpoint due at that step was written
+    as "last good". Here a weight overflows in step 4 (the optimiser's update, simulated), a checkpoint
+    being due at steps 2 and 4."""
+    small_cfg.train.checkpoint_every = 2
+    trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 6, tensorboard=False)
+
+    def overflow_at_four(event):
+        if event["kind"] == "step" and event["step"] == 4:
+            with torch.no_grad():
+                trainer.model.heads["text"].weight[0, 0] = float("inf")
+    trainer.subscribe(overflow_at_four)
+    final = trainer.run()
+    assert final["kind"] == "failed"
+    assert "the weights became NaN or infinite by step 4 (heads.text.weight)" in final["message"]
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["step"] == 2 and all(torch.isfinite(v).all() for v in payload["model"].values()
+                                        if v.is_floating_point())
+
+
+def test_two_runs_into_one_folder_the_second_is_refused(small_cfg, small_data, tmp_path):
+    """Both used to "finish", interleaving their lines in one metrics.jsonl."""
+    from engine.training.run_folder import RunFolderError
+    first = Trainer(small_cfg, small_data, tmp_path, "cpu", 10_000, tensorboard=False)
+    running = threading.Event()
+    first.subscribe(lambda e: running.set() if e["kind"] == "step" else None)
+    thread = threading.Thread(target=first.run, name="nlmm-test-first-run")
+    thread.start()
+    try:
+        assert running.wait(120)
+        with pytest.raises(RunFolderError, match="another training run is writing into this folder"):
+            Trainer(small_cfg, small_data, tmp_path, "cpu", 5, tensorboard=False)
+    finally:
+        first.stop()
+        thread.join(120)
+    Trainer(small_cfg, small_data, tmp_path, "cpu", first.step + 1, resume=True, tensorboard=False).run()
+
+
+def test_steps_below_one_are_refused(small_cfg, small_data, tmp_path):
+    for steps in (0, -5):
+        with pytest.raises(ValueError, match=f"steps must be at least 1, got {steps}"):
+            Trainer(small_cfg, small_data, tmp_path, "cpu", steps, tensorboard=False)
+
+
+def test_temp_files_of_killed_checkpoint_writes_are_swept_when_a_run_starts(small_cfg, small_data, tmp_path):
+    run(small_cfg, small_data, tmp_path, 2)
+    stale = [tmp_path / ".checkpoint.pt.k1ll3d.tmp", tmp_path / ".config.yaml.x9.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    events = []
+    run(small_cfg, small_data, tmp_path, 3, resume=True, events=events)
+    assert not any(path.exists() for path in stale)
+    assert any(e["kind"] == "warning" and ".checkpoint.pt.k1ll3d.tmp" in e["message"] for e in events)
+
+
+def test_resuming_from_a_slimmed_checkpoint_is_a_clear_error(small_cfg, small_data, tmp_path):
+    from engine.training.checkpoint import slim_checkpoint
+    run(small_cfg, small_data, tmp_path / "full", 2)
+    slim_checkpoint(tmp_path / "full" / "checkpoint.pt", tmp_path / "slim" / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="cannot resume from it: it holds no 'train_state' "
+                                              r"\(a checkpoint slimmed for using the model"):
+        Trainer(small_cfg, small_data, tmp_path / "slim", "cpu", 4, resume=True, tensorboard=False)
