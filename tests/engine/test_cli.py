@@ -77,8 +77,8 @@ def test_data_info_json_counts_the_builtin_splits():
     proc = nlmm("data", "info", "--data", "builtin", "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
-    assert info["train"] == {"items": 1600, "images": 1600, "texts": 1600, "audios": 1600}
-    assert info["test"]["items"] == 600 and info["val"]["items"] == 400 and info["skipped"] == {}
+    assert info["train"] == {"items": 3800, "images": 3800, "texts": 3800, "audios": 3800}
+    assert info["test"]["items"] == 1200 and info["val"]["items"] == 800 and info["skipped"] == {}
 
 
 def test_data_info_on_a_missing_folder_is_one_line(tmp_path):

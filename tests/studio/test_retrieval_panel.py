@@ -201,5 +201,5 @@ def test_a_clip_too_short_to_hear_is_a_clear_message_in_the_panel(ready_window, 
     panel = ready_window.retrieval_panel
     _drop_file(panel.drop_zone, clip)
     qtbot.waitUntil(lambda: "too short" in panel.results.error_label.text(), timeout=30_000)
-    assert panel.results.error_label.text() == f"{clip}: audio too short (6.8 ms; at least 50 ms)"
+    assert panel.results.error_label.text() == f"⚠ {clip}: audio too short (6.8 ms; at least 50 ms)"
     ready_window.errors.clear()

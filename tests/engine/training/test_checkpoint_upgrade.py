@@ -6,16 +6,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.data.builtin import BUILTIN_ROOT, load_voices
 from engine.data.dataset import DataSplits
+from engine.data.handwriting import TRAIN_DIGITS, HandwritingSynth
 from engine.data.sources import load_source
 from engine.paths import DEFAULT_CHECKPOINT
 from engine.training.checkpoint import RETIRED, load_checkpoint, load_model
 from engine.training.trainer import Trainer
 
 # A 3-step run written by version 1 (fp32, d_model 16, the built-in train split's every 100th item),
-# and the losses that version gave when the run was resumed to step 6.
+# and the losses when the run is resumed to step 6. Version 1's code gave 2.4801, 1.7747, 1.7576 (checked
+# when the upgrade was written); the values below differ only because ink images are now prepared with
+# the paper's light flattened (engine.data.image.flatten_background), which changes every image a little.
 V1_RUN = Path(__file__).parent / "data" / "v1-run"
-V1_RESUMED_LOSSES = {4: 2.4801108837127686, 5: 1.7746658325195312, 6: 1.7575950622558594}
+V1_VOICES = {voice for voice, v in load_voices().items() if v["engine"] == "espeak-ng"}
+V1_RESUMED_LOSSES = {4: 2.469181776046753, 5: 1.7515121698379517, 6: 1.728097915649414}
 
 
 def test_the_shipped_demo_model_of_version_1_loads_without_its_retired_weights():
@@ -28,9 +33,12 @@ def test_the_shipped_demo_model_of_version_1_loads_without_its_retired_weights()
 
 
 def test_a_version_1_run_resumes_with_the_losses_version_1_gave(tmp_path):
+    # Version 1's data: the built-in set's espeak-ng items (its only engine then, the same files) and
+    # handwriting alone for the drawn images.
     data = load_source("builtin")
-    subset = DataSplits("builtin-subset", {"train": data.splits["train"][::100], "val": data.splits["val"][::50]},
-                        image_synth=data.image_synth)
+    first_set = {split: [i for i in data.splits[split] if i.audio.parent.name in V1_VOICES] for split in ("train", "val")}
+    subset = DataSplits("builtin-subset", {"train": first_set["train"][::100], "val": first_set["val"][::50]},
+                        image_synth=HandwritingSynth(BUILTIN_ROOT / TRAIN_DIGITS))
     shutil.copytree(V1_RUN, tmp_path / "run")
     events = []
     trainer = Trainer(None, subset, tmp_path / "run", "cpu", 6, resume=True, tensorboard=False)
