@@ -217,7 +217,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
     elif args.what == "robustness":
         from engine.bench import robustness
-        result = robustness.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+        result = robustness.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
+                                quick=args.quick)
         if not args.json:
             print(robustness.format_table(result))
     else:
@@ -348,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--budget", type=float, default=300.0, help="train: seconds of training at most")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--quick", action="store_true", help="kernels, query: tiny sizes, checks that it runs")
+    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness: small sizes, checks that it runs")
     bench.add_argument("--load", type=at_least(0), default=1,
                        help="query: CPU-bound background processes in the loaded phase (default 1)")
     bench.set_defaults(func=cmd_bench)

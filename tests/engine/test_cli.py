@@ -195,3 +195,23 @@ def test_resuming_from_a_slimmed_checkpoint_is_one_line(tmp_path):
     shutil.copy(DEFAULT_CHECKPOINT, out / "checkpoint.pt")  # the demo model ships slimmed
     proc = nlmm("train", "--resume", "--out", str(out))
     one_line_error(proc, "cannot resume from it: it holds no 'train_state'")
+
+
+def test_bench_robustness_reports_every_held_out_condition_beside_the_in_domain_test():
+    proc = nlmm("bench", "robustness", "--json", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["condition"]: row for row in json.loads(proc.stdout)["rows"]}
+    assert set(rows["in-domain test"]["recall"]) == {f"{q}->{g}" for q in ("image", "text", "audio")
+                                                     for g in ("image", "text", "audio") if q != g}
+    expected = {"unseen voices: espeak-ng", "unseen voices: festival", "unseen voices: kokoro",
+                "engine never trained on: flite", "recorded rooms (reverb)", "pink noise 10 dB SNR",
+                "pink noise 0 dB SNR", "phone band (300-3400 Hz, 8 kHz)", "fonts never trained on",
+                "stroke families never trained on", "handwriting photographed on paper (harsh)"}
+    assert expected <= set(rows)
+    for name in expected:
+        row = rows[name]
+        assert row["queries"] > 0
+        for values in row["recall"].values():
+            assert 0.0 <= values["R@1"] <= values["R@5"] <= 1.0
+    assert set(rows["fonts never trained on"]["recall"]) == {"image->text"}
+    assert set(rows["engine never trained on: flite"]["recall"]) == {"audio->image", "audio->text"}
