@@ -106,14 +106,15 @@ def _letterbox(grey: np.ndarray, aspect: float) -> np.ndarray:
     return canvas
 
 
-def flatten_background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """(H, W) grey in [0, 1] -> ink strength in [0, 1] against the local paper (or ground) brightness.
+def flatten_background(grey: np.ndarray) -> np.ndarray:
+    """(H, W) grey in [0, 1] of dark writing on paper -> ink strength in [0, 1] against the local paper.
 
     A phone photo of paper is lit unevenly and may show a shadow or the table around the page. A closing
     (max then min filter) wider than any stroke removes the writing and keeps the page's own light, shadow
-    edges and the table; ink is then how much darker a pixel is than its paper. Light ink on a dark ground
-    (the training images, chalk) is the mirror case, with an opening. Light varies slowly, so the
-    background is estimated on a copy at most BACKGROUND_SIDE pixels wide and scaled back up."""
+    edges and the table; ink is then how much darker a pixel is than its paper. Light varies slowly, so the
+    paper is estimated on a copy at most BACKGROUND_SIDE pixels wide and scaled back up. (Light writing on
+    a dark ground, as the training images are, is left as it is: a filter narrower than the thickest blob
+    of ink would cut holes into it.)"""
     h, w = grey.shape
     t = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
     scale = min(1.0, BACKGROUND_SIDE / max(h, w))
@@ -125,14 +126,10 @@ def flatten_background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
         x = F.max_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0))
         return F.max_pool2d(x, (1, k), stride=1, padding=(0, k // 2))
 
-    background = -grow(-grow(small)) if dark_ink else grow(-grow(-small))
+    paper = -grow(-grow(small))
     if scale != 1.0:
-        background = F.interpolate(background, size=(h, w), mode="bilinear", align_corners=False)
-    if dark_ink:
-        ink = (background - t) / background.clamp_min(0.05)
-    else:
-        ink = (t - background) / (1 - background).clamp_min(0.05)
-    return ink.clamp(0, 1)[0, 0].numpy()
+        paper = F.interpolate(paper, size=(h, w), mode="bilinear", align_corners=False)
+    return ((paper - t) / paper.clamp_min(0.05)).clamp(0, 1)[0, 0].numpy()
 
 
 def writing_mask(grey: np.ndarray) -> np.ndarray:
@@ -156,7 +153,8 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
         scale = WORKING_SIDE / max(grey.shape)
         size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
         grey = TF.resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size, antialias=True)[0].numpy()
-    grey = flatten_background(grey, dark_ink=float(np.median(grey)) > 0.5)  # the paper is most of the picture
+    if float(np.median(grey)) > 0.5:  # dark writing on paper (the paper is most of the picture)
+        grey = flatten_background(grey)
     low, high = np.percentile(grey, [1, 99.5])
     if high - low < 0.05:
         raise DataError(f"{name}: image has no content (a single flat colour)")
