@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
+from engine.data.utterances import VAD_RATE
 from studio import audio_capture
 from studio.dialogs import AUDIO_FILTER, CHECKPOINT_FILTER, IMAGE_FILTER
 from studio.panels.dataset_adder import DatasetAdder
@@ -64,6 +65,7 @@ class RetrievalPanel(QWidget):
         self.paste_button.clicked.connect(self.paste)
         self.speech = SpeechInput(settings)
         self.speech.recorded.connect(self._recorded)
+        self.speech.heard.connect(self._heard)
         self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
         self.speech.message.connect(self.show_error)
         self.text = QLineEdit()
@@ -273,6 +275,10 @@ class RetrievalPanel(QWidget):
     def _recorded(self, wave, rate: int) -> None:
         self.last_query = {"audio": (wave, rate)}
         self._send("audio", (wave, rate), f"recording ({len(wave) / rate:.1f} s)")
+
+    def _heard(self, utterance) -> None:
+        self.last_query = {"audio": (utterance.waveform, VAD_RATE)}
+        self._send("audio", (utterance.waveform, VAD_RATE), f"heard ({len(utterance.waveform) / VAD_RATE:.1f} s)")
 
     def play(self, path: str) -> None:
         error = audio_capture.play_file(path)

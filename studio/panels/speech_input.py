@@ -1,5 +1,6 @@
-"""The speech box of the Retrieval panel: record from a microphone (with its level and waveform), or open
-an audio file; either becomes a query. Says why when recording or playback cannot work."""
+"""The speech box of the Retrieval panel: record from a microphone (with its level and waveform), listen
+hands-free (every utterance a query), or open an audio file. Says why when recording or playback cannot
+work."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,10 +12,13 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QProgre
 
 from engine.config import AudioConfig
 from studio import audio_capture
+from engine.data.utterances import VAD_RATE
+from studio.listening import HandsFreeListener
 
 
 class SpeechInput(QGroupBox):
     recorded = Signal(object, int)      # float32 waveform, sample rate
+    heard = Signal(object)              # an engine.data.utterances.Utterance, while listening hands-free
     open_requested = Signal()
     message = Signal(str)               # why something did not work
 
@@ -33,6 +37,14 @@ class SpeechInput(QGroupBox):
         self.record_button.setObjectName("recordButton")
         self.record_button.setCheckable(True)
         self.record_button.toggled.connect(self._record_toggled)
+        self.hands_free = HandsFreeListener(self)
+        self.hands_free.utterance.connect(self._heard)
+        self.hands_free.level.connect(lambda v: self.level_meter.setValue(int(100 * v)))
+        self.hands_free.failed.connect(self._listening_failed)
+        self.listen_button = QPushButton("◎ Listen")
+        self.listen_button.setObjectName("listenButton")
+        self.listen_button.setCheckable(True)
+        self.listen_button.toggled.connect(self._listen_toggled)
         self.mic = QComboBox()
         self.mic.currentIndexChanged.connect(self._mic_changed)
         self.level_meter = QProgressBar()
@@ -57,6 +69,7 @@ class SpeechInput(QGroupBox):
         self.reason.setStyleSheet("color: gray;")
         row = QHBoxLayout()
         row.addWidget(self.record_button)
+        row.addWidget(self.listen_button)
         row.addWidget(self.mic, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
@@ -78,8 +91,10 @@ class SpeechInput(QGroupBox):
             self.mic.setCurrentIndex(self.mic.findData(preferred))
         self.mic.blockSignals(False)
         self.record_button.setEnabled(reason is None)
+        self.listen_button.setEnabled(reason is None)
         self.mic.setEnabled(reason is None)
         self.record_button.setToolTip(reason or "Record from the microphone, then search (Space)")
+        self.listen_button.setToolTip(reason or "Keep the microphone open: every utterance is a search")
         self.mic.setToolTip(reason or "Microphone")
         _, self.play_reason = audio_capture.output_devices()
         notes = [f"Recording: {reason}" if reason else "", f"Playback: {self.play_reason}" if self.play_reason else ""]
@@ -108,6 +123,7 @@ class SpeechInput(QGroupBox):
         self._draw(wave.mean(axis=1), rate)
 
     def close_audio(self) -> None:
+        self.listen_button.setChecked(False)
         self.capture.abort()
         audio_capture.stop_playback()
 
@@ -116,6 +132,7 @@ class SpeechInput(QGroupBox):
             self.settings.setValue("audio/device", self.mic.currentData())
 
     def _record_toggled(self, on: bool) -> None:
+        self.listen_button.setEnabled(not on and self.record_button.isEnabled())
         if on:
             device = self.mic.currentData()
             self.record_button.setText("■ Stop")
@@ -124,6 +141,27 @@ class SpeechInput(QGroupBox):
                 self._record_button_off()
         else:
             self.capture.stop()
+
+    def _listen_toggled(self, on: bool) -> None:
+        self.record_button.setEnabled(not on and self.listen_button.isEnabled())
+        if on:
+            device = self.mic.currentData()
+            self.listen_button.setText("■ Stop listening")
+            if not self.hands_free.start(device if device else None):
+                self.listen_button.setChecked(False)
+        else:
+            self.hands_free.stop()
+            self.listen_button.setText("◎ Listen")
+
+    def _listening_failed(self, message: str) -> None:
+        self.listen_button.setChecked(False)
+        self.message.emit(message)
+
+    def _heard(self, utterance) -> None:
+        if not self.listen_button.isChecked():
+            return                      # cut just before the user stopped listening
+        self._draw(utterance.waveform, VAD_RATE)
+        self.heard.emit(utterance)
 
     def _record_button_off(self) -> None:
         self.record_button.blockSignals(True)

@@ -10,7 +10,6 @@ from engine.data.builtin import BUILTIN_ROOT, load_voices
 from engine.data.dataset import DataSplits
 from engine.data.handwriting import TRAIN_DIGITS, HandwritingSynth
 from engine.data.sources import load_source
-from engine.paths import DEFAULT_CHECKPOINT
 from engine.training.checkpoint import RETIRED, load_checkpoint, load_model
 from engine.training.trainer import Trainer
 
@@ -21,10 +20,10 @@ V1_VOICES = {voice for voice, v in load_voices().items() if v["engine"] == "espe
 V1_RESUMED_LOSSES = {4: 2.4801108837127686, 5: 1.7746658325195312, 6: 1.7575950622558594}
 
 
-def test_the_shipped_demo_model_of_version_1_loads_without_its_retired_weights():
-    payload = load_checkpoint(DEFAULT_CHECKPOINT)
+def test_a_version_1_checkpoint_loads_without_its_retired_weights():
+    payload = load_checkpoint(V1_RUN / "checkpoint.pt")
     assert payload["version"] == 1 and set(RETIRED) <= set(payload["model"])
-    model, _, _, _ = load_model(DEFAULT_CHECKPOINT)
+    model, _, _, _ = load_model(V1_RUN / "checkpoint.pt")
     assert not set(RETIRED) & set(model.state_dict())
     kept = {k: v for k, v in payload["model"].items() if k not in RETIRED}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in kept.items())

@@ -1,0 +1,93 @@
+"""Hands-free listening cuts a stream into one utterance per spoken number, wherever the blocks end."""
+import numpy as np
+import pytest
+
+from engine.bench.spoken_stream import spoken_stream
+from engine.data.audio_augment import coloured_noise
+from engine.data.utterances import VAD_RATE, Listener, UtteranceCutter, load_detector
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector()
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return spoken_stream((42, 7, 93, 18), pause_s=0.8, noise_db=-45.0)
+
+
+def _feed(cutter, samples, sizes):
+    found, at, i = [], 0, 0
+    while at < len(samples):
+        size = sizes[i % len(sizes)]
+        found += cutter.feed(samples[at:at + size])
+        at, i = at + size, i + 1
+    return found
+
+
+def _covers(utterance, span):
+    start, end = int(utterance.start_s * VAD_RATE), int(utterance.end_s * VAD_RATE)
+    return start <= span[0] + 0.05 * VAD_RATE and end >= span[1] - 0.05 * VAD_RATE
+
+
+@pytest.mark.parametrize("sizes", [[512], [160], [1000, 37, 4096, 3]])
+def test_each_spoken_number_is_one_utterance_whatever_the_block_sizes(detector, stream, sizes):
+    cutter = UtteranceCutter(detector=detector)
+    found = _feed(cutter, stream.samples, sizes)
+    assert len(found) == len(stream.labels)
+    for utterance, span in zip(found, stream.spans):
+        assert _covers(utterance, span), (utterance.start_s, utterance.end_s, span)
+        start = int(round(utterance.start_s * VAD_RATE))
+        np.testing.assert_array_equal(utterance.waveform, stream.samples[start:start + len(utterance.waveform)])
+        assert utterance.end_s - utterance.start_s < (span[1] - span[0]) / VAD_RATE + 0.5
+    assert not cutter.speaking
+
+
+def test_room_noise_alone_and_a_click_are_no_utterance(detector):
+    rng = np.random.default_rng(1)
+    noise = coloured_noise(VAD_RATE * 5, 1.0, rng) * np.float32(10 ** (-40 / 20))
+    noise[VAD_RATE * 2: VAD_RATE * 2 + 40] = 0.9          # a click
+    cutter = UtteranceCutter(detector=detector)
+    assert _feed(cutter, noise, [512]) == []
+
+
+def test_speech_longer_than_the_limit_is_cut_there(detector, stream):
+    cutter = UtteranceCutter(detector=detector, max_seconds=0.3, min_speech_ms=50, pad_ms=0)
+    found = _feed(cutter, stream.samples, [512])
+    assert len(found) > len(stream.labels)
+    assert max(len(u.waveform) for u in found) <= int(0.3 * VAD_RATE) + 512
+
+
+def test_the_listener_thread_hands_over_the_same_utterances_in_order(detector, stream):
+    cutter = UtteranceCutter(detector=detector)
+    expected = _feed(cutter, stream.samples, [512])
+    heard = []
+    listener = Listener(heard.append, lambda message: pytest.fail(message))
+    listener.cutter = UtteranceCutter(detector=detector)
+    listener.start()
+    int16 = np.round(np.clip(stream.samples, -1, 1) * 32767).astype(np.int16)
+    for at in range(0, len(int16), 512):
+        listener.push(int16[at:at + 512])
+    listener.stop()
+    assert not listener.running
+    assert [t for u in heard for t in (u.start_s, u.end_s)] == pytest.approx(
+        [t for u in expected for t in (u.start_s, u.end_s)], abs=0.05)
+
+
+def test_a_listener_whose_detector_fails_says_so(stream):
+    messages = []
+
+    class Broken:
+        def reset_states(self):
+            pass
+
+        def __call__(self, x, rate):
+            raise RuntimeError("no detector")
+
+    listener = Listener(lambda u: None, messages.append)
+    listener.cutter = UtteranceCutter(detector=Broken())
+    listener.start()
+    listener.push(stream.samples[:2048])
+    listener.stop()
+    assert messages and "hands-free listening stopped" in messages[0] and "no detector" in messages[0]
