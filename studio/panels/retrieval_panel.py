@@ -1,5 +1,5 @@
-"""Retrieval: query the model with an image (drop, paste, open), a recording, an audio file or text, and
-see the top-k of every other modality with thumbnails, captions, scores and a play button.
+"""Retrieval: query the model with an image (drop, paste, open, or drawn on the sketch pad), a recording, an
+audio file or text, and see the top-k of every other modality with thumbnails, captions, scores and a play button.
 
 "Adapt memory" makes each query also write into the central memory (test-time training) — the Memory
 panel shows the slots move; "Reset memory" restores the trained slots. "Add to my data set" appends
@@ -23,6 +23,7 @@ from studio.panels.drop_zone import ImageInput
 from studio.panels.gallery_picker import GalleryPicker
 from studio.panels.model_status import ModelStatus
 from studio.panels.results_view import MODALITY_TITLES, ResultsView
+from studio.panels.sketch_pad import SketchInput, save_png
 from studio.panels.speech_input import SpeechInput
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
@@ -62,6 +63,11 @@ class RetrievalPanel(QWidget):
         self.drop_zone.image_dropped.connect(self.query_qimage)
         self.open_image_button.clicked.connect(lambda: self._open(IMAGE_FILTER, "Open an image"))
         self.paste_button.clicked.connect(self.paste)
+        self.sketch = SketchInput()
+        self.sketch.pad.sketched.connect(self.query_sketch)
+        images = QHBoxLayout()
+        images.addWidget(image_box, 1)
+        images.addWidget(self.sketch, 1)
         self.speech = SpeechInput(settings)
         self.speech.recorded.connect(self._recorded)
         self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
@@ -97,7 +103,7 @@ class RetrievalPanel(QWidget):
         self.dataset.add_requested.connect(self.add_to_dataset)
 
         left = QVBoxLayout()
-        left.addWidget(image_box, 2)
+        left.addLayout(images, 2)
         left.addWidget(self.speech, 2)
         left.addWidget(text_box)
         left.addLayout(options)
@@ -248,11 +254,22 @@ class RetrievalPanel(QWidget):
         if image.isNull():
             self.show_error("The clipboard / drop holds no readable image")
             return
-        path = self._tmp / f"pasted-{time.strftime('%H%M%S')}-{int(time.time() * 1000) % 1000:03d}.png"
+        path = self._scratch("pasted")
         image.save(str(path))
         self.last_query = {"image": str(path)}
         self.drop_zone.show_image(image)
         self._send("image", str(path), "pasted image")
+
+    def query_sketch(self, pixels) -> None:
+        """The sketch pad's drawing (grey pixels), as it is drawn; the pad waits for each answer."""
+        self.last_query = {"drawing": pixels}
+        task = self._send("image", pixels, "drawing")
+        if task is not None:
+            self.sketch.pad.hold_until(task)
+
+    def _scratch(self, what: str) -> Path:
+        """A new PNG path in the panel's temporary folder."""
+        return self._tmp / f"{what}-{time.strftime('%H%M%S')}-{int(time.time() * 1000) % 1000:03d}.png"
 
     def paste(self) -> None:
         mime = QGuiApplication.clipboard().mimeData()
@@ -294,6 +311,8 @@ class RetrievalPanel(QWidget):
             return
         query = self.last_query or {}
         image, audio = query.get("image"), query.get("audio")
+        if query.get("drawing") is not None:    # the data set keeps files: the drawing as a PNG
+            image = save_png(query["drawing"], self._scratch("drawing"))
         text = self.text.text().strip() or None
         if image is None and audio is None and not text:
             self.show_error("Nothing to add yet: drop an image, record, or type a caption")
