@@ -3,7 +3,9 @@
     python scripts/screenshots.py [--out docs/screenshots] [--checkpoint PATH] [--steps 40]
 
 Model & levels (the tiny preset), Training (a short live run of the tiny config on the built-in set),
-Retrieval (a text, an image and an audio-file query), Memory (after adaptive queries).
+Retrieval (a text, an image and an audio-file query, a number drawn on the sketch pad with mouse drags),
+Memory (after adaptive queries). `--only 3-retrieval-sketch,2-compare` saves just those (and skips the
+training run when no shot needs it).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40, help="training steps to show live")
     parser.add_argument("--size", default="1440x900")
     parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style), to check readability")
+    parser.add_argument("--only", default="", help="comma-separated shot names to save (default: all)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +76,14 @@ def main() -> int:
             app.processEvents()
             time.sleep(0.02)
 
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+
+    def wanted(*names: str) -> bool:
+        return not only or bool(only & set(names))
+
     def shot(name: str, panel: str) -> None:
+        if not wanted(name):
+            return
         window.show_panel(panel)
         pause(0.6)
         path = out / f"{name}.png"
@@ -110,6 +120,13 @@ def main() -> int:
     shot("3-retrieval-image", "retrieval")
     query(lambda: retrieval.query_file(str(test[123].audio)))
     shot("3-retrieval-audio", "retrieval")
+    if wanted("3-retrieval-sketch"):
+        window.show_panel("retrieval")
+        pause(0.3)
+        draw_number(retrieval.sketch.pad, 42)
+        wait(lambda: not retrieval.sketch.pad.busy() and retrieval.results._due is None, 60, "the drawing's query")
+        shot("3-retrieval-sketch", "retrieval")
+        retrieval.sketch.pad.clear()
 
     # --- memory after adaptive queries
     retrieval.adapt.setChecked(True)
@@ -133,6 +150,11 @@ def main() -> int:
     retrieval.adapt.setChecked(False)
 
     # --- training: a short live run of the tiny config on the built-in set
+    if not wanted("2-training"):
+        window.close()
+        QTimer.singleShot(0, app.quit)
+        app.exec()
+        return 0
     model = window.model_panel
     model.set_field("train.steps", 10_000)
     model.set_field("train.eval_every", max(5, args.steps // 3))
@@ -150,6 +172,32 @@ def main() -> int:
     if errors:
         print("errors seen:", *errors, sep="\n  ")
     return 0
+
+
+def draw_number(pad, number: int) -> None:
+    """Draws `number` on the sketch pad with real mouse drags, in the built-in set's single-stroke font."""
+    import json
+
+    import numpy as np
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    digits = json.loads((ROOT / "resources" / "builtin" / "strokes.json").read_text())["train"]["futural"]
+    placed, x = [], 0.0
+    for d in str(number):
+        strokes = [np.asarray(s, dtype=float) for s in digits[int(d)] if len(s)]
+        xs = np.concatenate([s[:, 0] for s in strokes])
+        placed += [np.stack([s[:, 0] - xs.min() + x, s[:, 1]], axis=1) for s in strokes]
+        x += xs.max() - xs.min() + 0.25
+    width, height = pad.width(), pad.height()
+    total = x - 0.25
+    scale = min(0.7 * height, 0.85 * width / total)     # 70 % of the pad's height, or 85 % of its width
+    for stroke in placed:
+        points = [QPoint(round(width / 2 + (px - total / 2) * scale), round(height / 2 + (py - 0.5) * scale))
+                  for px, py in stroke]
+        QTest.mousePress(pad, Qt.LeftButton, Qt.NoModifier, points[0])
+        for point in points[1:]:
+            QTest.mouseMove(pad, point)
+        QTest.mouseRelease(pad, Qt.LeftButton, Qt.NoModifier, points[-1])
 
 
 if __name__ == "__main__":
