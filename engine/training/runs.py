@@ -122,12 +122,14 @@ class ComparedRun:
         return Path(self.folder).name
 
 
-def read_for_comparison(folders) -> tuple[ComparedRun, ...]:
+def read_for_comparison(folders, progress=None) -> tuple[ComparedRun, ...]:
     """Each run's log and config, in the order given. A run without a readable config is compared by its
-    curves alone (`config_problem` says why)."""
+    curves alone (`config_problem` says why). `progress(done, total)` is called before each run."""
     from engine.config import ConfigError, config_to_dict, load_config
     compared = []
-    for folder in folders:
+    for n, folder in enumerate(folders):
+        if progress is not None:
+            progress(n, len(folders))
         config, problem = None, ""
         path = Path(folder) / CONFIG
         if not path.exists():
