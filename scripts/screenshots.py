@@ -26,6 +26,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40, help="training steps to show live")
     parser.add_argument("--size", default="1440x900")
     parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style), to check readability")
+    parser.add_argument("--compare-steps", type=int, default=120, help="steps of each of the two runs compared")
     parser.add_argument("--only", default="", help="comma-separated shot names to save (default: all)")
     args = parser.parse_args()
     out = Path(args.out)
@@ -54,6 +55,8 @@ def main() -> int:
     from studio.main_window import DEFAULT_CHECKPOINT, MainWindow, StudioOptions
 
     scratch = Path(tempfile.mkdtemp(prefix="nlmm-shots-"))
+    if not args.only or "2-compare-runs" in args.only:
+        make_runs_to_compare(scratch / "runs", args.compare_steps)
     checkpoint = args.checkpoint or str(DEFAULT_CHECKPOINT)
     window = MainWindow(StudioOptions(settings=QSettings(str(scratch / "s.ini"), QSettings.IniFormat),
                                       runs_dir=scratch / "runs", checkpoint=checkpoint, config="tiny",
@@ -149,6 +152,22 @@ def main() -> int:
     shot("4-memory-after-adaptation", "memory")
     retrieval.adapt.setChecked(False)
 
+    # --- two past runs compared (made by make_runs_to_compare)
+    if wanted("2-compare-runs"):
+        from PySide6.QtCore import QItemSelectionModel
+        history = window.training_panel.history
+        window.show_panel("training")
+        history.refresh()
+        wait(lambda: history.runs.count() >= 2, 30, "the run history")
+        for row in range(2):
+            history.runs.selectionModel().select(history.runs.model().index(row, 0), QItemSelectionModel.Select)
+        history.compare_button.click()
+        wait(lambda: window.training_panel.stack.currentWidget() is window.training_panel.comparison, 60,
+             "the comparison")
+        window.training_panel.comparison.loss_choice.setCurrentText("image-text")
+        window.training_panel.comparison.lr_choice.setCurrentText("mid")
+        shot("2-compare-runs", "training")
+
     # --- training: a short live run of the tiny config on the built-in set
     if not wanted("2-training"):
         window.close()
@@ -172,6 +191,21 @@ def main() -> int:
     if errors:
         print("errors seen:", *errors, sep="\n  ")
     return 0
+
+
+def make_runs_to_compare(runs_dir: Path, steps: int) -> None:
+    """Two short real runs of the tiny config on the built-in set whose "mid" level differs (DMGD against
+    AdamW at a lower rate), for the "Compare runs" screenshot."""
+    from engine.config import config_from_dict, config_to_dict, load_config
+    from engine.training.trainer import Trainer
+    for name, optimizer, lr in (("tiny-mid-dmgd", "dmgd", 2e-2), ("tiny-mid-adamw", "adamw", 1e-3)):
+        data = config_to_dict(load_config("tiny"))
+        data["cms_levels"][1].update(optimizer=optimizer, lr=lr)
+        data["data"]["batch_size"] = 32
+        data["train"].update(steps=steps, warmup_steps=10, eval_every=max(10, steps // 4), checkpoint_every=steps)
+        started = time.monotonic()
+        ended = Trainer(config_from_dict(data), data="builtin", out_dir=runs_dir / name, tensorboard=False).run()
+        print(f"run {name}: {ended.message} in {time.monotonic() - started:.0f} s")
 
 
 def draw_number(pad, number: int) -> None:
