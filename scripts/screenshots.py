@@ -4,8 +4,9 @@
 
 Model & levels (the tiny preset), Training (a short live run of the tiny config on the built-in set),
 Retrieval (a text, an image and an audio-file query, a number drawn on the sketch pad with mouse drags),
-Memory (after adaptive queries). `--only 3-retrieval-sketch,2-compare` saves just those (and skips the
-training run when no shot needs it).
+Memory (after adaptive queries), Joint space (the gallery's map with an adapted query), two past runs
+compared (two short real runs of the tiny config). `--only 3-retrieval-sketch,2-compare-runs` saves just
+those (and skips what no shot needs: the runs to compare, the live training run).
 """
 from __future__ import annotations
 
@@ -150,6 +151,17 @@ def main() -> int:
     retrieval.text.setText("sixty one")
     query(retrieval.query_text)
     shot("4-memory-after-adaptation", "memory")
+
+    # --- the joint space: the gallery's map, an adapted query's star and its lines, a point hovered
+    if wanted("5-joint-space"):
+        joint = window.joint_panel
+        window.show_panel("joint")
+        wait(lambda: joint.map is not None or errors, 120, "the joint-space map")
+        retrieval.text.setText("forty two")
+        query(retrieval.query_text)
+        pause(0.5)
+        hover_first_hit(joint)
+        shot("5-joint-space", "joint")
     retrieval.adapt.setChecked(False)
 
     # --- two past runs compared (made by make_runs_to_compare)
@@ -194,18 +206,46 @@ def main() -> int:
 
 
 def make_runs_to_compare(runs_dir: Path, steps: int) -> None:
-    """Two short real runs of the tiny config on the built-in set whose "mid" level differs (DMGD against
-    AdamW at a lower rate), for the "Compare runs" screenshot."""
+    """Two short real runs of the tiny config whose "mid" level differs (DMGD against AdamW at a lower
+    rate), for the "Compare runs" screenshot. They train on a slice of the built-in set (its files, as a
+    folder data set) so that each evaluation takes a moment, not a minute."""
+    import csv
+
     from engine.config import config_from_dict, config_to_dict, load_config
+    from engine.data.builtin import load_builtin_manifest
     from engine.training.trainer import Trainer
+    manifest = load_builtin_manifest()
+    data_dir = runs_dir.parent / "compare-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "items.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "text", "audio", "label", "split"])
+        for split, count in (("train", 600), ("val", 100)):
+            items = manifest[split]
+            for item in items[:: max(1, len(items) // count)][:count]:
+                writer.writerow([item.image, item.text, item.audio, item.label, split])
     for name, optimizer, lr in (("tiny-mid-dmgd", "dmgd", 2e-2), ("tiny-mid-adamw", "adamw", 1e-3)):
         data = config_to_dict(load_config("tiny"))
         data["cms_levels"][1].update(optimizer=optimizer, lr=lr)
         data["data"]["batch_size"] = 32
-        data["train"].update(steps=steps, warmup_steps=10, eval_every=max(10, steps // 4), checkpoint_every=steps)
+        data["train"].update(steps=steps, warmup_steps=10, eval_every=max(10, steps // 6), checkpoint_every=steps)
         started = time.monotonic()
-        ended = Trainer(config_from_dict(data), data="builtin", out_dir=runs_dir / name, tensorboard=False).run()
-        print(f"run {name}: {ended.message} in {time.monotonic() - started:.0f} s")
+        ended = Trainer(config_from_dict(data), data=f"folder:{data_dir}", out_dir=runs_dir / name,
+                        tensorboard=False).run()
+        print(f"run {name}: {ended.message} in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def hover_first_hit(joint) -> None:
+    """The mouse over the query's best image on the map: the panel shows that item."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtTest import QTest
+    hits = joint.answer.results.get("image") or next(iter(joint.answer.results.values()))
+    row = joint.map.row_of(hits[0])
+    if row is None:
+        return
+    x, y = (float(v) for v in joint.map.points[row])
+    where = joint.plot_widget.mapFromScene(joint.plot.vb.mapViewToScene(QPointF(x, y)))
+    QTest.mouseMove(joint.plot_widget.viewport(), QPoint(where.x(), where.y()))
 
 
 def draw_number(pad, number: int) -> None:

@@ -43,7 +43,8 @@ class JointSpacePanel(QWidget):
         self.stale = True               # the map must be asked for again (a new model or gallery)
         self.mapping = None             # the task computing the map, while it does
         self._drawn = None              # the map the scatter items hold
-        self.draws = 0
+        self.draws = 0                  # maps drawn
+        self.query_draws = 0            # stars (and their lines) drawn
 
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("jointSpacePlot")
@@ -114,7 +115,7 @@ class JointSpacePanel(QWidget):
         self.stale = False
         self.status.setText("Projecting the gallery…")
         self.mapping = task = self.session.joint_map()
-        task.result.connect(self._map_ready)
+        task.result.connect(self.show_map)
         task.error.connect(lambda message: (self.status.setText(f"No map: {message}"), self.message.emit(message)))
         task.finished.connect(self._map_done)
 
@@ -123,7 +124,8 @@ class JointSpacePanel(QWidget):
         if self.stale and self.in_view:     # the gallery changed again while this map was computed
             self.request_map()
 
-    def _map_ready(self, joint_map) -> None:
+    def show_map(self, joint_map) -> None:
+        """A JointMap (engine.events) to draw, now or once the panel is in front."""
         self.map = joint_map
         counts = {m: int((joint_map.modalities == i).sum()) for i, m in enumerate(MODALITIES)}
         parts = [f"{n} {MODALITY_TITLES[m].lower()}" for m, n in counts.items() if n]
@@ -182,6 +184,7 @@ class JointSpacePanel(QWidget):
         pairs = np.empty((2 * len(ends), 2), dtype=np.float32)
         pairs[0::2], pairs[1::2] = where, ends
         self.lines.setData(pairs[:, 0], pairs[:, 1])
+        self.query_draws += 1
 
     # ------------------------------------------------------------------ hover and click
     def describe(self, row: int) -> str:
