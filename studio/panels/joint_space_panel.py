@@ -75,7 +75,7 @@ class JointSpacePanel(QWidget):
         self.status.setWordWrap(True)
         self.redraw_button = QPushButton("Redraw map")
         self.redraw_button.setToolTip("Project the gallery again with the model as it is now")
-        self.redraw_button.clicked.connect(self.gallery_changed)
+        self.redraw_button.clicked.connect(lambda: self.gallery_changed())
         self.info = QLabel("Hover a point to see the item; click a spoken clip to play it")
         self.info.setObjectName("jointSpaceInfo")
         self.info.setTextFormat(Qt.RichText)

@@ -39,6 +39,7 @@ class RunComparison(QWidget):
         self.setObjectName("runComparison")
         self.runs: tuple = ()           # the ComparedRun shown, in column order
         self.items: list[dict] = []     # each run's plot items
+        self._smoothed: dict = {}       # (run folder, pair) -> the smoothed loss: computed once, not per redraw
         self.title = QLabel("")
         self.title.setWordWrap(True)
         self.back_button = QPushButton("Back to the curves")
@@ -102,6 +103,7 @@ class RunComparison(QWidget):
     def show_runs(self, runs) -> None:
         """ComparedRun of engine.training.runs, in the order they are to be listed."""
         self.runs = tuple(runs)
+        self._smoothed = {}
         names = [run.name for run in self.runs]
         self.title.setText(f"<b>Comparing {len(names)} runs:</b> " + ", ".join(
             f"<span style='color:{PALETTE[i % len(PALETTE)]}'>■</span> {name}" for i, name in enumerate(names)))
@@ -171,11 +173,14 @@ class RunComparison(QWidget):
     def redraw(self) -> None:
         for run, items in zip(self.runs, self.items):
             x, y = self.curve(run, "loss")
-            series = Series(SMOOTHING)
-            for step, value in zip(x, y):
-                series.append(step, value)
+            key = (run.folder, self.loss_choice.currentText())
+            if key not in self._smoothed:
+                series = Series(SMOOTHING)
+                for step, value in zip(x, y):
+                    series.append(step, value)
+                self._smoothed[key] = series.smooth.view().copy()
             items["raw"].setData(x, y)
-            items["loss"].setData(x, series.smooth.view().copy())
+            items["loss"].setData(x, self._smoothed[key])
             items["recall"].setData(*self.curve(run, "recall"))
             items["lr"].setData(*self.curve(run, "lr"))
         for plot in (self.loss_plot, self.lr_plot):
