@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--size", default="1440x900")
     parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style), to check readability")
     parser.add_argument("--compare-steps", type=int, default=120, help="steps of each of the two runs compared")
+    parser.add_argument("--compare-from", help="a folder of runs to compare instead of training two")
     parser.add_argument("--only", default="", help="comma-separated shot names to save (default: all)")
     args = parser.parse_args()
     out = Path(args.out)
@@ -56,7 +57,12 @@ def main() -> int:
     from studio.main_window import DEFAULT_CHECKPOINT, MainWindow, StudioOptions
 
     scratch = Path(tempfile.mkdtemp(prefix="nlmm-shots-"))
-    if not args.only or "2-compare-runs" in args.only:
+    if args.compare_from:                   # runs made before (they take minutes on a busy machine)
+        import shutil
+        for run in Path(args.compare_from).iterdir():
+            if run.is_dir():
+                shutil.copytree(run, scratch / "runs" / run.name)
+    elif not args.only or "2-compare-runs" in args.only:
         make_runs_to_compare(scratch / "runs", args.compare_steps)
     checkpoint = args.checkpoint or str(DEFAULT_CHECKPOINT)
     window = MainWindow(StudioOptions(settings=QSettings(str(scratch / "s.ini"), QSettings.IniFormat),
@@ -170,7 +176,7 @@ def main() -> int:
         history = window.training_panel.history
         window.show_panel("training")
         history.refresh()
-        wait(lambda: history.runs.count() >= 2, 30, "the run history")
+        wait(lambda: history.listing is None and history.runs.count() >= 2, 30, "the run history")
         for row in range(2):
             history.runs.selectionModel().select(history.runs.model().index(row, 0), QItemSelectionModel.Select)
         history.compare_button.click()

@@ -53,6 +53,8 @@ class JointSpacePanel(QWidget):
         self.plot.setLabel("bottom", "first principal direction")
         self.plot.setLabel("left", "second principal direction")
         self.plot.setAspectLocked(True)
+        for side in ("bottom", "left"):     # "800 (x0.001)" reads worse than 0.8
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         legend = self.plot.addLegend(offset=(10, 10), labelTextSize="9pt")
         self.scatter = {}
         for modality in MODALITIES:
@@ -65,7 +67,7 @@ class JointSpacePanel(QWidget):
             self.scatter[modality] = item
         self.lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen(QUERY_COLOR, width=1.2, style=Qt.DashLine))
         self.query_item = pg.ScatterPlotItem(symbol="star", size=22, brush=pg.mkBrush(QUERY_COLOR),
-                                             pen=pg.mkPen("k", width=1), name="query")
+                                             pen=pg.mkPen("k", width=1))
         self.plot.addItem(self.lines)
         self.plot.addItem(self.query_item)
         legend.addItem(self.query_item, "query, lines to its top k")
