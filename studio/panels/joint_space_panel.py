@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from engine.vocabulary import MODALITIES
 from studio.panels.results_view import MODALITY_TITLES
 
-COLORS = {"image": "#1f77b4", "text": "#ff7f0e", "audio": "#2ca02c"}
+COLORS = dict(zip(MODALITIES, ("#ff7f0e", "#1f77b4", "#2ca02c")))     # one colour a modality
 QUERY_COLOR = "#d62728"
 
 

@@ -72,3 +72,15 @@ def test_a_new_model_redraws_the_map_and_behind_its_tab_nothing_is_asked(ready_w
     qtbot.waitUntil(lambda: panel.map is not None and panel._drawn is panel.map, timeout=30_000)
     assert panel.map is not first
     assert not window.errors
+
+
+def test_clicking_a_spoken_clip_on_the_map_plays_it(ready_window, qtbot):
+    panel = _map_shown(ready_window, qtbot)
+    qtbot.waitExposed(panel.plot_widget)
+    row = int(np.flatnonzero(panel.map.modalities == MODALITIES.index("audio"))[0])
+    where = panel.plot_widget.mapFromScene(panel.plot.vb.mapViewToScene(pg_point(panel.map.points[row])))
+    with qtbot.waitSignal(panel.play_requested, timeout=5_000) as blocker:
+        QTest.mouseMove(panel.plot_widget.viewport(), QPoint(where.x(), where.y()))
+        QTest.mouseClick(panel.plot_widget.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(where.x(), where.y()))
+    played = blocker.args[0]
+    assert played.endswith((".ogg", ".wav", ".flac")) and played in panel.map.names
