@@ -35,7 +35,7 @@ def _bench_joint_map(retriever, points: int):
     from engine.joint_space import joint_map
     from engine.training.evaluate import EmbeddedGallery
     galleries = retriever.galleries
-    per_modality = max(1, points // max(1, len(galleries)))
+    per_modality = -(-points // max(1, len(galleries)))     # rounded up: at least `points` in all
     generator = torch.Generator().manual_seed(0)
     grown = {}
     for modality, gallery in galleries.items():

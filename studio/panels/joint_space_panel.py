@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.vocabulary import MODALITIES
 from studio.panels.results_view import MODALITY_TITLES
@@ -49,7 +49,6 @@ class JointSpacePanel(QWidget):
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("jointSpacePlot")
         self.plot = self.plot_widget.getPlotItem()
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("bottom", "first principal direction")
         self.plot.setLabel("left", "second principal direction")
         self.plot.setAspectLocked(True)
@@ -61,6 +60,8 @@ class JointSpacePanel(QWidget):
             item = pg.ScatterPlotItem(size=7, pen=None, brush=_brush(COLORS[modality]), hoverable=True,
                                       hoverSize=12, hoverPen=pg.mkPen("k", width=1.5),
                                       name=MODALITY_TITLES[modality], tip=None)
+            # kept as a pixmap: a query repaints the star over it instead of 10 000 points (10 against 25 ms)
+            item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
             item.sigHovered.connect(self._hovered)
             item.sigClicked.connect(self._clicked)
             self.plot.addItem(item)
@@ -68,8 +69,10 @@ class JointSpacePanel(QWidget):
         self.lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen(QUERY_COLOR, width=1.2, style=Qt.DashLine))
         self.query_item = pg.ScatterPlotItem(symbol="star", size=22, brush=pg.mkBrush(QUERY_COLOR),
                                              pen=pg.mkPen("k", width=1))
-        self.plot.addItem(self.lines)
-        self.plot.addItem(self.query_item)
+        # the star does not move the view: a query redraws the star and its lines, not the axes and the
+        # 10 000 points of a big gallery (a grid, drawn by the axes across the view, cost ~13 ms a query)
+        self.plot.addItem(self.lines, ignoreBounds=True)
+        self.plot.addItem(self.query_item, ignoreBounds=True)
         legend.addItem(self.query_item, "query, lines to its top k")
 
         self.status = QLabel("No map yet: load a model and its gallery")
