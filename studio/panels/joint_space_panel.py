@@ -1,5 +1,5 @@
 """The joint space: every gallery item (image, caption, spoken clip) as a point of a 2-D map of the model's
-joint embedding space, coloured by modality; the last query as a star with lines to its top-k. With "Adapt
+joint embedding space, coloured by modality (or by label: "Colour by label"); the last query as a star with lines to its top-k. With "Adapt
 memory" on, the star moves as the memory learns; a new model or gallery redraws the map.
 
 The projection (PCA, `engine/joint_space.py`) is computed by the engine on its thread; this panel only
@@ -14,12 +14,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.vocabulary import MODALITIES
 from studio.panels.results_view import MODALITY_TITLES
 
 COLORS = dict(zip(MODALITIES, ("#ff7f0e", "#1f77b4", "#2ca02c")))     # one colour a modality
+SYMBOLS = dict(zip(MODALITIES, ("s", "o", "t")))    # and one shape, so that colouring by label keeps them apart
 QUERY_COLOR = "#d62728"
 
 
@@ -43,6 +44,7 @@ class JointSpacePanel(QWidget):
         self.stale = True               # the map must be asked for again (a new model or gallery)
         self.mapping = None             # the task computing the map, while it does
         self._drawn = None              # the map the scatter items hold
+        self._label_brushes: dict = {}
         self.draws = 0                  # maps drawn
         self.query_draws = 0            # stars (and their lines) drawn
 
@@ -57,7 +59,8 @@ class JointSpacePanel(QWidget):
         legend = self.plot.addLegend(offset=(10, 10), labelTextSize="9pt")
         self.scatter = {}
         for modality in MODALITIES:
-            item = pg.ScatterPlotItem(size=7, pen=None, brush=_brush(COLORS[modality]), hoverable=True,
+            item = pg.ScatterPlotItem(size=7, pen=None, brush=_brush(COLORS[modality]), symbol=SYMBOLS[modality],
+                                      hoverable=True,
                                       hoverSize=12, hoverPen=pg.mkPen("k", width=1.5),
                                       name=MODALITY_TITLES[modality], tip=None)
             # kept as a pixmap: a query repaints the star over it instead of 10 000 points (10 against 25 ms)
@@ -81,6 +84,11 @@ class JointSpacePanel(QWidget):
         self.redraw_button = QPushButton("Redraw map")
         self.redraw_button.setToolTip("Project the gallery again with the model as it is now")
         self.redraw_button.clicked.connect(lambda: self.gallery_changed())
+        self.by_label = QCheckBox("Colour by label")
+        self.by_label.setObjectName("colourByLabel")
+        self.by_label.setToolTip("One colour a label (a number), whatever the modality: are the image, the "
+                                 "caption and the clip of a number near each other?")
+        self.by_label.toggled.connect(lambda _on: (setattr(self, "_drawn", None), self.draw()))
         self.info = QLabel("Hover a point to see the item; click a spoken clip to play it")
         self.info.setObjectName("jointSpaceInfo")
         self.info.setTextFormat(Qt.RichText)
@@ -89,6 +97,7 @@ class JointSpacePanel(QWidget):
         self.thumbnail.setFixedHeight(48)
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
+        top.addWidget(self.by_label)
         top.addWidget(self.redraw_button)
         bottom = QHBoxLayout()
         bottom.addWidget(self.thumbnail)
@@ -154,11 +163,21 @@ class JointSpacePanel(QWidget):
         if self._drawn is not self.map:     # points change only with the map
             for code, modality in enumerate(MODALITIES):
                 rows = np.flatnonzero(self.map.modalities == code)
-                self.scatter[modality].setData(pos=self.map.points[rows], data=rows)
+                brush = ([self._label_brush(int(label)) for label in self.map.labels[rows]]
+                         if self.by_label.isChecked() else _brush(COLORS[modality]))
+                self.scatter[modality].setData(pos=self.map.points[rows], data=rows, brush=brush)
             self._drawn = self.map
             self.plot.enableAutoRange()
         self._draw_query()
         self.draws += 1
+
+    def _label_brush(self, label: int):
+        """Labels spread round the colour wheel by the golden ratio (neighbouring numbers differ); none: grey."""
+        if label not in self._label_brushes:
+            color = pg.hsvColor((label * 0.618034) % 1.0, 0.75, 0.9) if label >= 0 else pg.mkColor("#999999")
+            color.setAlpha(170)
+            self._label_brushes[label] = pg.mkBrush(color)
+        return self._label_brushes[label]
 
     def _clear(self) -> None:
         for item in (*self.scatter.values(), self.query_item, self.lines):

@@ -84,3 +84,25 @@ def test_clicking_a_spoken_clip_on_the_map_plays_it(ready_window, qtbot):
         QTest.mouseClick(panel.plot_widget.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(where.x(), where.y()))
     played = blocker.args[0]
     assert played.endswith((".ogg", ".wav", ".flac")) and played in panel.map.names
+
+
+def test_colour_by_label_gives_a_number_one_colour_in_every_modality(ready_window, qtbot):
+    panel = _map_shown(ready_window, qtbot)
+    colours = {}
+    qtbot.mouseClick(panel.by_label, Qt.LeftButton)
+    assert panel.by_label.isChecked() and panel._drawn is panel.map
+    for modality, item in panel.scatter.items():
+        for point in item.points():
+            label = int(panel.map.labels[int(point.data())])
+            colours.setdefault(label, set()).add(point.brush().color().name())
+    assert len(colours) > 1
+    assert all(len(seen) == 1 for seen in colours.values()), "one colour a label, whatever the modality"
+    assert len({next(iter(seen)) for seen in colours.values()}) > 1, "labels get different colours"
+    qtbot.mouseClick(panel.by_label, Qt.LeftButton)
+    for modality, item in panel.scatter.items():
+        assert {p.brush().color().name() for p in item.points()} <= {pg_color(modality)}
+
+
+def pg_color(modality):
+    from studio.panels.joint_space_panel import COLORS
+    return COLORS[modality]
