@@ -43,7 +43,8 @@ class RunComparison(QWidget):
         self.title = QLabel("")
         self.title.setWordWrap(True)
         self.back_button = QPushButton("Back to the curves")
-        self.back_button.clicked.connect(self.back_requested)
+        self.back_button.clicked.connect(self._back)
+        self.task = None                # the task reading the runs to compare, while it reads
         self.loss_choice = _combo("compareLoss", ("total",) + PAIR_NAMES, "Which loss curve to overlay")
         self.recall_choice = _combo("compareRecall", DIRECTION_NAMES, "Which retrieval direction to overlay")
         self.lr_choice = _combo("compareRate", ("outer",), "Which level's learning rate to overlay")
@@ -100,6 +101,23 @@ class RunComparison(QWidget):
         layout.addWidget(splitter, 1)
 
     # ------------------------------------------------------------------ data
+    def reading(self, task, count: int) -> None:
+        """Runs being read (`task` -> ComparedRun tuple): progress in the title; the newest request wins."""
+        if self.task is not None:
+            self.task.cancel()
+        self.task = task
+        self.title.setText(f"Reading {count} runs to compare…")
+        task.progress.connect(lambda done, total: self.task is task and self.title.setText(
+            f"Reading {count} runs to compare… {int(done) + 1} of {int(total)}"))
+        task.result.connect(lambda runs: self.task is task and self.show_runs(runs))
+        task.finished.connect(lambda: self.task is task and setattr(self, "task", None))
+
+    def _back(self) -> None:
+        """Back to the curves; runs still being read are not wanted any more."""
+        if self.task is not None:
+            self.task.cancel()
+        self.back_requested.emit()
+
     def show_runs(self, runs) -> None:
         """ComparedRun of engine.training.runs, in the order they are to be listed."""
         self.runs = tuple(runs)

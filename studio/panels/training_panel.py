@@ -99,7 +99,6 @@ class TrainingPanel(QWidget):
         self.history.compare_requested.connect(self.compare_runs)
         self.comparison = RunComparison()
         self.comparison.back_requested.connect(lambda: self._front(self.curves))
-        self.comparing = None           # the task reading the runs to compare, while it reads
         self.in_view = True
         self.stack = QStackedWidget()   # the live curves, or the comparison of past runs in their place
         self.stack.addWidget(self.curves)
@@ -310,12 +309,7 @@ class TrainingPanel(QWidget):
         if self.host is None:
             return
         from engine.training.runs import read_for_comparison
-        if self.comparing is not None:      # the newest request wins
-            self.comparing.cancel()
-        names = ", ".join(Path(f).name for f in folders)
-        self.message.emit(f"Reading {len(folders)} runs to compare: {names}")
-        self.comparing = task = self.host.submit("run comparison",
-                                                 lambda t: read_for_comparison(folders, progress=t.report), files=True)
-        task.result.connect(lambda runs: (self.comparison.show_runs(runs), self._front(self.comparison)))
+        task = self.host.submit("run comparison", lambda t: read_for_comparison(folders, progress=t.report), files=True)
         task.error.connect(lambda message: self.message.emit(f"Could not compare the runs: {message}"))
-        task.finished.connect(lambda: self.comparing is task and setattr(self, "comparing", None))
+        self.comparison.reading(task, len(folders))     # progress in its title; Back cancels
+        self._front(self.comparison)
