@@ -142,3 +142,26 @@ def test_drawing_before_a_model_is_loaded_says_so(make_window, qtbot):
     qtbot.waitExposed(panel.sketch.pad)
     drag(panel.sketch.pad, [(20, 20), (60, 60)])
     qtbot.waitUntil(lambda: "Load a model first" in panel.results.error_label.text(), timeout=5_000)
+
+
+def test_a_drawing_added_to_my_data_set_is_saved_as_an_image_of_it(make_window, qtbot, tmp_path):
+    from engine.data.folder import load_folder
+    from PIL import Image
+    window = make_window(load_checkpoint=False)
+    panel = window.retrieval_panel
+    window.show_panel("retrieval")
+    pad = panel.sketch.pad
+    qtbot.waitExposed(pad)
+    w, h = pad.width(), pad.height()
+    drag(pad, [(int(x * w / PAD_W), int(y * h / PAD_H)) for x, y in SEVEN])
+    qtbot.waitUntil(lambda: panel.last_query is not None and "drawing" in panel.last_query, timeout=5_000)
+    root = tmp_path / "mine"
+    panel.dataset.path.setText(str(root))
+    panel.dataset.label.setText("7")
+    qtbot.mouseClick(panel.dataset.add_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: (root / "items.csv").exists() and len((root / "items.csv").read_text().splitlines()) == 2,
+                    timeout=10_000)
+    item = next(i for split in load_folder(root).splits.values() for i in split)
+    assert item.label == 7 and item.image is not None
+    saved = np.asarray(Image.open(item.image).convert("L"))
+    assert saved.shape == pad.pixels().shape and np.array_equal(saved, panel.last_query["drawing"])
