@@ -112,7 +112,10 @@ class JointSpacePanel(QWidget):
 
     # ------------------------------------------------------------------ the map
     def model_changed(self, what: str) -> None:
-        """A model is loading: the map drawn no longer holds."""
+        """A model is loading: the map drawn (or being computed) no longer holds."""
+        if self.mapping is not None:
+            self.mapping.cancel()
+            self.mapping = None
         self.map, self.answer, self.stale = None, None, True
         self._clear()
         self.status.setText(what)
@@ -129,11 +132,13 @@ class JointSpacePanel(QWidget):
         self.stale = False
         self.status.setText("Projecting the gallery…")
         self.mapping = task = self.session.joint_map()
-        task.result.connect(self.show_map)
+        task.result.connect(lambda joint_map: self.mapping is task and self.show_map(joint_map))
         task.error.connect(lambda message: (self.status.setText(f"No map: {message}"), self.message.emit(message)))
-        task.finished.connect(self._map_done)
+        task.finished.connect(lambda: self._map_done(task))
 
-    def _map_done(self) -> None:
+    def _map_done(self, task) -> None:
+        if self.mapping is not task:        # a map of a model that was replaced meanwhile
+            return
         self.mapping = None
         if self.stale and self.in_view:     # the gallery changed again while this map was computed
             self.request_map()
