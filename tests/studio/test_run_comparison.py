@@ -113,3 +113,25 @@ def test_a_run_without_its_config_is_compared_by_its_curves_and_says_why(trainin
     assert table.item(0, 0).text() == "no config"      # run-c, listed first
     assert "run-c: no config.yaml" in comparison.problems.text()
     assert not window.errors
+
+
+def test_a_new_run_brings_its_live_curves_back_in_front_of_a_comparison(make_window, qtbot, runs_dir, data_dir,
+                                                                       tmp_path):
+    own = tmp_path / "runs"                 # the new run must not join the other tests' runs
+    shutil.copytree(runs_dir, own)
+    window = make_window(load_checkpoint=False, runs_dir=own)
+    window.show_panel("training")
+    panel = window.training_panel
+    qtbot.waitUntil(lambda: panel.history.runs.count() == 3, timeout=30_000)
+    qtbot.waitExposed(panel.history.runs)
+    _compare(qtbot, panel, "run-a", "run-b")
+    assert not panel.curves.in_view, "the live curves do not draw behind the comparison"
+    window.model_panel.set_field("train.steps", 3)
+    panel.set_data_spec(f"folder:{data_dir}")
+    qtbot.mouseClick(panel.train_button, Qt.LeftButton)
+    with qtbot.waitSignal(panel.run.began, timeout=60_000):
+        pass
+    assert panel.stack.currentWidget() is panel.curves and panel.curves.in_view
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=60_000)
+    qtbot.waitUntil(lambda: panel.history.runs.count() == 4 and panel.history.listing is None, timeout=10_000)
+    assert not window.errors
