@@ -58,6 +58,18 @@ def test_a_dragged_seven_is_inked_where_the_mouse_went_and_nowhere_else(sketch):
     assert sketch.undo_button.isEnabled() and sketch.clear_button.isEnabled()
 
 
+def test_a_finger_on_a_touch_screen_draws_too(sketch):
+    """Touch reaches the pad as the mouse events Qt synthesises from it."""
+    pad, finger = sketch.pad, QTest.createTouchDevice()
+    QTest.touchEvent(pad, finger).press(0, QPoint(40, 60), pad).commit()   # points in the pad's coordinates
+    for x in range(50, 210, 10):
+        QTest.touchEvent(pad, finger).move(0, QPoint(x, 60), pad).commit()
+    QTest.touchEvent(pad, finger).release(0, QPoint(200, 60), pad).commit()
+    assert len(pad.strokes) == 1, pad.strokes
+    pixels = pad.pixels()
+    assert ink_at(pixels, 120, 60) and ink_at(pixels, 195, 60) and not ink_at(pixels, 120, 15)
+
+
 def test_undo_removes_the_last_stroke_and_clear_empties_the_pad(sketch, qtbot):
     pad = sketch.pad
     drag(pad, [(60, 15), (60, 105)])            # a "1"
