@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
-from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from studio import audio_capture
 from studio.dialogs import AUDIO_FILTER, CHECKPOINT_FILTER, IMAGE_FILTER
@@ -22,6 +22,7 @@ from studio.panels.dataset_adder import DatasetAdder
 from studio.panels.drop_zone import ImageInput
 from studio.panels.gallery_picker import GalleryPicker
 from studio.panels.model_status import ModelStatus
+from studio.panels.query_options import QueryOptions, TextInput
 from studio.panels.results_view import MODALITY_TITLES, ResultsView
 from studio.panels.sketch_pad import SketchInput, save_png
 from studio.panels.speech_input import SpeechInput
@@ -72,33 +73,15 @@ class RetrievalPanel(QWidget):
         self.speech.recorded.connect(self._recorded)
         self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
         self.speech.message.connect(self.show_error)
-        self.text = QLineEdit()
-        self.text.setObjectName("queryText")
-        self.text.setPlaceholderText("Type a caption, e.g. forty two")
+        text_box = TextInput()
+        self.text, self.search_button = text_box.text, text_box.search_button
         self.text.returnPressed.connect(self.query_text)
-        self.search_button = QPushButton("Search")
         self.search_button.clicked.connect(self.query_text)
-        text_box = QGroupBox("Text")
-        text_layout = QHBoxLayout(text_box)
-        text_layout.addWidget(self.text, 1)
-        text_layout.addWidget(self.search_button)
 
         # ----- options and "add to my data set"
-        self.k = QSpinBox()
-        self.k.setRange(1, 20)
-        self.k.setValue(5)
-        self.k.setPrefix("top ")
-        self.adapt = QCheckBox("Adapt memory (test-time training)")
-        self.adapt.setObjectName("adaptToggle")
-        self.adapt.setToolTip("Each query also writes into the central memory's top-k slots")
-        self.reset_button = QPushButton("Reset memory")
-        self.reset_button.setToolTip("Restore the trained memory slots")
+        options = QueryOptions()
+        self.k, self.adapt, self.reset_button = options.k, options.adapt, options.reset_button
         self.reset_button.clicked.connect(self.reset_memory)
-        options = QHBoxLayout()
-        options.addWidget(self.k)
-        options.addWidget(self.adapt)
-        options.addWidget(self.reset_button)
-        options.addStretch(1)
         self.dataset = DatasetAdder(file_dialogs, settings)
         self.dataset.add_requested.connect(self.add_to_dataset)
 
@@ -106,7 +89,7 @@ class RetrievalPanel(QWidget):
         left.addLayout(images, 2)
         left.addWidget(self.speech, 2)
         left.addWidget(text_box)
-        left.addLayout(options)
+        left.addWidget(options)
         left.addWidget(self.dataset)
         left_widget = QWidget()
         left_widget.setLayout(left)
