@@ -199,6 +199,8 @@ class JointSpacePanel(QWidget):
     def query_position(self) -> np.ndarray | None:
         if self.answer is None or self.answer.embedding is None or self.map is None:
             return None
+        if self.answer.embedding.shape != self.map.mean.shape:  # an answer of another model than the map's
+            return None
         return self.map.place(self.answer.embedding)
 
     def _draw_query(self) -> None:
