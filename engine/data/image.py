@@ -61,7 +61,7 @@ def open_image(path: str | Path) -> Image.Image:
 
 def image_from_array(array, name: str = "image") -> Image.Image:
     """An image handed over as pixels (a drawing from the studio's sketch pad): (H, W) grey or (H, W, 3|4)
-    colour, uint8 or float in [0, 1] -> a Pillow image, checked like a file would be."""
+    colour, integer levels 0..255 or floats in [0, 1] -> a Pillow image, checked like a file would be."""
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -70,10 +70,14 @@ def image_from_array(array, name: str = "image") -> Image.Image:
                         "(expected height x width, optionally x 3 or 4 channels)")
     if array.shape[0] * array.shape[1] > MAX_PIXELS:
         raise DataError(f"{name}: image too large ({array.shape[1]}x{array.shape[0]} pixels; at most {MAX_PIXELS:,})")
-    if array.dtype != np.uint8:
-        if array.dtype.kind not in "fiub" or not np.isfinite(array).all():
-            raise DataError(f"{name}: pixels must be finite numbers, got {array.dtype}")
+    if array.dtype.kind not in "fiub":
+        raise DataError(f"{name}: pixels must be real numbers, got {array.dtype}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DataError(f"{name}: pixels must be finite numbers, got NaN or infinity")
+    if array.dtype.kind in "fb":    # floats (and booleans) are shares of white: 0..1
         array = np.clip(np.rint(array.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:   # other integers are levels 0..255, as uint8 ones
+        array = np.clip(array, 0, 255).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(array), mode=None)
 
 

@@ -142,7 +142,8 @@ def test_pixels_handed_over_prepare_exactly_like_the_same_image_read_from_a_file
     path = tmp_path / "drawing.png"
     Image.fromarray(paper, "L").save(path)
     from_file = load_image(path, INK)
-    for pixels in (paper, paper[..., None], np.repeat(paper[..., None], 3, axis=-1), paper / 255.0):
+    for pixels in (paper, paper[..., None], np.repeat(paper[..., None], 3, axis=-1), paper / 255.0,
+                   paper.astype(np.int32)):
         torch.testing.assert_close(prepare_image(image_from_array(pixels, "drawing"), INK, "drawing"), from_file,
                                    atol=1 / 255, rtol=0)
 
@@ -152,7 +153,8 @@ def test_pixels_handed_over_prepare_exactly_like_the_same_image_read_from_a_file
     (np.zeros((4, 4, 2), np.uint8), "not an image"),
     (np.zeros(10, np.uint8), "not an image"),
     (np.full((8, 8), np.nan, np.float32), "finite"),
-    (np.array([["a"]]), "finite"),
+    (np.array([["a"]]), "real numbers"),
+    (np.ones((8, 8), np.complex64), "real numbers"),
 ])
 def test_pixels_that_are_not_an_image_are_one_line_data_errors(pixels, message):
     with pytest.raises(DataError, match=message) as caught:
