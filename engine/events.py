@@ -156,6 +156,29 @@ class QueryAnswer:
         return {"query": self.query, "modality": self.modality, "results": flat, "latency_ms": self.latency_ms}
 
 
+@dataclass(frozen=True, eq=False)
+class JointMap:
+    """The gallery's joint space drawn flat (engine/joint_space.py): every embedded item as a point of a 2-D
+    projection, with what a viewer shows on hover; `place` puts a query's embedding on the same map."""
+    points: np.ndarray          # (N, 2) float32
+    modalities: np.ndarray      # (N,) index into vocabulary.MODALITIES
+    labels: np.ndarray          # (N,) the item's label, -1 when it has none
+    names: tuple[str, ...]      # (N,) the caption, or the file's path
+    mean: np.ndarray            # (D,) the centre the projection subtracts
+    axes: np.ndarray            # (D, 2) the two principal directions
+    explained: tuple[float, float]   # the share of the gallery's variance along each axis
+    index: dict = field(default_factory=dict)   # (modality, name) -> row, to find a hit's point
+    kind: str = _kind("joint_map")
+
+    def place(self, embedding: np.ndarray) -> np.ndarray:
+        """(D,) embedding -> (2,) position on this map (the same linear projection as the gallery's)."""
+        return ((np.asarray(embedding, dtype=np.float32) - self.mean) @ self.axes).astype(np.float32)
+
+    def row_of(self, hit) -> int | None:
+        """The point of a query's hit (a Hit), None when the map was drawn from another gallery."""
+        return self.index.get((hit.modality, hit.path if hit.path is not None else hit.caption))
+
+
 @dataclass(frozen=True)
 class DatasetRowAdded:
     root: str

@@ -22,7 +22,7 @@ from engine.config import NLMMConfig
 from engine.data.audio import LogMel, fit_length, load_audio, prepare_waveform, trim_silence
 from engine.data.dataset import Collate, DataSplits, Item, model_batch
 from engine.data.errors import DataError
-from engine.data.image import load_image, prepare_image
+from engine.data.image import image_from_array, load_image, prepare_image
 from engine.data.text import Tokenizer
 from engine.device import autocast, pick_device
 from engine.events import Hit, MemoryFrame, QueryAnswer
@@ -81,14 +81,18 @@ class Retriever:
 
     # ------------------------------------------------------------------ queries
     def sample(self, modality: str, value, index: int = 0) -> dict:
-        """A file path, text, PIL image or (waveform, rate) -> a data set sample of one modality, which
+        """A file path, text, PIL image, pixel array or (waveform, rate) -> a data set sample of one modality, which
         the data set's collate pads into a batch like any other (`embed`, `embed_many`)."""
         sample = {"index": index, "label": -1, "text": None, "image": None, "audio": None, "errors": []}
         if modality == "text":
             sample["text"] = str(value)
         elif modality == "image":
-            sample["image"] = load_image(value, self.cfg.image) if isinstance(value, (str, Path)) \
-                else prepare_image(value, self.cfg.image)
+            if isinstance(value, (str, Path)):
+                sample["image"] = load_image(value, self.cfg.image)
+            elif isinstance(value, np.ndarray):
+                sample["image"] = prepare_image(image_from_array(value, _shown(value)), self.cfg.image, _shown(value))
+            else:
+                sample["image"] = prepare_image(value, self.cfg.image)
         elif modality == "audio":
             audio = self.cfg.audio
             read_seconds = QUERY_READ_FACTOR * audio.max_seconds
@@ -171,5 +175,7 @@ class Retriever:
 
 
 def _shown(value) -> str:
-    """How a query is named in results and messages: a path or text as given, a recording as such."""
+    """How a query is named in results and messages: a path or text as given, a recording or pixels as such."""
+    if isinstance(value, np.ndarray):
+        return "image pixels"
     return "recording" if isinstance(value, tuple) else str(value)

@@ -3,7 +3,10 @@
     python scripts/screenshots.py [--out docs/screenshots] [--checkpoint PATH] [--steps 40]
 
 Model & levels (the tiny preset), Training (a short live run of the tiny config on the built-in set),
-Retrieval (a text, an image and an audio-file query), Memory (after adaptive queries).
+Retrieval (a text, an image and an audio-file query, a number drawn on the sketch pad with mouse drags),
+Memory (after adaptive queries), Joint space (the gallery's map with an adapted query), two past runs
+compared (two short real runs of the tiny config). `--only 3-retrieval-sketch,2-compare-runs` saves just
+those (and skips what no shot needs: the runs to compare, the live training run).
 """
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40, help="training steps to show live")
     parser.add_argument("--size", default="1440x900")
     parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style), to check readability")
+    parser.add_argument("--compare-steps", type=int, default=120, help="steps of each of the two runs compared")
+    parser.add_argument("--compare-from", help="a folder of runs to compare instead of training two")
+    parser.add_argument("--only", default="", help="comma-separated shot names to save (default: all)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -51,6 +57,13 @@ def main() -> int:
     from studio.main_window import DEFAULT_CHECKPOINT, MainWindow, StudioOptions
 
     scratch = Path(tempfile.mkdtemp(prefix="nlmm-shots-"))
+    if args.compare_from:                   # runs made before (they take minutes on a busy machine)
+        import shutil
+        for run in Path(args.compare_from).iterdir():
+            if run.is_dir():
+                shutil.copytree(run, scratch / "runs" / run.name)
+    elif not args.only or "2-compare-runs" in args.only:
+        make_runs_to_compare(scratch / "runs", args.compare_steps)
     checkpoint = args.checkpoint or str(DEFAULT_CHECKPOINT)
     window = MainWindow(StudioOptions(settings=QSettings(str(scratch / "s.ini"), QSettings.IniFormat),
                                       runs_dir=scratch / "runs", checkpoint=checkpoint, config="tiny",
@@ -73,7 +86,14 @@ def main() -> int:
             app.processEvents()
             time.sleep(0.02)
 
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+
+    def wanted(*names: str) -> bool:
+        return not only or bool(only & set(names))
+
     def shot(name: str, panel: str) -> None:
+        if not wanted(name):
+            return
         window.show_panel(panel)
         pause(0.6)
         path = out / f"{name}.png"
@@ -110,6 +130,13 @@ def main() -> int:
     shot("3-retrieval-image", "retrieval")
     query(lambda: retrieval.query_file(str(test[123].audio)))
     shot("3-retrieval-audio", "retrieval")
+    if wanted("3-retrieval-sketch"):
+        window.show_panel("retrieval")
+        pause(0.3)
+        draw_number(retrieval.sketch.pad, 42)
+        wait(lambda: not retrieval.sketch.pad.busy() and retrieval.results._due is None, 60, "the drawing's query")
+        shot("3-retrieval-sketch", "retrieval")
+        retrieval.sketch.pad.clear()
 
     # --- memory after adaptive queries
     retrieval.adapt.setChecked(True)
@@ -130,9 +157,41 @@ def main() -> int:
     retrieval.text.setText("sixty one")
     query(retrieval.query_text)
     shot("4-memory-after-adaptation", "memory")
+
+    # --- the joint space: the gallery's map, an adapted query's star and its lines, a point hovered
+    if wanted("5-joint-space"):
+        joint = window.joint_panel
+        window.show_panel("joint")
+        wait(lambda: joint.map is not None or errors, 120, "the joint-space map")
+        retrieval.text.setText("forty two")
+        query(retrieval.query_text)
+        pause(0.5)
+        hover_first_hit(joint)
+        shot("5-joint-space", "joint")
     retrieval.adapt.setChecked(False)
 
+    # --- two past runs compared (made by make_runs_to_compare)
+    if wanted("2-compare-runs"):
+        from PySide6.QtCore import QItemSelectionModel
+        history = window.training_panel.history
+        window.show_panel("training")
+        history.refresh()
+        wait(lambda: history.listing is None and history.runs.count() >= 2, 30, "the run history")
+        for row in range(2):
+            history.runs.selectionModel().select(history.runs.model().index(row, 0), QItemSelectionModel.Select)
+        history.compare_button.click()
+        wait(lambda: window.training_panel.stack.currentWidget() is window.training_panel.comparison, 60,
+             "the comparison")
+        window.training_panel.comparison.loss_choice.setCurrentText("image-text")
+        window.training_panel.comparison.lr_choice.setCurrentText("mid")
+        shot("2-compare-runs", "training")
+
     # --- training: a short live run of the tiny config on the built-in set
+    if not wanted("2-training"):
+        window.close()
+        QTimer.singleShot(0, app.quit)
+        app.exec()
+        return 0
     model = window.model_panel
     model.set_field("train.steps", 10_000)
     model.set_field("train.eval_every", max(5, args.steps // 3))
@@ -150,6 +209,75 @@ def main() -> int:
     if errors:
         print("errors seen:", *errors, sep="\n  ")
     return 0
+
+
+def make_runs_to_compare(runs_dir: Path, steps: int) -> None:
+    """Two short real runs of the tiny config whose "mid" level differs (DMGD against AdamW at a lower
+    rate), for the "Compare runs" screenshot. They train on a slice of the built-in set (its files, as a
+    folder data set) so that each evaluation takes a moment, not a minute."""
+    import csv
+
+    from engine.config import config_from_dict, config_to_dict, load_config
+    from engine.data.builtin import load_builtin_manifest
+    from engine.training.trainer import Trainer
+    manifest = load_builtin_manifest()
+    data_dir = runs_dir.parent / "compare-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "items.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "text", "audio", "label", "split"])
+        for split, count in (("train", 600), ("val", 100)):
+            items = manifest[split]
+            for item in items[:: max(1, len(items) // count)][:count]:
+                writer.writerow([item.image, item.text, item.audio, item.label, split])
+    for name, optimizer, lr in (("tiny-mid-dmgd", "dmgd", 2e-2), ("tiny-mid-adamw", "adamw", 1e-3)):
+        data = config_to_dict(load_config("tiny"))
+        data["cms_levels"][1].update(optimizer=optimizer, lr=lr)
+        data["data"]["batch_size"] = 32
+        data["train"].update(steps=steps, warmup_steps=10, eval_every=max(10, steps // 6), checkpoint_every=steps)
+        started = time.monotonic()
+        ended = Trainer(config_from_dict(data), data=f"folder:{data_dir}", out_dir=runs_dir / name,
+                        tensorboard=False).run()
+        print(f"run {name}: {ended.message} in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def hover_first_hit(joint) -> None:
+    """The mouse over the query's best image on the map: the panel shows that item."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtTest import QTest
+    hits = joint.answer.results.get("image") or next(iter(joint.answer.results.values()))
+    row = joint.map.row_of(hits[0])
+    if row is None:
+        return
+    x, y = (float(v) for v in joint.map.points[row])
+    where = joint.plot_widget.mapFromScene(joint.plot.vb.mapViewToScene(QPointF(x, y)))
+    QTest.mouseMove(joint.plot_widget.viewport(), QPoint(where.x(), where.y()))
+
+
+def draw_number(pad, number: int) -> None:
+    """Draws `number` on the sketch pad with real mouse drags, in the built-in set's single-stroke font."""
+    import json
+
+    import numpy as np
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    digits = json.loads((ROOT / "resources" / "builtin" / "strokes.json").read_text())["train"]["futural"]
+    placed, x = [], 0.0
+    for d in str(number):
+        strokes = [np.asarray(s, dtype=float) for s in digits[int(d)] if len(s)]
+        xs = np.concatenate([s[:, 0] for s in strokes])
+        placed += [np.stack([s[:, 0] - xs.min() + x, s[:, 1]], axis=1) for s in strokes]
+        x += xs.max() - xs.min() + 0.25
+    width, height = pad.width(), pad.height()
+    total = x - 0.25
+    scale = min(0.7 * height, 0.85 * width / total)     # 70 % of the pad's height, or 85 % of its width
+    for stroke in placed:
+        points = [QPoint(round(width / 2 + (px - total / 2) * scale), round(height / 2 + (py - 0.5) * scale))
+                  for px, py in stroke]
+        QTest.mousePress(pad, Qt.LeftButton, Qt.NoModifier, points[0])
+        for point in points[1:]:
+            QTest.mouseMove(pad, point)
+        QTest.mouseRelease(pad, Qt.LeftButton, Qt.NoModifier, points[-1])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The main window: four dockable panels around the engine host, menus, shortcuts and settings.
+"""The main window: five dockable panels around the engine host, menus, shortcuts and settings.
 
 The window composes the panels: it hands each request to the host's sessions and passes the task handle
 they return to the panels that show it. It never imports torch: the engine thread loads it after the
@@ -19,14 +19,16 @@ from engine.config import preset_names
 from engine.paths import DEFAULT_CHECKPOINT
 from studio.dialogs import CHECKPOINT_FILTER, CONFIG_FILTER, FileDialogs
 from studio.engine_host import EngineHost
+from studio.panels.joint_space_panel import JointSpacePanel
 from studio.panels.memory_panel import MemoryPanel
 from studio.panels.model_panel import ModelPanel
 from studio.panels.retrieval_panel import RetrievalPanel
 from studio.panels.training_panel import TrainingPanel
 from studio.settings_values import int_setting
 
-PANELS = [("model", "Model && levels"), ("training", "Training"), ("retrieval", "Retrieval"), ("memory", "Memory")]
-LAYOUT_VERSION = 1
+PANELS = [("model", "Model && levels"), ("training", "Training"), ("retrieval", "Retrieval"), ("memory", "Memory"),
+          ("joint", "Joint space")]
+LAYOUT_VERSION = 2      # 2: the Joint space panel (a layout saved without it is not restored)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class MainWindow(QMainWindow):
         self.training_panel = TrainingPanel(options.runs_dir, file_dialogs=self.dialogs)
         self.retrieval_panel = RetrievalPanel(file_dialogs=self.dialogs, settings=self.settings)
         self.memory_panel = MemoryPanel()
+        self.joint_panel = JointSpacePanel()
         picker = self.retrieval_panel.gallery_picker
         if options.gallery_source or options.gallery_split or options.gallery_size:
             current = picker.choice()
@@ -68,10 +71,11 @@ class MainWindow(QMainWindow):
                               options.gallery_size or current["limit"])
         self.training_panel.attach(host)
         self.retrieval_panel.attach(host.retrieval)
+        self.joint_panel.attach(host.retrieval)
 
         self.docks: dict[str, QDockWidget] = {}
         widgets = {"model": self.model_panel, "training": self.training_panel,
-                   "retrieval": self.retrieval_panel, "memory": self.memory_panel}
+                   "retrieval": self.retrieval_panel, "memory": self.memory_panel, "joint": self.joint_panel}
         for key, title in PANELS:
             dock = QDockWidget(title, self)   # "&&": a literal "&" in the tab (a single one is a mnemonic)
             dock.setObjectName(f"dock-{key}")
@@ -92,9 +96,11 @@ class MainWindow(QMainWindow):
         self.retrieval_panel.gallery_requested.connect(self.build_gallery)
         self.memory_panel.reset_requested.connect(self.retrieval_panel.reset_memory)
         host.retrieval.memory_changed.connect(self.memory_panel.add_frame)
+        self.retrieval_panel.results.shown.connect(self.joint_panel.show_query)
+        self.joint_panel.play_requested.connect(self.retrieval_panel.play)
         host.training.submitted.connect(self.training_panel.follow)
         host.training.submitted.connect(lambda run: run.memory.connect(self.memory_panel.add_frame))
-        for panel in (self.model_panel, self.training_panel, self.retrieval_panel):
+        for panel in (self.model_panel, self.training_panel, self.retrieval_panel, self.joint_panel):
             panel.message.connect(self.show_message)
         host.failed.connect(lambda title, message: self.show_message(f"{title}: {message}", 15000))
         host.started.result.connect(self.on_engine_ready)
@@ -108,7 +114,7 @@ class MainWindow(QMainWindow):
     def _default_layout(self) -> None:
         first = self.docks["model"]
         self.addDockWidget(Qt.LeftDockWidgetArea, first)
-        for key in ("training", "retrieval", "memory"):
+        for key in ("training", "retrieval", "memory", "joint"):
             self.docks[key].setFloating(False)
             self.addDockWidget(Qt.LeftDockWidgetArea, self.docks[key])
             self.tabifyDockWidget(first, self.docks[key])
@@ -220,6 +226,7 @@ class MainWindow(QMainWindow):
     def load_checkpoint(self, path: str) -> None:
         task = self.host.retrieval.load_checkpoint(path)
         self.retrieval_panel.loading(path, task)
+        self.joint_panel.model_changed(f"Loading {Path(path).name}: the map is drawn once its gallery is embedded")
         task.result.connect(self.on_checkpoint_loaded)
 
     def on_checkpoint_loaded(self, loaded) -> None:
@@ -233,6 +240,7 @@ class MainWindow(QMainWindow):
     def build_gallery(self, choice: dict) -> None:
         task = self.host.retrieval.build_gallery(choice["source"], choice["split"], choice["limit"])
         self.retrieval_panel.building_gallery(task)
+        task.result.connect(lambda _ready: self.joint_panel.gallery_changed())
 
     def start_training(self, request: dict) -> None:
         try:

@@ -59,6 +59,28 @@ def open_image(path: str | Path) -> Image.Image:
         raise DataError(f"{path}: damaged image ({type(err).__name__}: {first_line(err)})") from None
 
 
+def image_from_array(array, name: str = "image") -> Image.Image:
+    """An image handed over as pixels (a drawing from the studio's sketch pad): (H, W) grey or (H, W, 3|4)
+    colour, integer levels 0..255 or floats in [0, 1] -> a Pillow image, checked like a file would be."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or 0 in array.shape:
+        raise DataError(f"{name}: pixels of shape {tuple(array.shape)} are not an image "
+                        "(expected height x width, optionally x 3 or 4 channels)")
+    if array.shape[0] * array.shape[1] > MAX_PIXELS:
+        raise DataError(f"{name}: image too large ({array.shape[1]}x{array.shape[0]} pixels; at most {MAX_PIXELS:,})")
+    if array.dtype.kind not in "fiub":
+        raise DataError(f"{name}: pixels must be real numbers, got {array.dtype}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DataError(f"{name}: pixels must be finite numbers, got NaN or infinity")
+    if array.dtype.kind in "fb":    # floats (and booleans) are shares of white: 0..1
+        array = np.clip(np.rint(array.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:   # other integers are levels 0..255, as uint8 ones
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(array), mode=None)
+
+
 def to_float_array(image: Image.Image, name: str = "image") -> np.ndarray:
     """Any Pillow mode -> (H, W, 1 or 3) float32 in [0, 1]. Transparency is composited on white paper."""
     mode = image.mode

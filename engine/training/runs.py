@@ -16,6 +16,7 @@ from engine.events import LOGGED, Evaluation, StepMetrics, from_record, record
 
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.yaml"          # the config a run trained with, saved by the trainer as it starts
 SUMMARY_SCAN_BYTES = 4 << 20   # how far back from its end a run's log is searched for a summary
 
 
@@ -106,6 +107,69 @@ def last_events(path: str | Path, kinds: tuple[str, ...] = ("step", "eval"), chu
                 if event is not None and event.kind in kinds and event.kind not in found:
                     found[event.kind] = event
     return found
+
+
+@dataclass(frozen=True)
+class ComparedRun:
+    """A run as "Compare runs" shows it: its whole log and the config it trained with."""
+    folder: str
+    history: RunHistory
+    config: dict | None             # the validated config as plain data, None when it cannot be read
+    config_problem: str = ""        # why there is no config (one line)
+
+    @property
+    def name(self) -> str:
+        return Path(self.folder).name
+
+
+def read_for_comparison(folders, progress=None) -> tuple[ComparedRun, ...]:
+    """Each run's log and config, in the order given. A run without a readable config is compared by its
+    curves alone (`config_problem` says why). `progress(done, total)` is called before each run."""
+    from engine.config import ConfigError, config_to_dict, load_config
+    compared = []
+    for n, folder in enumerate(folders):
+        if progress is not None:
+            progress(n, len(folders))
+        config, problem = None, ""
+        path = Path(folder) / CONFIG
+        if not path.exists():
+            problem = f"{Path(folder).name}: no {CONFIG} (a run from before configs were saved?)"
+        else:
+            try:
+                config = config_to_dict(load_config(path))
+            except ConfigError as err:
+                problem = f"{Path(folder).name}: {err}"
+        compared.append(ComparedRun(str(folder), read_run(folder), config, problem))
+    return tuple(compared)
+
+
+def flatten_config(config: dict, prefix: str = "") -> dict[str, object]:
+    """{"train": {"lr": 1e-3}, "cms_levels": [{"name": "fast"}]} -> {"train.lr": 1e-3, "cms_levels[0].name": "fast"},
+    the key paths config errors name."""
+    flat: dict[str, object] = {}
+    items = config.items() if isinstance(config, dict) else enumerate(config)
+    for key, value in items:
+        path = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)):
+            flat.update(flatten_config(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+def config_differences(configs) -> list[tuple[str, tuple]]:
+    """The settings whose values are not the same in every config there is, in the first config's key order:
+    [(key path, (value in run 1, value in run 2, …))]. A setting a config lacks is None; a missing config
+    (None) is left out of the comparison and has None everywhere."""
+    flat = [flatten_config(c) if c is not None else None for c in configs]
+    present = [f for f in flat if f is not None]
+    keys = list(dict.fromkeys(key for f in present for key in f))
+    rows = []
+    for key in keys:
+        values = [f.get(key) for f in present]
+        if any(v != values[0] for v in values[1:]):
+            rows.append((key, tuple(None if f is None else f.get(key) for f in flat)))
+    return rows
 
 
 def describe_step(step: StepMetrics) -> str:

@@ -1,5 +1,5 @@
-"""Retrieval: query the model with an image (drop, paste, open), a recording, an audio file or text, and
-see the top-k of every other modality with thumbnails, captions, scores and a play button.
+"""Retrieval: query the model with an image (drop, paste, open, or drawn on the sketch pad), a recording, an
+audio file or text, and see the top-k of every other modality with thumbnails, captions, scores and a play button.
 
 "Adapt memory" makes each query also write into the central memory (test-time training) — the Memory
 panel shows the slots move; "Reset memory" restores the trained slots. "Add to my data set" appends
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
-from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from engine.data.utterances import VAD_RATE
 from studio import audio_capture
@@ -23,7 +23,9 @@ from studio.panels.dataset_adder import DatasetAdder
 from studio.panels.drop_zone import ImageInput
 from studio.panels.gallery_picker import GalleryPicker
 from studio.panels.model_status import ModelStatus
+from studio.panels.query_options import QueryOptions, TextInput
 from studio.panels.results_view import MODALITY_TITLES, ResultsView
+from studio.panels.sketch_pad import SketchInput, save_png
 from studio.panels.speech_input import SpeechInput
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
@@ -63,46 +65,33 @@ class RetrievalPanel(QWidget):
         self.drop_zone.image_dropped.connect(self.query_qimage)
         self.open_image_button.clicked.connect(lambda: self._open(IMAGE_FILTER, "Open an image"))
         self.paste_button.clicked.connect(self.paste)
+        self.sketch = SketchInput()
+        self.sketch.pad.sketched.connect(self.query_sketch)
+        images = QHBoxLayout()
+        images.addWidget(image_box, 1)
+        images.addWidget(self.sketch, 1)
         self.speech = SpeechInput(settings)
         self.speech.recorded.connect(self._recorded)
         self.speech.heard.connect(self._heard)
         self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
         self.speech.message.connect(self.show_error)
-        self.text = QLineEdit()
-        self.text.setObjectName("queryText")
-        self.text.setPlaceholderText("Type a caption, e.g. forty two")
+        text_box = TextInput()
+        self.text, self.search_button = text_box.text, text_box.search_button
         self.text.returnPressed.connect(self.query_text)
-        self.search_button = QPushButton("Search")
         self.search_button.clicked.connect(self.query_text)
-        text_box = QGroupBox("Text")
-        text_layout = QHBoxLayout(text_box)
-        text_layout.addWidget(self.text, 1)
-        text_layout.addWidget(self.search_button)
 
         # ----- options and "add to my data set"
-        self.k = QSpinBox()
-        self.k.setRange(1, 20)
-        self.k.setValue(5)
-        self.k.setPrefix("top ")
-        self.adapt = QCheckBox("Adapt memory (test-time training)")
-        self.adapt.setObjectName("adaptToggle")
-        self.adapt.setToolTip("Each query also writes into the central memory's top-k slots")
-        self.reset_button = QPushButton("Reset memory")
-        self.reset_button.setToolTip("Restore the trained memory slots")
+        options = QueryOptions()
+        self.k, self.adapt, self.reset_button = options.k, options.adapt, options.reset_button
         self.reset_button.clicked.connect(self.reset_memory)
-        options = QHBoxLayout()
-        options.addWidget(self.k)
-        options.addWidget(self.adapt)
-        options.addWidget(self.reset_button)
-        options.addStretch(1)
         self.dataset = DatasetAdder(file_dialogs, settings)
         self.dataset.add_requested.connect(self.add_to_dataset)
 
         left = QVBoxLayout()
-        left.addWidget(image_box, 2)
+        left.addLayout(images, 2)
         left.addWidget(self.speech, 2)
         left.addWidget(text_box)
-        left.addLayout(options)
+        left.addWidget(options)
         left.addWidget(self.dataset)
         left_widget = QWidget()
         left_widget.setLayout(left)
@@ -250,11 +239,22 @@ class RetrievalPanel(QWidget):
         if image.isNull():
             self.show_error("The clipboard / drop holds no readable image")
             return
-        path = self._tmp / f"pasted-{time.strftime('%H%M%S')}-{int(time.time() * 1000) % 1000:03d}.png"
+        path = self._scratch("pasted")
         image.save(str(path))
         self.last_query = {"image": str(path)}
         self.drop_zone.show_image(image)
         self._send("image", str(path), "pasted image")
+
+    def query_sketch(self, pixels) -> None:
+        """The sketch pad's drawing (grey pixels), as it is drawn; the pad waits for each answer."""
+        self.last_query = {"drawing": pixels}
+        task = self._send("image", pixels, "drawing")
+        if task is not None:
+            self.sketch.pad.hold_until(task)
+
+    def _scratch(self, what: str) -> Path:
+        """A new PNG path in the panel's temporary folder."""
+        return self._tmp / f"{what}-{time.strftime('%H%M%S')}-{int(time.time() * 1000) % 1000:03d}.png"
 
     def paste(self) -> None:
         mime = QGuiApplication.clipboard().mimeData()
@@ -300,6 +300,8 @@ class RetrievalPanel(QWidget):
             return
         query = self.last_query or {}
         image, audio = query.get("image"), query.get("audio")
+        if query.get("drawing") is not None:    # the data set keeps files: the drawing as a PNG
+            image = save_png(query["drawing"], self._scratch("drawing"))
         text = self.text.text().strip() or None
         if image is None and audio is None and not text:
             self.show_error("Nothing to add yet: drop an image, record, or type a caption")

@@ -1,5 +1,6 @@
 """The run history: the runs under the runs folder with a one-line summary each, the running one following
-its steps; "Show curves" and "Load checkpoint into Retrieval" for the selected run.
+its steps; "Show curves" and "Load checkpoint into Retrieval" for the selected run, "Compare" for two or
+more (Ctrl/Shift+click).
 
 Run logs are read on the host's files thread (`engine.training.runs`), never on the UI thread: listing
 reads the end of each log, but a long run's whole log (for its curves) takes about a second to read.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGroupBox, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QLabel, QListWidget, QListWidgetItem, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from engine.training.runs import CHECKPOINT, describe_step
 
@@ -17,6 +19,7 @@ from engine.training.runs import CHECKPOINT, describe_step
 class RunHistory(QGroupBox):
     show_requested = Signal(str)            # a run folder whose curves the user wants to see
     load_requested = Signal(str)            # a checkpoint to load into the Retrieval panel
+    compare_requested = Signal(list)        # two or more run folders, in the list's order
     message = Signal(str)
 
     def __init__(self, runs_dir: Path, parent: QWidget | None = None):
@@ -31,7 +34,9 @@ class RunHistory(QGroupBox):
         self.runs = QListWidget()
         self.runs.setObjectName("runHistory")
         self.runs.setToolTip(f"Runs under {self.runs_dir}")
+        self.runs.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.runs.itemActivated.connect(lambda item: self.show_requested.emit(item.data(Qt.UserRole)))
+        self.runs.itemSelectionChanged.connect(self._update_compare)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(lambda: self.refresh())
         self.show_button = QPushButton("Show curves")
@@ -39,6 +44,9 @@ class RunHistory(QGroupBox):
         self.load_button = QPushButton("Load checkpoint into Retrieval")
         self.load_button.setObjectName("loadIntoRetrieval")
         self.load_button.clicked.connect(self._load_selected)
+        self.compare_button = QPushButton("Compare selected runs")
+        self.compare_button.setObjectName("compareRuns")
+        self.compare_button.clicked.connect(self._compare_selected)
         self.warnings = QLabel("")
         self.warnings.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -46,7 +54,9 @@ class RunHistory(QGroupBox):
         layout.addWidget(self.refresh_button)
         layout.addWidget(self.show_button)
         layout.addWidget(self.load_button)
+        layout.addWidget(self.compare_button)
         layout.addWidget(self.warnings)
+        self._update_compare()
 
     def attach(self, host) -> None:
         self.host = host
@@ -106,6 +116,25 @@ class RunHistory(QGroupBox):
         run = self.selected()
         if run:
             self.show_requested.emit(run)
+
+    def selected_runs(self) -> list[str]:
+        """The selected run folders, in the list's order."""
+        rows = sorted(self.runs.row(item) for item in self.runs.selectedItems())
+        return [self.runs.item(row).data(Qt.UserRole) for row in rows]
+
+    def _update_compare(self) -> None:
+        count = len(self.runs.selectedItems())
+        self.compare_button.setEnabled(count >= 2)
+        self.compare_button.setToolTip(f"Overlay the curves of the {count} selected runs and list their configs' "
+                                       "differences" if count >= 2 else
+                                       "Select two or more runs to compare (Ctrl+click or Shift+click)")
+
+    def _compare_selected(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) < 2:
+            self.message.emit("Select two or more runs to compare (Ctrl+click or Shift+click)")
+            return
+        self.compare_requested.emit(runs)
 
     def _load_selected(self) -> None:
         run = self.selected() or self.current

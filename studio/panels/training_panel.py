@@ -1,8 +1,8 @@
 """Training: pick the data, start / pause / resume / stop, watch the curves, browse past runs.
 
 The panel asks the window to start a run (`start_requested`) and follows the `TrainingRun` handle it is
-given (`follow`); the curves (`training_curves.py`) and the run history (`run_history.py`) are widgets of
-their own.
+given (`follow`); the curves (`training_curves.py`), the run history (`run_history.py`) and the comparison
+of past runs (`run_comparison.py`, shown in the curves' place) are widgets of their own.
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter,
-                               QVBoxLayout, QWidget)
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from studio.panels.data_source import DataSourceFields
+from studio.panels.run_comparison import RunComparison
 from studio.panels.run_history import RunHistory
 from studio.panels.training_curves import TrainingCurves
 
@@ -95,8 +96,15 @@ class TrainingPanel(QWidget):
         self.history.show_requested.connect(self.show_run)
         self.history.load_requested.connect(self.load_checkpoint_requested)
         self.history.message.connect(self.message)
+        self.history.compare_requested.connect(self.compare_runs)
+        self.comparison = RunComparison()
+        self.comparison.back_requested.connect(lambda: self._front(self.curves))
+        self.in_view = True
+        self.stack = QStackedWidget()   # the live curves, or the comparison of past runs in their place
+        self.stack.addWidget(self.curves)
+        self.stack.addWidget(self.comparison)
         splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(self.curves)
+        splitter.addWidget(self.stack)
         splitter.addWidget(self.history)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
@@ -130,7 +138,13 @@ class TrainingPanel(QWidget):
         self.data_source.set_spec(spec)
 
     def set_in_view(self, in_view: bool) -> None:
-        self.curves.set_in_view(in_view)
+        self.in_view = in_view
+        self.curves.set_in_view(in_view and self.stack.currentWidget() is self.curves)
+
+    def _front(self, widget) -> None:
+        """The curves or the comparison in front; the curves draw only while they are."""
+        self.stack.setCurrentWidget(widget)
+        self.set_in_view(self.in_view)
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -207,6 +221,7 @@ class TrainingPanel(QWidget):
         self.rate_label.setText(f"Training on {started.device}…")
         self.history.clear_warnings()
         self.curves.clear(started.levels, started.chunk_sizes)
+        self._front(self.curves)        # a new run: its live curves, not an old comparison
         self._update_buttons()
         self.message.emit(f"Training into {started.out_dir}")
 
@@ -281,9 +296,20 @@ class TrainingPanel(QWidget):
     def _show_history(self, folder: str, history) -> None:
         if self.state != "idle":        # a run started while the log was read
             return
+        self._front(self.curves)
         self.curves.show_history(history)
         self.history.current = folder
         last = history.steps[-1].step if history.steps else 0
         self.progress.setRange(0, max(1, history.total_steps))
         self.progress.setValue(last)
         self.rate_label.setText(f"Showing {Path(folder).name}")
+
+    def compare_runs(self, folders: list[str]) -> None:
+        """Two or more logged runs overlaid in the curves' place, read on the host's files thread."""
+        if self.host is None:
+            return
+        from engine.training.runs import read_for_comparison
+        task = self.host.submit("run comparison", lambda t: read_for_comparison(folders, progress=t.report), files=True)
+        task.error.connect(lambda message: self.message.emit(f"Could not compare the runs: {message}"))
+        self.comparison.reading(task, len(folders))     # progress in its title; Back cancels
+        self._front(self.comparison)

@@ -34,6 +34,10 @@ class RetrievalSession(QObject):
         """-> QueryAnswer. `value`: a path, text, or (float32 waveform, rate)."""
         return self.host.submit("query", lambda task: self._query(modality, value, int(k), bool(adapt)))
 
+    def joint_map(self) -> Task:
+        """-> JointMap: the gallery's embeddings projected to 2-D (PCA), to draw queries on."""
+        return self.host.submit("joint space", lambda task: _joint_map(self._loaded()))
+
     def reset_memory(self) -> Task:
         return self.host.submit("memory", lambda task: self._reset_memory())
 
@@ -93,3 +97,10 @@ def _add_row(root: str, image, text, audio, label):
         audio, rate = np.asarray(audio[0], dtype=np.float32), int(audio[1])
     row = FolderWriter(root).add(image=image, text=text or None, audio=audio, sample_rate=rate, label=label or None)
     return DatasetRowAdded(root, row)
+
+
+def _joint_map(retriever):
+    from engine.joint_space import joint_map
+    if not retriever.galleries:
+        raise RuntimeError("the gallery is not built yet")
+    return joint_map(retriever.galleries)

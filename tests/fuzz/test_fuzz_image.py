@@ -110,3 +110,28 @@ def test_random_bytes_are_a_one_line_error(scratch, blob, style):
     path = scratch / "noise.png"
     path.write_bytes(blob)
     check(path, style)
+
+
+@settings(max_examples=120)
+@given(dtype=st.sampled_from([np.uint8, np.int8, np.int16, np.int64, np.uint16, np.float16, np.float32, np.float64,
+                              np.bool_, np.complex64]),
+       shape=st.one_of(st.tuples(st.integers(0, 300), st.integers(0, 300)),
+                       st.tuples(st.integers(1, 80), st.integers(1, 80), st.integers(0, 5)),
+                       st.tuples(st.integers(0, 2000)), st.tuples(st.integers(1, 4), st.integers(1, 4),
+                                                                  st.integers(1, 4), st.integers(1, 3))),
+       scale=st.sampled_from([1.0, 255.0, 1e6, np.nan, np.inf]), style=st.sampled_from(sorted(CONFIGS)),
+       seed=st.integers(0, 2**16))
+def test_pixel_arrays_of_any_type_and_shape_prepare_or_say_why(dtype, shape, scale, style, seed):
+    """What the studio's sketch pad (or a caller of the engine) hands over as pixels: any array."""
+    from engine.data.image import image_from_array, prepare_image
+    raw = np.random.default_rng(seed).random(shape) * scale
+    with np.errstate(invalid="ignore", over="ignore"):
+        array = raw.astype(dtype)
+    cfg = CONFIGS[style]
+    try:
+        tensor = prepare_image(image_from_array(array, "drawing"), cfg, "drawing")
+    except DataError as err:
+        assert one_line(str(err)) and str(err).startswith("drawing: "), str(err)
+        return
+    assert tensor.shape == (cfg.channels, cfg.height, cfg.width) and torch.isfinite(tensor).all()
+    assert 0 <= float(tensor.min()) and float(tensor.max()) <= 1

@@ -10,7 +10,7 @@ from PIL import Image
 from engine.config import ImageConfig
 from engine.data.builtin import load_builtin_manifest
 from engine.data.errors import DataError
-from engine.data.image import load_image, open_image, prepare_image
+from engine.data.image import image_from_array, load_image, open_image, prepare_image
 from tests.memory_limit import run_capped
 
 INK = ImageConfig()  # 32 x 64 grey, ink style
@@ -133,3 +133,35 @@ def test_a_folder_named_like_an_image_is_a_one_line_error(tmp_path):
     (tmp_path / "photo.png").mkdir()
     with pytest.raises(DataError, match="a folder, not an image file"):
         load_image(tmp_path / "photo.png", INK)
+
+
+def test_pixels_handed_over_prepare_exactly_like_the_same_image_read_from_a_file(tmp_path):
+    """The studio's sketch pad hands over grey pixels (dark ink on white); a dropped file of the same
+    drawing must reach the model as the same tensor."""
+    paper = 255 - np.asarray(digit_like((120, 60)))
+    path = tmp_path / "drawing.png"
+    Image.fromarray(paper, "L").save(path)
+    from_file = load_image(path, INK)
+    for pixels in (paper, paper[..., None], np.repeat(paper[..., None], 3, axis=-1), paper / 255.0,
+                   paper.astype(np.int32)):
+        torch.testing.assert_close(prepare_image(image_from_array(pixels, "drawing"), INK, "drawing"), from_file,
+                                   atol=1 / 255, rtol=0)
+
+
+@pytest.mark.parametrize("pixels, message", [
+    (np.zeros((0, 10), np.uint8), "not an image"),
+    (np.zeros((4, 4, 2), np.uint8), "not an image"),
+    (np.zeros(10, np.uint8), "not an image"),
+    (np.full((8, 8), np.nan, np.float32), "finite"),
+    (np.array([["a"]]), "real numbers"),
+    (np.ones((8, 8), np.complex64), "real numbers"),
+])
+def test_pixels_that_are_not_an_image_are_one_line_data_errors(pixels, message):
+    with pytest.raises(DataError, match=message) as caught:
+        image_from_array(pixels, "drawing")
+    assert str(caught.value).startswith("drawing: ") and "\n" not in str(caught.value)
+
+
+def test_blank_pixels_say_the_drawing_is_empty():
+    with pytest.raises(DataError, match="no content"):
+        prepare_image(image_from_array(np.full((60, 120), 255, np.uint8), "drawing"), INK, "drawing")

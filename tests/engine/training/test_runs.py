@@ -76,3 +76,41 @@ def test_runs_are_listed_newest_first_and_shown_by_the_command_line(tmp_path):
     assert [json.loads(line)["loss"] for line in steps.stdout.splitlines()] == [2.0, 1.0]
     missing = nlmm(str(tmp_path / "not-a-run"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no steps logged" in missing.stderr
+
+
+def test_config_differences_name_each_differing_setting_by_its_key_path():
+    from engine.config import config_to_dict, load_config
+    from engine.training.runs import config_differences, flatten_config
+    a = config_to_dict(load_config("tiny"))
+    b = config_to_dict(load_config("tiny"))
+    b["cms_levels"][1]["chunk_size"] = 7
+    b["train"]["steps"] = 99
+    c = config_to_dict(load_config("tiny"))
+    assert flatten_config(a)["cms_levels[1].chunk_size"] == a["cms_levels"][1]["chunk_size"]
+    assert "train.steps" in flatten_config(a)
+    rows = dict(config_differences([a, b, c]))
+    assert set(rows) == {"cms_levels[1].chunk_size", "train.steps"}
+    assert rows["train.steps"] == (a["train"]["steps"], 99, a["train"]["steps"])
+    assert config_differences([a, c]) == [], "the same config has no differences"
+    # a run without a config is left out of the comparison, not different in everything
+    assert dict(config_differences([a, None, b])).keys() == rows.keys()
+    assert dict(config_differences([a, None, b]))["train.steps"][1] is None
+    b["cms_levels"].append(dict(b["cms_levels"][0], name="extra"))
+    added = dict(config_differences([a, b]))[f"cms_levels[{len(a['cms_levels'])}].name"]
+    assert added == (None, "extra"), "a level only one run has: None in the other"
+
+
+def test_runs_are_read_for_comparison_with_their_configs_or_a_reason(tmp_path):
+    from engine.config import load_config, save_config
+    from engine.training.runs import CONFIG, read_for_comparison
+    lines = [{"kind": "step", "step": i, "loss": 3.0 - i, "lrs": {"fast": 1e-3, "outer": 1e-3}} for i in (1, 2)]
+    for name in ("a", "b", "c"):
+        _write(tmp_path / name, lines)
+    save_config(load_config("tiny"), tmp_path / "a" / CONFIG)
+    (tmp_path / "b" / CONFIG).write_text("d_model: [unclosed\n")
+    a, b, c = read_for_comparison([tmp_path / n for n in ("a", "b", "c")])
+    assert a.config is not None and a.config["name"] == load_config("tiny").name and not a.config_problem
+    assert len(a.history.steps) == 2 and a.name == "a"
+    assert b.config is None and b.config_problem.startswith("b: ") and "YAML" in b.config_problem
+    assert c.config is None and "no config.yaml" in c.config_problem
+    assert len(c.history.steps) == 2, "a run without a config is still compared by its curves"
