@@ -79,20 +79,58 @@ class ProgressPrinter:
             self.line(f"{kind}: {event.message}")
 
 
+def share(text: str) -> float:
+    """An argparse type: a fraction in [0, 1) (`--mix-builtin`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got '{text}'") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
+def _train_config(args: argparse.Namespace):
+    """The config a run trains with. A fine-tune (--init) takes the checkpoint's unless --config is given,
+    with a warm-up that fits a short run, and half of each batch from the built-in set by default."""
+    if args.init is None:
+        if args.mix_builtin is not None:
+            raise UserError("--mix-builtin mixes built-in items into a fine-tune: it needs --init CHECKPOINT")
+        return load_config(args.config or "tiny")
+    if args.resume:
+        raise UserError("--init starts a new run from a trained model and --resume continues a run: give one")
+    from engine.training.init import checkpoint_training_config
+    if args.config:
+        cfg = load_config(args.config)
+    else:
+        cfg = checkpoint_training_config(args.init)
+        steps = args.steps or cfg.train.steps
+        cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
+    own_data = not args.data.startswith("builtin")
+    cfg.data.mix_builtin = args.mix_builtin if args.mix_builtin is not None else \
+        (DEFAULT_MIX if own_data and not args.config else cfg.data.mix_builtin)
+    return cfg
+
+
+DEFAULT_MIX = 0.5   # `--init` on the user's data: half of each batch rehearses the built-in set
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.training.distributed import init_distributed, shutdown_distributed
     from engine.training.trainer import Trainer
     dist_info = init_distributed()
     try:
-        cfg = load_config(args.config)
+        cfg = _train_config(args)
         if args.batch_size is not None:
             cfg.data.batch_size = args.batch_size
-            validate(cfg)
+        if args.lr is not None:
+            cfg.train.lr = args.lr
+        validate(cfg)
         if args.resume and not args.out:
             raise UserError("--resume needs --out DIR (the run folder holding checkpoint.pt)")
         allow_missing = set(args.allow_missing or ())
         trainer = Trainer(cfg, args.data, args.out, args.device, args.steps, args.resume, dist_info,
-                          allow_missing=allow_missing)
+                          allow_missing=allow_missing, init=args.init)
         printer = ProgressPrinter()
         if dist_info.is_main:
             trainer.subscribe(printer)
@@ -100,7 +138,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 printer.line(f"warning: training without {modality}: {trainer.data.missing_message(modality)}")
             printer.line(f"training {trainer.cfg.name} ({trainer.model.num_parameters() / 1e6:.1f} M parameters) on "
                          f"{trainer.data.source}, {trainer.device}, into {trainer.out_dir}"
-                         + (f", resuming at step {trainer.step}" if args.resume else ""))
+                         + (f", resuming at step {trainer.step}" if args.resume else "")
+                         + (f", fine-tuning {trainer.init} with {100 * trainer.cfg.data.mix_builtin:.0f} % "
+                            "built-in items" if trainer.init else ""))
+            if trainer.new_words:
+                shown = ", ".join(trainer.new_words[:8]) + (", …" if len(trainer.new_words) > 8 else "")
+                printer.line(f"{len(trainer.new_words)} new word(s) join the vocabulary: {shown}")
         # `kill` (SIGTERM) stops like the studio's Stop button: the loop ends after this step and saves.
         signal.signal(signal.SIGTERM, lambda *_: trainer.stop())
         try:
@@ -355,8 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")
-    train.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
+    train.add_argument("--config", default=None,
+                       help="config file or preset name (default: tiny; with --init: the checkpoint's)")
     train.add_argument("--data", default="builtin", help="builtin | flickr8k:DIR | folder:DIR")
+    train.add_argument("--init", default=None, metavar="CHECKPOINT",
+                       help="fine-tune a trained model: its weights, tokenizer and domain statistics, a fresh optimiser")
+    train.add_argument("--mix-builtin", type=share, default=None, metavar="SHARE",
+                       help=f"with --init: the share of each batch drawn from the built-in set "
+                            f"(default {DEFAULT_MIX} on your own data)")
+    train.add_argument("--lr", type=float, default=None, help="override train.lr")
     train.add_argument("--steps", type=at_least(1), default=None, help="total steps (default: the config's train.steps)")
     train.add_argument("--batch-size", type=at_least(2), default=None, help="override data.batch_size")
     train.add_argument("--out", default=None, help="run folder (default: runs/<time>-<config>)")
