@@ -99,20 +99,11 @@ def _train_config(args: argparse.Namespace):
         return load_config(args.config or "tiny")
     if args.resume:
         raise UserError("--init starts a new run from a trained model and --resume continues a run: give one")
-    from engine.training.init import checkpoint_training_config
-    if args.config:
-        cfg = load_config(args.config)
-    else:
-        cfg = checkpoint_training_config(args.init)
-        steps = args.steps or cfg.train.steps
-        cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
-    own_data = not args.data.startswith("builtin")
-    cfg.data.mix_builtin = args.mix_builtin if args.mix_builtin is not None else \
-        (DEFAULT_MIX if own_data and not args.config else cfg.data.mix_builtin)
+    from engine.training.init import fine_tune_config
+    cfg = load_config(args.config) if args.config else fine_tune_config(args.init, args.steps)
+    if args.mix_builtin is not None:
+        cfg.data.mix_builtin = args.mix_builtin
     return cfg
-
-
-DEFAULT_MIX = 0.5   # `--init` on the user's data: half of each batch rehearses the built-in set
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -242,11 +233,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _print_kernels_table(result)
     elif args.what == "train":
         from engine.bench import train
-        result = train.run(load_config(args.config), args.device, budget_s=args.budget, progress=progress)
+        result = train.run(load_config(args.config), args.device, budget_s=args.budget or 300.0, progress=progress)
         if not args.json:
             reached = result["seconds_to_target"]
             print(f"targets {result['targets']}: " + (f"reached after {reached:.0f} s of training"
-                                                      if reached is not None else f"not reached in {args.budget:.0f} s")
+                                                      if reached is not None else f"not reached in {result['budget_s']:.0f} s")
                   + f" ({result['precision']}; {_machine_line(result['machine'])})")
     elif args.what == "query":
         from engine.bench import query
@@ -258,6 +249,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "ttt":
         from engine.bench import ttt
         result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+    elif args.what == "teach":
+        from engine.bench import teach
+        result = teach.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
+                           budget_s=args.budget or 60.0, quick=args.quick)
+        if not args.json:
+            print(teach.format_table(result))
     elif args.what == "robustness":
         from engine.bench import robustness
         result = robustness.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
@@ -384,15 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
-    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness"],
+    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness", "teach"],
                        help="kernels: delta rule + training step; train: time to target recall; "
-                            "query: live query latency; ttt: test-time training on a shifted domain")
+                            "query: live query latency; ttt: test-time training on a shifted domain; "
+                            "teach: fine-tune on a voice never heard, recall before/after")
     bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
-    bench.add_argument("--checkpoint", default=None, help="for query/ttt/robustness (default: the shipped demo model)")
-    bench.add_argument("--budget", type=float, default=300.0, help="train: seconds of training at most")
+    bench.add_argument("--checkpoint", default=None,
+                       help="for query/ttt/robustness/teach (default: the shipped demo model)")
+    bench.add_argument("--budget", type=float, default=None,
+                       help="seconds of training at most (train: default 300; teach: default 60)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness: small sizes, checks that it runs")
+    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach: small sizes, checks that it runs")
     bench.add_argument("--load", type=at_least(0), default=1,
                        help="query: CPU-bound background processes in the loaded phase (default 1)")
     bench.set_defaults(func=cmd_bench)
@@ -404,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", default=None, metavar="CHECKPOINT",
                        help="fine-tune a trained model: its weights, tokenizer and domain statistics, a fresh optimiser")
     train.add_argument("--mix-builtin", type=share, default=None, metavar="SHARE",
-                       help=f"with --init: the share of each batch drawn from the built-in set "
-                            f"(default {DEFAULT_MIX} on your own data)")
+                       help="with --init: the share of each batch drawn from the built-in set "
+                            "(default 0.5, or the --config's data.mix_builtin)")
     train.add_argument("--lr", type=float, default=None, help="override train.lr")
     train.add_argument("--steps", type=at_least(1), default=None, help="total steps (default: the config's train.steps)")
     train.add_argument("--batch-size", type=at_least(2), default=None, help="override data.batch_size")

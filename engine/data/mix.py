@@ -65,6 +65,13 @@ def teach_splits(data: DataSplits, builtin: DataSplits) -> DataSplits:
     return replace(data, splits=splits)
 
 
+def every_item_taught(data: DataSplits) -> DataSplits:
+    """All of a source's items as its train split (the studio's Teach: a user's few recordings are all
+    for teaching, as in Teachable Machine; the before/after is measured on them)."""
+    return replace(data, splits={"train": [item for items in data.splits.values() for item in items],
+                                 "val": [], "test": []})
+
+
 class MixedDataset(ConcatDataset):
     """The user's dataset then the built-in one; `epoch` reaches both (their per-epoch augmentation)."""
 

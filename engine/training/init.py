@@ -62,9 +62,26 @@ def model_mismatch(requested: NLMMConfig, trained: NLMMConfig) -> str | None:
     return None
 
 
+DEFAULT_MIX = 0.5   # a fine-tune on the user's data: half of each batch rehearses the built-in set
+
+
 def checkpoint_training_config(path: str | os.PathLike) -> NLMMConfig:
-    """The config a checkpoint was trained with: what a fine-tune uses unless told otherwise."""
+    """The config a checkpoint was trained with."""
     return checkpoint_config(load_checkpoint(path), path)
+
+
+def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: float = DEFAULT_MIX,
+                     batch_size: int | None = None) -> NLMMConfig:
+    """What a fine-tune trains with unless told otherwise: the checkpoint's config, a warm-up that fits a
+    short run (the checkpoint's 50 steps would be most of a one-minute teach), `mix` of each batch
+    rehearsing the built-in set."""
+    cfg = checkpoint_training_config(path)
+    steps = steps or cfg.train.steps
+    cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
+    cfg.data.mix_builtin = mix
+    if batch_size is not None:
+        cfg.data.batch_size = batch_size
+    return cfg
 
 
 def start_from(path: str | os.PathLike, captions: list[str], requested: NLMMConfig | None = None) -> Start:
