@@ -252,7 +252,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "teach":
         from engine.bench import teach
         result = teach.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
-                           budget_s=args.budget or 60.0, quick=args.quick)
+                           budget_s=args.budget or 60.0, quick=args.quick,
+                           **({"steps": args.steps} if args.steps else {}))
         if not args.json:
             print(teach.format_table(result))
     elif args.what == "robustness":
@@ -391,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--budget", type=float, default=None,
                        help="seconds of training at most (train: default 300; teach: default 60)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    bench.add_argument("--steps", type=at_least(1), default=None,
+                       help="teach: the fine-tune's planned steps (its schedule; --budget may end it sooner)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach: small sizes, checks that it runs")
     bench.add_argument("--load", type=at_least(0), default=1,
