@@ -103,6 +103,8 @@ def _train_config(args: argparse.Namespace):
     cfg = load_config(args.config) if args.config else fine_tune_config(args.init, args.steps)
     if args.mix_builtin is not None:
         cfg.data.mix_builtin = args.mix_builtin
+    elif args.data.startswith("builtin"):
+        cfg.data.mix_builtin = 0.0      # the built-in set is the data: nothing to mix in
     return cfg
 
 

@@ -55,6 +55,23 @@ def _measure(checkpoint: Path, device, test_items, taught, untaught) -> dict:
             "builtin_test_r1": r1, "builtin_test_mean_r1": sum(r1.values()) / max(1, len(r1))}
 
 
+class FitToBudget:
+    """A step listener that shortens the run to what fits in `budget_s` at the rate seen so far (every 5
+    steps), so that the learning-rate schedule ends with the budget instead of being cut off at its high
+    point; the timer that stops the run stays the hard limit. It runs on the trainer's thread."""
+
+    def __init__(self, trainer, budget_s: float):
+        self.trainer, self.budget_s = trainer, budget_s
+        self.started = time.perf_counter()
+
+    def __call__(self, event) -> None:
+        if event.kind != "step" or event.step % 5:
+            return
+        elapsed = time.perf_counter() - self.started
+        fits = int(event.step * self.budget_s / elapsed)   # the first batches' loading makes this cautious
+        self.trainer.total_steps = max(event.step + 1, min(self.trainer.total_steps, fits))
+
+
 def _write_folder(root: Path, clips) -> None:
     """The user's recordings as "Add to my data set" would leave them: a labelled row per clip."""
     with (root / "items.csv").open("w", newline="") as handle:
@@ -97,6 +114,7 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
         trainer = Trainer(cfg, f"folder:{folder}", out, device, steps, tensorboard=False, init=checkpoint)
         prepared = time.perf_counter() - started
         timer = threading.Timer(budget_s, trainer.stop)   # the budget counts the training loop
+        trainer.subscribe(FitToBudget(trainer, budget_s))
         began = time.perf_counter()
         timer.start()
         try:
@@ -116,7 +134,7 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
             "source": {"engine": "flite", "teach_voices": list(TEACH_VOICES), "score_voices": list(SCORE_VOICES),
                        "numbers": list(NUMBERS), "teach_clips": len(teach), "scored_clips": len(taught),
                        "untaught_clips": len(untaught), "gallery_images": len({str(i.image) for i in test})},
-            "fine_tune": {"steps": final.step, "planned_steps": steps, "seconds": round(seconds, 1),
+            "fine_tune": {"steps": final.step, "planned_steps": steps, "fitted_steps": trainer.total_steps, "seconds": round(seconds, 1),
                           "setup_seconds": round(prepared, 1), "budget_s": budget_s,
                           "stopped_by_budget": final.kind == "stopped", "batch_size": batch_size,
                           "mix_builtin": mix, "lr": cfg.train.lr, "torch_threads": threads,
