@@ -10,7 +10,8 @@ each batch rehearsing the built-in set, for at most `budget_s` seconds (the run 
 
 Reported, before and after: top-1 audio->image on the other clips of the taught numbers, the same on
 the 80 numbers not taught (does the voice carry over?), and the built-in test split's R@1 in all six
-directions (what teaching cost). Queries go through the live query path (`Retriever.embed_many`); the
+directions (what teaching cost: the target asks every direction to lose at most 2 points, since a mean
+hid image->audio falling 18 points while audio->image rose as much). Queries go through the live query path (`Retriever.embed_many`); the
 gallery is the test split's images and captions, so a hit is an image of the clip's number among 100.
 """
 from __future__ import annotations
@@ -82,7 +83,8 @@ def _write_folder(root: Path, clips) -> None:
 
 
 def run(checkpoint, device: str | None = None, progress=print, budget_s: float = 60.0, steps: int = 300,
-        batch_size: int = 32, mix: float = 0.5, lr: float | None = None, quick: bool = False) -> dict:
+        batch_size: int = 32, mix: float = 0.5, lr: float | None = None, quick: bool = False,
+        lr_scale: float | None = None) -> dict:
     """`steps`: the fine-tune's planned length (its learning-rate schedule); it ends earlier when
     `budget_s` runs out. `quick`: a few steps on a tenth of the test split (a check that it runs)."""
     from engine.training.trainer import Trainer
@@ -100,7 +102,8 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
     progress(f"before: scoring {checkpoint}")
     before = _measure(checkpoint, device, test, taught, untaught)
 
-    cfg = fine_tune_config(checkpoint, steps, mix, batch_size)
+    cfg = fine_tune_config(checkpoint, steps, mix, batch_size,
+                           **({"lr_scale": lr_scale} if lr_scale is not None else {}))
     cfg.train.eval_every = cfg.train.checkpoint_every = steps + 1   # nothing but training inside the budget
     if lr is not None:
         cfg.train.lr = lr
@@ -130,6 +133,9 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
 
     gain = after["taught_numbers_other_clips"] - before["taught_numbers_other_clips"]
     drop = before["builtin_test_mean_r1"] - after["builtin_test_mean_r1"]
+    # The mean can hide a direction that fell while another rose: the target holds for each direction.
+    drops = {d: before["builtin_test_r1"][d] - after["builtin_test_r1"].get(d, 0.0) for d in before["builtin_test_r1"]}
+    worst = max(drops, key=drops.get)
     return {"checkpoint": str(checkpoint),
             "source": {"engine": "flite", "teach_voices": list(TEACH_VOICES), "score_voices": list(SCORE_VOICES),
                        "numbers": list(NUMBERS), "teach_clips": len(teach), "scored_clips": len(taught),
@@ -141,8 +147,9 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
                           "precision": precision_used(cfg.precision, torch.device(str(trainer.device)))},
             "before": before, "after": after,
             "gain_top1": gain, "builtin_mean_r1_drop": drop,
-            "targets": {"gain_at_least": TARGET_GAIN, "drop_at_most": MAX_DROP},
-            "targets_met": gain >= TARGET_GAIN and drop <= MAX_DROP and seconds <= budget_s + 1.0,
+            "builtin_worst_drop": {"direction": worst, "points": drops[worst]},
+            "targets": {"gain_at_least": TARGET_GAIN, "drop_at_most": MAX_DROP, "per": "direction"},
+            "targets_met": gain >= TARGET_GAIN and drops[worst] <= MAX_DROP and seconds <= budget_s + 1.0,
             "quick": quick, "machine": describe(torch.device(str(trainer.device)))}
 
 
@@ -159,6 +166,7 @@ def format_table(result: dict) -> str:
     for direction in before["builtin_test_r1"]:
         lines.append(f"  built-in test {direction:<24}{100 * before['builtin_test_r1'][direction]:>8.1f}%"
                      f"{100 * after['builtin_test_r1'].get(direction, 0.0):>8.1f}%")
-    lines.append(f"targets (+{100 * TARGET_GAIN:.0f} points, <= {100 * MAX_DROP:.0f} lost, <= {tune['budget_s']:.0f} s): "
+    lines.append(f"targets (+{100 * TARGET_GAIN:.0f} points, <= {100 * MAX_DROP:.0f} lost in any direction, "
+                 f"<= {tune['budget_s']:.0f} s): "
                  f"{'met' if result['targets_met'] else 'NOT met'}")
     return "\n".join(lines)

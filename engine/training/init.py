@@ -63,6 +63,7 @@ def model_mismatch(requested: NLMMConfig, trained: NLMMConfig) -> str | None:
 
 
 DEFAULT_MIX = 0.5   # a fine-tune on the user's data: half of each batch rehearses the built-in set
+FINE_TUNE_LR_SCALE = 1.0
 
 
 def checkpoint_training_config(path: str | os.PathLike) -> NLMMConfig:
@@ -71,11 +72,14 @@ def checkpoint_training_config(path: str | os.PathLike) -> NLMMConfig:
 
 
 def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: float = DEFAULT_MIX,
-                     batch_size: int | None = None) -> NLMMConfig:
+                     batch_size: int | None = None, lr_scale: float = FINE_TUNE_LR_SCALE) -> NLMMConfig:
     """What a fine-tune trains with unless told otherwise: the checkpoint's config, a warm-up that fits a
     short run (the checkpoint's 50 steps would be most of a one-minute teach), `mix` of each batch
-    rehearsing the built-in set."""
+    rehearsing the built-in set, and every rate (outer and each CMS level's) times `lr_scale`."""
     cfg = checkpoint_training_config(path)
+    cfg.train.lr *= lr_scale
+    for level in cfg.cms_levels:
+        level.lr *= lr_scale
     steps = steps or cfg.train.steps
     cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
     cfg.data.mix_builtin = mix
