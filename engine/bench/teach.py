@@ -83,7 +83,7 @@ def _write_folder(root: Path, clips) -> None:
 
 
 def run(checkpoint, device: str | None = None, progress=print, budget_s: float = 60.0, steps: int = 300,
-        batch_size: int = 32, mix: float = 0.5, lr: float | None = None, quick: bool = False,
+        batch_size: int | None = None, mix: float = 0.5, lr: float | None = None, quick: bool = False,
         lr_scale: float | None = None) -> dict:
     """`steps`: the fine-tune's planned length (its learning-rate schedule); it ends earlier when
     `budget_s` runs out. `quick`: a few steps on a tenth of the test split (a check that it runs)."""
@@ -142,7 +142,7 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
                        "untaught_clips": len(untaught), "gallery_images": len({str(i.image) for i in test})},
             "fine_tune": {"steps": final.step, "planned_steps": steps, "fitted_steps": trainer.total_steps, "seconds": round(seconds, 1),
                           "setup_seconds": round(prepared, 1), "budget_s": budget_s,
-                          "stopped_by_budget": final.kind == "stopped", "batch_size": batch_size,
+                          "stopped_by_budget": final.kind == "stopped", "batch_size": cfg.data.batch_size,
                           "mix_builtin": mix, "lr": cfg.train.lr, "torch_threads": threads,
                           "precision": precision_used(cfg.precision, torch.device(str(trainer.device)))},
             "before": before, "after": after,

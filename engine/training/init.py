@@ -64,6 +64,7 @@ def model_mismatch(requested: NLMMConfig, trained: NLMMConfig) -> str | None:
 
 DEFAULT_MIX = 0.5   # a fine-tune on the user's data: half of each batch rehearses the built-in set
 FINE_TUNE_LR_SCALE = 1.0
+FINE_TUNE_BATCH = 32    # at most: a step costs about its batch, so a one-minute teach takes more, smaller steps
 
 
 def checkpoint_training_config(path: str | os.PathLike) -> NLMMConfig:
@@ -75,7 +76,8 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
                      batch_size: int | None = None, lr_scale: float = FINE_TUNE_LR_SCALE) -> NLMMConfig:
     """What a fine-tune trains with unless told otherwise: the checkpoint's config, a warm-up that fits a
     short run (the checkpoint's 50 steps would be most of a one-minute teach), `mix` of each batch
-    rehearsing the built-in set, and every rate (outer and each CMS level's) times `lr_scale`."""
+    rehearsing the built-in set, batches of at most FINE_TUNE_BATCH, and every rate (outer and each CMS
+    level's) times `lr_scale`."""
     cfg = checkpoint_training_config(path)
     cfg.train.lr *= lr_scale
     for level in cfg.cms_levels:
@@ -83,8 +85,7 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
     steps = steps or cfg.train.steps
     cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
     cfg.data.mix_builtin = mix
-    if batch_size is not None:
-        cfg.data.batch_size = batch_size
+    cfg.data.batch_size = batch_size if batch_size is not None else min(cfg.data.batch_size, FINE_TUNE_BATCH)
     return cfg
 
 
