@@ -70,7 +70,7 @@ class FitToBudget:
             return
         elapsed = time.perf_counter() - self.started
         fits = int(event.step * self.budget_s / elapsed)   # the first batches' loading makes this cautious
-        self.trainer.total_steps = max(event.step + 1, min(self.trainer.total_steps, fits))
+        self.trainer.total_steps = max(event.step, min(self.trainer.total_steps, fits))   # never longer
 
 
 def _write_folder(root: Path, clips) -> None:
