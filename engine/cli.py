@@ -79,20 +79,51 @@ class ProgressPrinter:
             self.line(f"{kind}: {event.message}")
 
 
+def share(text: str) -> float:
+    """An argparse type: a fraction in [0, 1) (`--mix-builtin`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got '{text}'") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
+def _train_config(args: argparse.Namespace):
+    """The config a run trains with. A fine-tune (--init) takes the checkpoint's unless --config is given,
+    with a warm-up that fits a short run, and half of each batch from the built-in set by default."""
+    if args.init is None:
+        if args.mix_builtin is not None:
+            raise UserError("--mix-builtin mixes built-in items into a fine-tune: it needs --init CHECKPOINT")
+        return load_config(args.config or "tiny")
+    if args.resume:
+        raise UserError("--init starts a new run from a trained model and --resume continues a run: give one")
+    from engine.training.init import fine_tune_config
+    cfg = load_config(args.config) if args.config else fine_tune_config(args.init, args.steps)
+    if args.mix_builtin is not None:
+        cfg.data.mix_builtin = args.mix_builtin
+    elif args.data.startswith("builtin"):
+        cfg.data.mix_builtin = 0.0      # the built-in set is the data: nothing to mix in
+    return cfg
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.training.distributed import init_distributed, shutdown_distributed
     from engine.training.trainer import Trainer
     dist_info = init_distributed()
     try:
-        cfg = load_config(args.config)
+        cfg = _train_config(args)
         if args.batch_size is not None:
             cfg.data.batch_size = args.batch_size
-            validate(cfg)
+        if args.lr is not None:
+            cfg.train.lr = args.lr
+        validate(cfg)
         if args.resume and not args.out:
             raise UserError("--resume needs --out DIR (the run folder holding checkpoint.pt)")
         allow_missing = set(args.allow_missing or ())
         trainer = Trainer(cfg, args.data, args.out, args.device, args.steps, args.resume, dist_info,
-                          allow_missing=allow_missing)
+                          allow_missing=allow_missing, init=args.init)
         printer = ProgressPrinter()
         if dist_info.is_main:
             trainer.subscribe(printer)
@@ -100,7 +131,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 printer.line(f"warning: training without {modality}: {trainer.data.missing_message(modality)}")
             printer.line(f"training {trainer.cfg.name} ({trainer.model.num_parameters() / 1e6:.1f} M parameters) on "
                          f"{trainer.data.source}, {trainer.device}, into {trainer.out_dir}"
-                         + (f", resuming at step {trainer.step}" if args.resume else ""))
+                         + (f", resuming at step {trainer.step}" if args.resume else "")
+                         + (f", fine-tuning {trainer.init} with {100 * trainer.cfg.data.mix_builtin:.0f} % "
+                            "built-in items" if trainer.init else ""))
+            if trainer.new_words:
+                shown = ", ".join(trainer.new_words[:8]) + (", …" if len(trainer.new_words) > 8 else "")
+                printer.line(f"{len(trainer.new_words)} new word(s) join the vocabulary: {shown}")
         # `kill` (SIGTERM) stops like the studio's Stop button: the loop ends after this step and saves.
         signal.signal(signal.SIGTERM, lambda *_: trainer.stop())
         try:
@@ -199,11 +235,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _print_kernels_table(result)
     elif args.what == "train":
         from engine.bench import train
-        result = train.run(load_config(args.config), args.device, budget_s=args.budget, progress=progress)
+        result = train.run(load_config(args.config), args.device, budget_s=args.budget or 300.0, progress=progress)
         if not args.json:
             reached = result["seconds_to_target"]
             print(f"targets {result['targets']}: " + (f"reached after {reached:.0f} s of training"
-                                                      if reached is not None else f"not reached in {args.budget:.0f} s")
+                                                      if reached is not None else f"not reached in {result['budget_s']:.0f} s")
                   + f" ({result['precision']}; {_machine_line(result['machine'])})")
     elif args.what == "query":
         from engine.bench import query
@@ -215,6 +251,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "ttt":
         from engine.bench import ttt
         result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+    elif args.what == "teach":
+        from engine.bench import teach
+        result = teach.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
+                           budget_s=args.budget or 60.0, quick=args.quick,
+                           **({"steps": args.steps} if args.steps else {}))
+        if not args.json:
+            print(teach.format_table(result))
     elif args.what == "robustness":
         from engine.bench import robustness
         result = robustness.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
@@ -341,22 +384,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
-    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness"],
+    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness", "teach"],
                        help="kernels: delta rule + training step; train: time to target recall; "
-                            "query: live query latency; ttt: test-time training on a shifted domain")
+                            "query: live query latency; ttt: test-time training on a shifted domain; "
+                            "teach: fine-tune on a voice never heard, recall before/after")
     bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
-    bench.add_argument("--checkpoint", default=None, help="for query/ttt/robustness (default: the shipped demo model)")
-    bench.add_argument("--budget", type=float, default=300.0, help="train: seconds of training at most")
+    bench.add_argument("--checkpoint", default=None,
+                       help="for query/ttt/robustness/teach (default: the shipped demo model)")
+    bench.add_argument("--budget", type=float, default=None,
+                       help="seconds of training at most (train: default 300; teach: default 60)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    bench.add_argument("--steps", type=at_least(1), default=None,
+                       help="teach: the fine-tune's planned steps (its schedule; --budget may end it sooner)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness: small sizes, checks that it runs")
+    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach: small sizes, checks that it runs")
     bench.add_argument("--load", type=at_least(0), default=1,
                        help="query: CPU-bound background processes in the loaded phase (default 1)")
     bench.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")
-    train.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
+    train.add_argument("--config", default=None,
+                       help="config file or preset name (default: tiny; with --init: the checkpoint's)")
     train.add_argument("--data", default="builtin", help="builtin | flickr8k:DIR | folder:DIR")
+    train.add_argument("--init", default=None, metavar="CHECKPOINT",
+                       help="fine-tune a trained model: its weights, tokenizer and domain statistics, a fresh optimiser")
+    train.add_argument("--mix-builtin", type=share, default=None, metavar="SHARE",
+                       help="with --init: the share of each batch drawn from the built-in set "
+                            "(default 0.5, or the --config's data.mix_builtin)")
+    train.add_argument("--lr", type=float, default=None, help="override train.lr")
     train.add_argument("--steps", type=at_least(1), default=None, help="total steps (default: the config's train.steps)")
     train.add_argument("--batch-size", type=at_least(2), default=None, help="override data.batch_size")
     train.add_argument("--out", default=None, help="run folder (default: runs/<time>-<config>)")

@@ -118,6 +118,9 @@ class DataConfig:
     num_workers: int = 0
     seed: int = 0
     augment: bool = False   # training clips through rooms, microphones and noise (engine.data.audio_augment)
+    # A fine-tune on the user's data (`nlmm train --init`): the share of each batch drawn from the built-in
+    # set, so that the old skills are rehearsed while the new ones are learnt (engine.data.mix).
+    mix_builtin: float = 0.0
 
 
 @dataclass
@@ -321,6 +324,9 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     _positive("audio.max_seconds", audio.max_seconds)
     _at_least("data.batch_size", cfg.data.batch_size, 2)  # contrastive learning needs negatives
     _at_least("data.num_workers", cfg.data.num_workers, 0)
+    _at_least("data.mix_builtin", cfg.data.mix_builtin, 0.0)
+    if not cfg.data.mix_builtin < 1.0:  # a share of 1 would never show the user's own items
+        raise ConfigError("data.mix_builtin", f"must be < 1, got {cfg.data.mix_builtin:g}")
     train = cfg.train
     _at_least("train.steps", train.steps, 1)
     _positive("train.lr", train.lr)

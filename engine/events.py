@@ -185,6 +185,29 @@ class DatasetRowAdded:
     row: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class TaughtItem:
+    """One of the user's items, and the label of its top-1 result before and after teaching."""
+    name: str                   # the file (or caption) it was queried with
+    modality: str               # what it was queried with
+    label: int
+    before: int | None          # the top-1 result's label (None: nothing to compare with)
+    after: int | None
+
+
+@dataclass(frozen=True)
+class TeachOutcome:
+    """A Teach run's model is in use for retrieval; how the user's own items fare with it."""
+    model: ModelLoaded
+    gallery: GalleryReady
+    items: tuple[TaughtItem, ...]
+    label_names: dict[int, str] = field(default_factory=dict)
+
+    def top1(self, when: str) -> float:
+        """Share of the items whose top-1 result has their label, "before" or "after"."""
+        return sum(getattr(i, when) == i.label for i in self.items) / max(1, len(self.items))
+
+
 # ---------------------------------------------------------------- the run log's records
 
 LOGGED = {"step": StepMetrics, "eval": Evaluation, "checkpoint": CheckpointSaved,

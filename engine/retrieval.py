@@ -156,6 +156,26 @@ class Retriever:
         return QueryAnswer(_shown(value), modality, results, (time.perf_counter() - start) * 1e3, adapt,
                            embedding.numpy(), self.threads_used)
 
+    def top1_labels(self, items: list[Item]) -> list[tuple[str, int | None]]:
+        """For each item, the modality it is asked with (its audio, else its image, else its text) and the
+        label of the top-1 result in another modality's gallery (images for audio and text, captions for
+        images); None where that gallery is missing or the item's file cannot be read."""
+        asked = [next((m for m in ("audio", "image", "text") if getattr(item, m) is not None), "text")
+                 for item in items]
+        out: list[tuple[str, int | None]] = [(m, None) for m in asked]
+        for modality in ("audio", "image", "text"):
+            rows = [i for i, m in enumerate(asked) if m == modality and getattr(items[i], m) is not None]
+            target = self.galleries.get("text" if modality == "image" else "image")
+            if not rows or target is None or len(target.ids) == 0:
+                continue
+            for i in rows:
+                try:
+                    embedding = self.embed_many(modality, [getattr(items[i], modality)])[0]
+                except DataError:
+                    continue
+                out[i] = (modality, int(target.ids[int((target.embeddings @ embedding).argmax())]))
+        return out
+
     @staticmethod
     def _hit(gallery: EmbeddedGallery, row: int, score: float) -> Hit:
         item = gallery.items[row]

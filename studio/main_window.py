@@ -94,6 +94,8 @@ class MainWindow(QMainWindow):
         self.training_panel.load_checkpoint_requested.connect(self.load_checkpoint)
         self.retrieval_panel.load_checkpoint_requested.connect(self.load_checkpoint)
         self.retrieval_panel.gallery_requested.connect(self.build_gallery)
+        self.retrieval_panel.teach_requested.connect(self.teach)
+        self.retrieval_panel.model_taught.connect(lambda path: self.settings.setValue("checkpoint/last", path))
         self.memory_panel.reset_requested.connect(self.retrieval_panel.reset_memory)
         host.retrieval.memory_changed.connect(self.memory_panel.add_frame)
         self.retrieval_panel.results.shown.connect(self.joint_panel.show_query)
@@ -253,6 +255,16 @@ class MainWindow(QMainWindow):
         self.settings.setValue("training/data", request["data"])
         self.host.training.start(cfg, request["data"], str(out_dir), device=request.get("device"))
         self.show_panel("training")
+
+    def teach(self, request: dict) -> None:
+        """Teach: fine-tune the model in use on the user's folder, in a run folder of its own."""
+        if self.host.training.is_training():
+            self.retrieval_panel.show_error("A training run is going: stop it first, then Teach")
+            return
+        out_dir = self.options.runs_dir / time.strftime("%Y%m%d-%H%M%S-teach")
+        run = self.host.training.start(None, f"folder:{request['folder']}", str(out_dir), steps=request["steps"],
+                                       init=request["checkpoint"], teach_all=True)
+        self.retrieval_panel.teaching(run, request["folder"])
 
     def on_engine_ready(self, ready) -> None:
         self.device_label.setText(f"engine on {ready.device}")

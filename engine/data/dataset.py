@@ -52,6 +52,8 @@ class DataSplits:
     image_synth: Callable[[int, np.random.Generator], "np.ndarray | Image.Image"] | None = None
     # modality -> where it was looked for: a modality the source should have, of which not one file was found
     missing: dict[str, str] = field(default_factory=dict)
+    # label id -> the name the user gave it (a folder's label column), when the source names its labels
+    label_names: dict[int, str] = field(default_factory=dict)
 
     def captions(self, split: str = "train") -> list[str]:
         return [item.text for item in self.splits.get(split, []) if item.text]

@@ -93,7 +93,8 @@ def load_folder(root: str | Path, progress=None) -> DataSplits:
         progress(len(rows), len(rows))
     missing = {modality: f"{count} named in {index}, none of them found under {root}"
                for modality, count in named.items() if skipped[f"missing {modality}"] == count}
-    return DataSplits(f"folder:{root}", splits, skipped, missing=missing)
+    return DataSplits(f"folder:{root}", splits, skipped, missing=missing,
+                      label_names={i: name for name, i in label_ids.items()})
 
 
 class FolderWriter:

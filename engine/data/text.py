@@ -36,6 +36,12 @@ class Tokenizer:
         ranked = sorted(counts, key=lambda w: (-counts[w], w))  # ties broken by spelling: deterministic
         return cls([PAD, UNK] + ranked[: max(0, max_size - 2)])
 
+    def grown(self, captions: Iterable[str]) -> "Tokenizer":
+        """This vocabulary plus the words of `captions` it lacks (most frequent first), appended: every old
+        word keeps its id, so a trained model reads old text exactly as before (`nlmm train --init`)."""
+        counts = Counter(word for caption in captions for word in words(caption) if word not in self.index)
+        return Tokenizer(self.vocabulary + sorted(counts, key=lambda w: (-counts[w], w)))
+
     def __len__(self) -> int:
         return len(self.vocabulary)
 

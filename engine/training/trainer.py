@@ -27,6 +27,7 @@ from engine.data.audio_augment import SpeechAugment
 from engine.data.builtin import BUILTIN_ROOT
 from engine.data.dataset import Collate, DataSplits, MultimodalDataset
 from engine.data.errors import DataError
+from engine.data.mix import MixedBatchSampler, MixedDataset, teach_splits
 from engine.data.sources import load_source
 from engine.data.text import Tokenizer
 from engine.device import pick_device
@@ -37,6 +38,7 @@ from engine.training.checkpoint import (CheckpointError, checkpoint_config, load
                                         non_finite, save_checkpoint, upgrade)
 from engine.training.distributed import DistInfo
 from engine.training.evaluate import evaluate
+from engine.training.init import start_from
 from engine.training.run_folder import RunFolder, check_usable
 from engine.training.runs import CHECKPOINT, RunLog
 from engine.training.step import TrainStep, batch_labels, shares_a_pair
@@ -104,7 +106,11 @@ def check_trainable(data: DataSplits, allow_missing=()) -> None:
 class Trainer:
     def __init__(self, cfg: NLMMConfig, data: str | DataSplits = "builtin", out_dir: str | Path | None = None,
                  device: str | None = None, steps: int | None = None, resume: bool = False,
-                 dist_info: DistInfo | None = None, tensorboard: bool = True, allow_missing=()):
+                 dist_info: DistInfo | None = None, tensorboard: bool = True, allow_missing=(),
+                 init: str | Path | None = None):
+        """`init`: a trained checkpoint to fine-tune (`nlmm train --init`): its weights, tokenizer and domain
+        statistics, a fresh optimiser; `cfg` then gives the training settings and must describe the
+        checkpoint's model. The user's items are mixed with `cfg.data.mix_builtin` of built-in ones."""
         if steps is not None and steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         self.dist = dist_info or DistInfo()
@@ -120,6 +126,8 @@ class Trainer:
         if self.dist.is_main:
             check_usable(self.out_dir)
 
+        if resume and init is not None:
+            raise ValueError("a run either resumes (its own checkpoint) or starts from another (init), not both")
         resume_payload = None
         if resume:
             resume_payload = load_checkpoint(self.out_dir / CHECKPOINT)
@@ -128,16 +136,29 @@ class Trainer:
                     raise CheckpointError(f"{self.out_dir / CHECKPOINT}: cannot resume from it: it holds no '{key}' "
                                           "(a checkpoint slimmed for using the model, not for training on)")
             cfg = checkpoint_config(resume_payload, self.out_dir / CHECKPOINT)
-        self.cfg = cfg
-        self.total_steps = steps if steps is not None else cfg.train.steps
+        # A fine-tune, started now or resumed: its checkpoints name where it started from.
+        self.init = str(init) if init is not None else (resume_payload or {}).get("init")
         self.data = load_source(data) if isinstance(data, str) else data
+        builtin = None
+        if self.init is not None and self.data.source != "builtin":
+            builtin = load_source("builtin")
+            self.data = teach_splits(self.data, builtin)
         check_trainable(self.data, allow_missing)
         train_items = self.data.splits.get("train", [])
+        start, self.new_words = None, []
+        if init is not None:
+            start = start_from(init, self.data.captions("train"), cfg)
+            cfg, self.new_words = start.cfg, start.new_words
+        self.cfg = cfg
+        self.total_steps = steps if steps is not None else cfg.train.steps
         self.tokenizer = (Tokenizer.from_state_dict(resume_payload["tokenizer"]) if resume_payload
+                          else start.tokenizer if start is not None
                           else Tokenizer.build(self.data.captions("train"), cfg.text.vocab_size))
 
         torch.manual_seed(cfg.train.seed)
         self.model = NLMM(cfg).to(self.device)
+        if start is not None:
+            self.model.load_state_dict(start.state)
         forward_model = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -153,8 +174,6 @@ class Trainer:
             self._restore(resume_payload)
 
         per_rank = max(1, cfg.data.batch_size // self.dist.world_size)
-        self.sampler = ResumableBatchSampler(len(train_items), per_rank * self.dist.world_size, cfg.train.seed,
-                                             self.dist.rank, self.dist.world_size)
         augment = None
         if cfg.data.augment:
             augment = SpeechAugment.from_folder(BUILTIN_ROOT, cfg.audio.sample_rate,
@@ -162,6 +181,17 @@ class Trainer:
         self.dataset = MultimodalDataset(train_items, cfg, cache=len(train_items) <= CACHE_LIMIT,
                                          image_synth=self.data.image_synth, seed=cfg.train.seed,
                                          audio_augment=augment)
+        if builtin is not None and cfg.data.mix_builtin > 0:
+            rehearsed = builtin.splits["train"]
+            self.dataset = MixedDataset(self.dataset, MultimodalDataset(
+                rehearsed, cfg, cache=len(rehearsed) <= CACHE_LIMIT, image_synth=builtin.image_synth,
+                seed=cfg.train.seed, audio_augment=augment))
+            self.sampler = MixedBatchSampler(len(train_items), len(rehearsed), per_rank * self.dist.world_size,
+                                             cfg.data.mix_builtin, cfg.train.seed, self.dist.rank,
+                                             self.dist.world_size)
+        else:
+            self.sampler = ResumableBatchSampler(len(train_items), per_rank * self.dist.world_size,
+                                                 cfg.train.seed, self.dist.rank, self.dist.world_size)
         self.collate = Collate(self.tokenizer, cfg.text.max_tokens)
         self.eval_items = self.data.splits.get("val") or self.data.splits.get("test") or []
         self.log = RunLog(self.out_dir) if self.dist.is_main else None
@@ -221,7 +251,8 @@ class Trainer:
         return model_payload(self.model, self.cfg, self.tokenizer, step=self.step,
                              train_state=self.step_fn.state_dict(),
                              rng={"torch": torch.get_rng_state()},
-                             total_steps=self.total_steps, recall=self.last_recall)
+                             total_steps=self.total_steps, recall=self.last_recall,
+                             **({"init": self.init} if self.init is not None else {}))
 
     def save(self) -> Path | None:
         """Raises FloatingPointError rather than write weights that hold NaN or infinity."""

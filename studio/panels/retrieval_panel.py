@@ -1,5 +1,7 @@
-"""Retrieval: query the model with an image (drop, paste, open, or drawn on the sketch pad), a recording, an
-audio file or text, and see the top-k of every other modality with thumbnails, captions, scores and a play button.
+"""Retrieval: query the model with an image (drop, paste, open, or drawn on the sketch pad), a recording,
+hands-free listening, an audio file or text, and see the top-k of every other modality with thumbnails,
+captions, scores and a play button. "Teach" fine-tunes the model in use on that data set
+(studio/panels/teach_box.py).
 
 "Adapt memory" makes each query also write into the central memory (test-time training) — the Memory
 panel shows the slots move; "Reset memory" restores the trained slots. "Add to my data set" appends
@@ -27,6 +29,7 @@ from studio.panels.query_options import QueryOptions, TextInput
 from studio.panels.results_view import MODALITY_TITLES, ResultsView
 from studio.panels.sketch_pad import SketchInput, save_png
 from studio.panels.speech_input import SpeechInput
+from studio.panels.teach_box import TeachBox
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
 
@@ -34,6 +37,8 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".a
 class RetrievalPanel(QWidget):
     load_checkpoint_requested = Signal(str)
     gallery_requested = Signal(dict)        # {"source", "split", "limit"}
+    teach_requested = Signal(dict)          # {"folder", "checkpoint", "steps"}: fine-tune the model in use
+    model_taught = Signal(str)              # the checkpoint a Teach run left in use
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, file_dialogs=None, settings=None):
@@ -42,6 +47,7 @@ class RetrievalPanel(QWidget):
         self.dialogs, self.settings = file_dialogs, settings
         self.session = None                     # the host's retrieval session
         self.model_ready = self.gallery_ready = False
+        self.model_path: str | None = None      # the checkpoint in use (what Teach fine-tunes)
         self._gallery_before = False            # a gallery answered before the one being built
         self.last_query: dict | None = None     # what "add to my data set" would add
         self._tmp_dir = tempfile.TemporaryDirectory(prefix="nlmm-studio-")  # pasted images; gone at close
@@ -86,6 +92,11 @@ class RetrievalPanel(QWidget):
         self.reset_button.clicked.connect(self.reset_memory)
         self.dataset = DatasetAdder(file_dialogs, settings)
         self.dataset.add_requested.connect(self.add_to_dataset)
+        self.dataset.path.textChanged.connect(self._update_enabled)
+        self.teach = TeachBox()
+        self.teach.teach_requested.connect(self._teach)
+        self.teach_run = None                   # the Teach run going, while it is
+        self.teach.stop_requested.connect(lambda: self.teach_run is not None and self.teach_run.stop())
 
         left = QVBoxLayout()
         left.addLayout(images, 2)
@@ -93,6 +104,7 @@ class RetrievalPanel(QWidget):
         left.addWidget(text_box)
         left.addWidget(options)
         left.addWidget(self.dataset)
+        left.addWidget(self.teach)
         left_widget = QWidget()
         left_widget.setLayout(left)
         left_widget.setMaximumWidth(520)
@@ -128,6 +140,10 @@ class RetrievalPanel(QWidget):
         self.search_button.setToolTip("Search with the text (Enter)" if ready else
                                       "Load a model first" if not self.model_ready else
                                       "Wait for the gallery to be embedded")
+        folder = self.dataset.path.text().strip()
+        self.teach.set_ready(ready and bool(folder) and self.model_path is not None,
+                             "Load a model first (and wait for its gallery)" if not ready else
+                             "Choose the folder of your data set (Add to my data set)")
 
     # ------------------------------------------------------------------ model & gallery
     def _choose_checkpoint(self) -> None:
@@ -150,6 +166,7 @@ class RetrievalPanel(QWidget):
 
     def _model_loaded(self, loaded) -> None:
         self.model_ready = True
+        self.model_path = loaded.path
         audio = loaded.config["audio"]
         self.speech.set_format(audio["sample_rate"], audio["max_seconds"])
         self.status.model_loaded(loaded)
@@ -314,6 +331,49 @@ class RetrievalPanel(QWidget):
         what = ", ".join(f"{k} {v}" for k, v in added.row.items() if v and k in ("image", "audio", "text"))
         self.results.clear_error()
         self.message.emit(f"Added to {added.root}: {what}")
+
+    # ------------------------------------------------------------------ teach
+    def _teach(self, steps: int) -> None:
+        folder = self.dataset.path.text().strip()
+        if not folder:
+            self.show_error("Choose the folder of your data set first (Add to my data set)")
+            return
+        if self.model_path is None or not self.model_ready:
+            self.show_error("Load a model first: Teach fine-tunes the model in use")
+            return
+        self.teach_requested.emit({"folder": folder, "checkpoint": self.model_path, "steps": int(steps)})
+
+    def teaching(self, run, folder: str) -> None:
+        """A Teach run (a TrainingRun) started on `folder`: its curve and progress here, then its outcome."""
+        self.teach_run = run
+        self.teach.started(run.request.get("steps") or 0)
+        run.update.connect(lambda update: self.teach.add_steps(update.steps))
+        run.result.connect(lambda final: self._teach_ended(final, folder))
+        run.error.connect(lambda message: (self.teach.ended(f"Teaching could not start: {message}"),
+                                           self.show_error(message)))
+        run.cancelled.connect(lambda: self.teach.ended("Teaching cancelled; the model in use is unchanged."))
+        run.finished.connect(lambda: self.teach_run is run and setattr(self, "teach_run", None))
+
+    def _teach_ended(self, final, folder: str) -> None:
+        if final.kind != "finished":
+            why = (f"Stopped at step {final.step}" if final.kind == "stopped" else f"Teaching failed: {final.message}")
+            kept = f"; the partial run is kept in {final.checkpoint}" if final.checkpoint else ""
+            self.teach.ended(f"{why}. The model in use is unchanged{kept}.")
+            return
+        self.teach.status.setText("Taught: comparing your items before and after…")
+        task = self.session.adopt_taught(final.checkpoint, folder)
+        task.result.connect(self._adopted)
+        task.error.connect(lambda message: (self.teach.ended(f"The taught model could not be used ({message}); "
+                                                             "the previous one still answers."),
+                                            self.show_error(message)))
+
+    def _adopted(self, outcome) -> None:
+        self.model_path = outcome.model.path
+        self.status.model_loaded(outcome.model)
+        self._gallery_ready(outcome.gallery)
+        self.teach.ended("")
+        self.teach.show_outcome(outcome)
+        self.model_taught.emit(outcome.model.path)
 
     def discard_temp_files(self) -> None:
         self._tmp_dir.cleanup()

@@ -19,6 +19,7 @@ class RetrievalSession(QObject):
         super().__init__(host)
         self.host, self.device = host, device
         self.retriever = None           # touched on the engine thread only
+        self.gallery = None             # (its items, GalleryReady): engine thread only
 
     # ------------------------------------------------------------------ requests (UI thread)
     def load_checkpoint(self, path: str) -> Task:
@@ -40,6 +41,12 @@ class RetrievalSession(QObject):
 
     def reset_memory(self) -> Task:
         return self.host.submit("memory", lambda task: self._reset_memory())
+
+    def adopt_taught(self, checkpoint: str, folder: str) -> Task:
+        """-> TeachOutcome. A Teach run's model replaces the one in use, with the same gallery; each of the
+        user's items (the folder) is asked before the swap and after it. Until it is done (or if it
+        fails) the previous model answers."""
+        return self.host.submit("teach", lambda task: self._adopt(task, str(checkpoint), str(folder)), settle=True)
 
     def add_to_dataset(self, root: str, image=None, text=None, audio=None, label=None) -> Task:
         """-> DatasetRowAdded. `audio`: a path or (waveform, rate); files first, then one CSV row."""
@@ -65,7 +72,35 @@ class RetrievalSession(QObject):
         task.report(0, 0)
         items = gallery_items(load_source(source, progress=task.report), split, limit)
         retriever.build_gallery(items, progress=task.report)
-        return GalleryReady(source, split, retriever.gallery_sizes())
+        ready = GalleryReady(source, split, retriever.gallery_sizes())
+        self.gallery = (items, ready)
+        return ready
+
+    def _adopt(self, task: Task, checkpoint: str, folder: str):
+        from engine.config import config_to_dict
+        from engine.data.sources import load_source
+        from engine.events import GalleryReady, ModelLoaded, TaughtItem, TeachOutcome
+        from engine.retrieval import Retriever
+        before = self._loaded()
+        if self.gallery is None:
+            raise RuntimeError("the gallery is not built yet")
+        items, ready = self.gallery
+        task.report(0, 0)
+        data = load_source(f"folder:{folder}")
+        mine = [item for split in data.splits.values() for item in split if item.label is not None]
+        asked_before = before.top1_labels(mine)
+        task.check()
+        after = Retriever.from_checkpoint(checkpoint, self.device)
+        after.build_gallery(items, progress=task.report)
+        asked_after = after.top1_labels(mine)
+        task.check()
+        self.retriever = after          # the swap: from here on queries use the taught model
+        self.memory_changed.emit(after.memory_frame())
+        rows = tuple(TaughtItem(_name(item, modality), modality, int(item.label), was, now)
+                     for item, (modality, was), (_, now) in zip(mine, asked_before, asked_after))
+        model = ModelLoaded(checkpoint, after.cfg.name, config_to_dict(after.cfg), str(after.device))
+        return TeachOutcome(model, GalleryReady(ready.source, ready.split, after.gallery_sizes()), rows,
+                            dict(data.label_names))
 
     def _query(self, modality: str, value, k: int, adapt: bool):
         retriever = self._loaded()
@@ -86,6 +121,11 @@ class RetrievalSession(QObject):
         if self.retriever is None:
             raise RuntimeError("no model loaded: load a checkpoint first")
         return self.retriever
+
+
+def _name(item, modality: str) -> str:
+    value = getattr(item, modality)
+    return value.name if hasattr(value, "name") else str(value)
 
 
 def _add_row(root: str, image, text, audio, label):

@@ -82,15 +82,23 @@ class TrainingRun(Task):
         if self.session.is_training():
             raise RuntimeError("a training run is already going; stop it first")
         request = self.request
-        cfg = config_from_dict(request["config"])
+        init = request.get("init")
+        if request["config"] is not None:
+            cfg = config_from_dict(request["config"])
+        else:                               # Teach: the model's own config, fine-tune settings
+            from engine.training.init import fine_tune_config
+            cfg = fine_tune_config(init, request.get("steps"), batch_size=request.get("batch_size"))
         self.report(0, 0)                   # busy: loading the data (every file is looked at)
         data = request["data"]
         if isinstance(data, str):
             data = load_source(data, progress=self.report)
+        if request.get("teach_all"):
+            from engine.data.mix import every_item_taught
+            data = every_item_taught(data)
         self.check()
         self.report(0, 0)                   # busy: building the model
         trainer = Trainer(cfg, data=data, out_dir=request.get("out_dir"), device=request.get("device"),
-                          steps=request.get("steps"), tensorboard=False)
+                          steps=request.get("steps"), tensorboard=False, init=init)
         trainer.subscribe(self.on_event, memory_frames=True)
         with self._lock:
             self.check()                    # Stop (or the window closed) while the model was built
@@ -167,11 +175,15 @@ class TrainingSession(QObject):
         self.timer.setInterval(FLUSH_INTERVAL_MS)
         self.timer.timeout.connect(self._flush)
 
-    def start(self, config: dict, data, out_dir: str | None = None, steps: int | None = None,
-              device: str | None = None) -> TrainingRun:
-        """config: the config as plain data; data: a source spec ("builtin", "folder:DIR") or DataSplits."""
+    def start(self, config: dict | None, data, out_dir: str | None = None, steps: int | None = None,
+              device: str | None = None, init: str | None = None, teach_all: bool = False,
+              batch_size: int | None = None) -> TrainingRun:
+        """config: the config as plain data; data: a source spec ("builtin", "folder:DIR") or DataSplits.
+        Teach: `init` the checkpoint to fine-tune (config None: its own, with fine-tune settings), and
+        with `teach_all` every item of the source is taught (none is kept apart for validation)."""
         run = TrainingRun(self, {"config": config, "data": data, "out_dir": out_dir, "steps": steps,
-                                 "device": device or self.device})
+                                 "device": device or self.device, "init": init, "teach_all": teach_all,
+                                 "batch_size": batch_size})
         run.finished.connect(lambda: run in self.runs and self.runs.remove(run))   # direct, or queued to here
         run.began.connect(lambda _: QTimer.singleShot(0, gc_guard.settle))   # the model and data live long
         self.runs.append(run)

@@ -215,3 +215,27 @@ def test_bench_robustness_reports_every_held_out_condition_beside_the_in_domain_
             assert 0.0 <= values["R@1"] <= values["R@5"] <= 1.0
     assert set(rows["fonts never trained on"]["recall"]) == {"image->text"}
     assert set(rows["engine never trained on: flite"]["recall"]) == {"audio->image", "audio->text"}
+
+
+def test_bench_teach_json_reports_before_and_after_and_what_ran():
+    proc = nlmm("bench", "teach", "--json", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    source = result["source"]
+    assert source["engine"] == "flite" and source["teach_clips"] == 100 and source["scored_clips"] == 60
+    assert not set(source["teach_voices"]) & set(source["score_voices"]), "scored clips are other clips"
+    for when in ("before", "after"):
+        figures = result[when]
+        assert 0.0 <= figures["taught_numbers_other_clips"] <= 1.0
+        assert set(figures["builtin_test_r1"]) == {"image->text", "image->audio", "text->image", "text->audio",
+                                                   "audio->image", "audio->text"}
+    assert result["gain_top1"] == result["after"]["taught_numbers_other_clips"] - \
+        result["before"]["taught_numbers_other_clips"]
+    tune = result["fine_tune"]
+    assert 1 <= tune["steps"] <= 3 and tune["seconds"] > 0 and tune["mix_builtin"] == 0.5
+    assert_says_what_ran(result["machine"])
+
+
+def test_bench_teach_with_a_missing_checkpoint_is_one_line(tmp_path):
+    proc = nlmm("bench", "teach", "--checkpoint", str(tmp_path / "none.pt"))
+    assert proc.returncode == 2 and "checkpoint not found" in proc.stderr and len(proc.stderr.splitlines()) == 1
