@@ -1,6 +1,6 @@
 """Hands-free listening through the real PortAudio -> ALSA path: the test microphone plays three spoken
 numbers separated by pauses over room noise; Listen sends exactly three queries, in order, and the demo
-model finds each number."""
+model finds each number among its first five images."""
 import numpy as np
 import pytest
 
@@ -41,5 +41,8 @@ def test_listening_sends_one_query_per_utterance_in_order(make_window, qtbot, th
     assert len(heard) == 3 and len(answers) == 3
     for utterance, span in zip(heard, three_numbers_on_the_microphone.spans):
         assert utterance.start_s * VAD_RATE <= span[0] + 800 and utterance.end_s * VAD_RATE >= span[1] - 800
-    assert [answer.results["image"][0].label for answer in answers] == [42, 7, 93]
+    # the right number among each answer's first five images: the query was the utterance, not noise or
+    # a neighbour's tail (top-1 accuracy itself is measured by `nlmm bench robustness`, not here)
+    top5 = [[hit.label for hit in answer.results["image"][:5]] for answer in answers]
+    assert all(label in hits for label, hits in zip((42, 7, 93), top5)), top5
     assert all(answer.modality == "audio" for answer in answers)

@@ -3,7 +3,9 @@ words, the user's items mix with built-in ones, a fine-tune teaches what it was 
 and bad input is one line."""
 import csv
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from engine.cli import main
@@ -104,10 +106,21 @@ def test_batches_mix_the_share_asked_for_and_replay_after_a_resume():
     assert later == list(fresh)[4:]
 
 
-def _taught_and_other_clips(flite, labels, teach_voices, other_voices):
-    teach = [c for v in teach_voices for c in flite[v] if c.label in labels]
-    other = [c for v in other_voices for c in flite[v] if c.label in labels]
-    return teach, other
+def _in_a_loud_room(clips, folder, seed):
+    """The clips as the user's microphone hears them: pink noise at -5 dB SNR (the demo model, robust to
+    flite's voices in a quiet room, finds about 40 % of these)."""
+    from engine.data.audio import load_audio
+    from engine.data.audio_augment import coloured_noise, mix_at_snr
+    from engine.data.dataset import Item
+    folder.mkdir(parents=True, exist_ok=True)
+    loud = []
+    for k, clip in enumerate(clips):
+        wave = load_audio(clip.audio, 16000, 10.0)
+        noisy = mix_at_snr(wave, coloured_noise(len(wave), 1.0, np.random.default_rng([seed, k])), -5.0)
+        path = folder / f"{seed}-{k}.wav"
+        sf.write(path, noisy, 16000)
+        loud.append(Item(audio=str(path), label=clip.label))
+    return loud
 
 
 def _top1_audio_to_image(model, cfg, tokenizer, clips, images):
@@ -119,28 +132,29 @@ def _top1_audio_to_image(model, cfg, tokenizer, clips, images):
     return float((gallery.ids[best] == asked.ids).float().mean())
 
 
-def test_a_fine_tune_on_a_small_folder_teaches_a_voice_the_model_never_heard(flite, tmp_path):
-    """The shipped model, 10 numbers said by four flite voices (an engine no split has): after a short
-    fine-tune, the clips of those numbers by the four other flite voices find their images far more often."""
+def test_a_fine_tune_on_a_small_folder_teaches_a_room_the_model_handles_badly(flite, tmp_path):
+    """The shipped model, 10 numbers said by four flite voices (an engine no split has) in a loud room: after
+    a short fine-tune, the same numbers said by the four other flite voices in that room find their images
+    far more often."""
     from engine.data.sources import load_source
     from engine.paths import DEFAULT_CHECKPOINT
     from engine.training.checkpoint import load_model
     labels = set(range(0, 100, 10))
-    teach, other = _taught_and_other_clips(flite, labels, ["flite-kal-d100", "flite-awb-d100", "flite-rms-d100",
-                                                           "flite-slt-d100"],
-                                          ["flite-kal16-d100", "flite-awb-d120-f95", "flite-rms-d90-f130",
-                                           "flite-slt-d110-f210"])
+    teach_voices = ["flite-kal-d100", "flite-awb-d100", "flite-rms-d100", "flite-slt-d100"]
+    other_voices = ["flite-kal16-d100", "flite-awb-d120-f95", "flite-rms-d90-f130", "flite-slt-d110-f210"]
+    teach = _in_a_loud_room([c for v in teach_voices for c in flite[v] if c.label in labels], tmp_path / "wav", 1)
+    other = _in_a_loud_room([c for v in other_voices for c in flite[v] if c.label in labels], tmp_path / "wav", 2)
     folder = write_folder(tmp_path / "mine", [["", "", c.audio, c.label, "train"] for c in teach])
     images = [i for i in load_source("builtin").splits["test"] if i.label in labels]
     model, cfg, tokenizer, _ = load_model(DEFAULT_CHECKPOINT)
     before = _top1_audio_to_image(model, cfg, tokenizer, other, images)
     cfg.data.batch_size, cfg.data.mix_builtin, cfg.train.warmup_steps = 24, 0.5, 2
-    trainer = Trainer(quick(cfg), f"folder:{folder}", tmp_path / "run", "cpu", 30, tensorboard=False,
+    trainer = Trainer(quick(cfg), f"folder:{folder}", tmp_path / "run", "cpu", 60, tensorboard=False,
                       init=DEFAULT_CHECKPOINT)
     assert trainer.run().kind == "finished"
     tuned, cfg, tokenizer, payload = load_model(tmp_path / "run" / "checkpoint.pt")
     after = _top1_audio_to_image(tuned, cfg, tokenizer, other, images)
-    assert payload["init"] == str(DEFAULT_CHECKPOINT) and payload["step"] == 30
+    assert payload["init"] == str(DEFAULT_CHECKPOINT) and payload["step"] == 60
     assert after >= before + 0.2, f"top-1 on the other voices: {before:.2f} before, {after:.2f} after"
 
 
