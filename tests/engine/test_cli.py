@@ -223,6 +223,7 @@ def test_bench_teach_json_reports_before_and_after_and_what_ran():
     result = json.loads(proc.stdout)
     source = result["source"]
     assert source["engine"] == "flite" and source["teach_clips"] == 100 and source["scored_clips"] == 60
+    assert source["room_snr_db"] < 0, "the clips are heard in a loud room"
     assert not set(source["teach_voices"]) & set(source["score_voices"]), "scored clips are other clips"
     for when in ("before", "after"):
         figures = result[when]

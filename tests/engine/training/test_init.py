@@ -3,11 +3,10 @@ words, the user's items mix with built-in ones, a fine-tune teaches what it was 
 and bad input is one line."""
 import csv
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
+from engine.bench.teach import in_a_loud_room
 from engine.cli import main
 from engine.data.builtin import load_heldout
 from engine.data.mix import MixedBatchSampler
@@ -106,23 +105,6 @@ def test_batches_mix_the_share_asked_for_and_replay_after_a_resume():
     assert later == list(fresh)[4:]
 
 
-def _in_a_loud_room(clips, folder, seed):
-    """The clips as the user's microphone hears them: pink noise at -5 dB SNR (the demo model, robust to
-    flite's voices in a quiet room, finds about 40 % of these)."""
-    from engine.data.audio import load_audio
-    from engine.data.audio_augment import coloured_noise, mix_at_snr
-    from engine.data.dataset import Item
-    folder.mkdir(parents=True, exist_ok=True)
-    loud = []
-    for k, clip in enumerate(clips):
-        wave = load_audio(clip.audio, 16000, 10.0)
-        noisy = mix_at_snr(wave, coloured_noise(len(wave), 1.0, np.random.default_rng([seed, k])), -5.0)
-        path = folder / f"{seed}-{k}.wav"
-        sf.write(path, noisy, 16000)
-        loud.append(Item(audio=str(path), label=clip.label))
-    return loud
-
-
 def _top1_audio_to_image(model, cfg, tokenizer, clips, images):
     from engine.data.dataset import Item
     queries = [Item(audio=c.audio, label=c.label) for c in clips]
@@ -133,17 +115,17 @@ def _top1_audio_to_image(model, cfg, tokenizer, clips, images):
 
 
 def test_a_fine_tune_on_a_small_folder_teaches_a_room_the_model_handles_badly(flite, tmp_path):
-    """The shipped model, 10 numbers said by four flite voices (an engine no split has) in a loud room: after
-    a short fine-tune, the same numbers said by the four other flite voices in that room find their images
-    far more often."""
+    """The shipped model, 10 numbers said by four flite voices (an engine no split has) in a loud room (it
+    finds about 40 % of these): after a short fine-tune, the same numbers said by the four other flite
+    voices in that room find their images far more often."""
     from engine.data.sources import load_source
     from engine.paths import DEFAULT_CHECKPOINT
     from engine.training.checkpoint import load_model
     labels = set(range(0, 100, 10))
     teach_voices = ["flite-kal-d100", "flite-awb-d100", "flite-rms-d100", "flite-slt-d100"]
     other_voices = ["flite-kal16-d100", "flite-awb-d120-f95", "flite-rms-d90-f130", "flite-slt-d110-f210"]
-    teach = _in_a_loud_room([c for v in teach_voices for c in flite[v] if c.label in labels], tmp_path / "wav", 1)
-    other = _in_a_loud_room([c for v in other_voices for c in flite[v] if c.label in labels], tmp_path / "wav", 2)
+    teach = in_a_loud_room([c for v in teach_voices for c in flite[v] if c.label in labels], tmp_path / "wav", 1)
+    other = in_a_loud_room([c for v in other_voices for c in flite[v] if c.label in labels], tmp_path / "wav", 2)
     folder = write_folder(tmp_path / "mine", [["", "", c.audio, c.label, "train"] for c in teach])
     images = [i for i in load_source("builtin").splits["test"] if i.label in labels]
     model, cfg, tokenizer, _ = load_model(DEFAULT_CHECKPOINT)
