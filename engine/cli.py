@@ -250,7 +250,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _print_query_table(result)
     elif args.what == "ttt":
         from engine.bench import ttt
-        result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress)
+        unknown = [m for m in (args.mechanisms or "").split(",") if m and m not in ttt.ABLATION]
+        if unknown:
+            raise UserError(f"--mechanisms: unknown {', '.join(unknown)}; expected some of {', '.join(ttt.ABLATION)}")
+        result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick,
+                         drift=args.drift, mechanisms=args.mechanisms.split(",") if args.mechanisms else None)
+        if not args.json:
+            print(ttt.format_table(result))
     elif args.what == "teach":
         from engine.bench import teach
         result = teach.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
@@ -386,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
     bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness", "teach"],
                        help="kernels: delta rule + training step; train: time to target recall; "
-                            "query: live query latency; ttt: test-time training on a shifted domain; "
+                            "query: live query latency; ttt: the test-time learners on shifted query streams; "
                             "teach: fine-tune on a voice never heard, recall before/after")
     bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
     bench.add_argument("--checkpoint", default=None,
@@ -397,7 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=at_least(1), default=None,
                        help="teach: the fine-tune's planned steps (its schedule; --budget may end it sooner)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach: small sizes, checks that it runs")
+    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach, ttt: small sizes, checks that it runs")
+    bench.add_argument("--drift", type=at_least(0), default=0, metavar="N",
+                       help="ttt: also adapt on N queries of the held-out engine and follow top-1 (target: 10000)")
+    bench.add_argument("--mechanisms", default=None, metavar="A,B",
+                       help="ttt: which of memory_gated, memory_delta, hope, cms_fast, domain, all (default: every one)")
     bench.add_argument("--load", type=at_least(0), default=1,
                        help="query: CPU-bound background processes in the loaded phase (default 1)")
     bench.set_defaults(func=cmd_bench)

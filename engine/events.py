@@ -101,6 +101,7 @@ class MemoryFrame:
     written: np.ndarray         # the slots the last test-time write moved
     write_count: int = 0
     audio_domains: dict | None = None   # the audio domain memory's stream domains (retrieval only)
+    weights_moved: dict | None = None   # HOPE projections and fast CMS level: relative change (retrieval only)
     kind: str = _kind("memory")
 
 

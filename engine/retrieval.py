@@ -5,8 +5,8 @@
     result = retriever.query("audio", "clip.wav", k=5, adapt=True)
     result.results["image"][0].label, .score, .path
 
-With `adapt` the query also writes into the central memory (test-time training), in the order the
-queries arrive; `reset_memory()` restores the trained slots. The gallery keeps the embeddings it was
+With `adapt` the query also adapts the model (test-time training) in the order the queries arrive, by
+the learners `set_adaptation()` chose (`engine/adaptation.py`); `reset_memory()` restores everything. The gallery keeps the embeddings it was
 built with: adaptation changes how *queries* are read, so the effect can be measured against a fixed
 gallery.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.adaptation import QUERY_MEMORY_LR, Adapter
 from engine.config import NLMMConfig
 from engine.data.audio import LogMel, fit_length, load_audio, prepare_waveform, trim_silence
 from engine.data.dataset import Collate, DataSplits, Item, model_batch
@@ -29,7 +30,7 @@ from engine.events import Hit, MemoryFrame, QueryAnswer
 from engine.threads import intra_op_threads, threads_for
 from engine.training.checkpoint import load_model
 from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
-from engine.vocabulary import MODALITIES, SPLITS
+from engine.vocabulary import DEFAULT_ADAPTATION, MODALITIES, SPLITS
 
 # A query clip is read up to twice the length the model hears, so that a pause before the speech can
 # be trimmed; never the whole file (a 2-hour recording would be 2 GB of samples).
@@ -55,6 +56,8 @@ class Retriever:
         self.collate = Collate(tokenizer, cfg.text.max_tokens)
         self.galleries: dict[str, EmbeddedGallery] = {}
         self.threads_used = 0  # intra-op threads the last query ran on
+        names, options = default_adaptation(cfg)
+        self.adapter = Adapter(self.model, names, **options)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Retriever":
@@ -116,16 +119,27 @@ class Retriever:
         with autocast(self.cfg.precision, self.device):
             return self.model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu()
 
+    def set_adaptation(self, mechanisms, **options) -> None:
+        """Which learners adapt from now on (`ADAPTATION_MECHANISMS`), with `Adapter`'s options (by default
+        the query-time ones of `default_adaptation`); what the old ones changed is undone."""
+        self.adapter.reset()
+        self.adapter = Adapter(self.model, mechanisms, **{**default_adaptation(self.cfg)[1], **options})
+
     @torch.no_grad()
     def embed(self, modality: str, value, adapt: bool = False) -> torch.Tensor:
         with intra_op_threads(threads_for(1)):
             self.threads_used = torch.get_num_threads()
             sample = self.sample(modality, value)
-            self.model.set_adapting(memory=adapt, hope=False)
-            try:
+            if not adapt:
                 embedding = self._encode(modality, [sample])[0]
-            finally:
-                self.model.set_adapting(memory=False, hope=False)
+            else:
+                with self.adapter.writing():
+                    embedding = self._encode(modality, [sample])[0]
+                target = self.galleries.get("text" if modality == "image" else "image")
+                if self.adapter.learns_online and target is not None and len(target.ids):
+                    inputs = model_batch(self.collate([sample]), self.device)
+                    self.adapter.learn(modality, inputs, target.embeddings, target.ids,
+                                       lambda: autocast(self.cfg.precision, self.device))
         if not torch.isfinite(embedding).all():
             raise DataError(f"{_shown(value)[:80]}: the model's embedding of this {modality} is not finite")
         return embedding
@@ -184,14 +198,27 @@ class Retriever:
         return Hit(gallery.modality, score, item.label, caption, str(path) if path is not None else None)
 
     def reset_memory(self) -> None:
-        self.model.reset_memory()
+        """Undo every test-time change (slots, projections, levels, acoustic domains)."""
+        self.adapter.reset()
 
     def memory_frame(self) -> MemoryFrame:
-        """The central memory (change since the last reset) and the audio domain memory's stream domains."""
+        """The central memory (change since the last reset), the audio domain memory's stream domains and how
+        far the adapted projections and levels moved."""
         snapshot = self.model.memory.snapshot()
         domains = self.model.encoders["audio"].domain.describe() if "audio" in self.model.encoders else None
         return MemoryFrame("retrieval", snapshot["write_count"], snapshot["slots"], snapshot["change"],
-                           snapshot["last_write_slots"], snapshot["write_count"], domains)
+                           snapshot["last_write_slots"], snapshot["write_count"], domains,
+                           self.adapter.weights_moved())
+
+
+def default_adaptation(cfg: NLMMConfig) -> tuple[tuple[str, ...], dict]:
+    """What `adapt=True` does unless told otherwise, as (learners, `Adapter` options): the ablation's
+    choice (`DEFAULT_ADAPTATION`), the slots written by the config's `ttt.write_modalities` only, at the
+    query-time rate; nothing when the config switches test-time training off."""
+    if not cfg.ttt.enable:
+        return (), {}
+    return DEFAULT_ADAPTATION, {"memory_modalities": tuple(cfg.ttt.write_modalities), "memory_lr": QUERY_MEMORY_LR}
+
 
 
 def _shown(value) -> str:

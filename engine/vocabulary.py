@@ -21,3 +21,9 @@ BATCH_KEYS = frozenset(f"{m}{suffix}" for m in MODALITIES for suffix in ("", "_m
 SPLITS = ("train", "val", "test")
 
 SAMPLE_RATE = 16000  # Hz: what the models hear (the audio config's default) and the built-in set's recordings
+
+# The test-time learners a query stream may adapt (`engine/adaptation.py` says what each one changes).
+ADAPTATION_MECHANISMS = ("memory_gated", "memory_delta", "hope", "cms_fast", "domain")
+# What "adapt" does unless told otherwise (`nlmm query --adapt`, the studio's "Adapt memory"): the
+# learners `nlmm bench ttt`'s ablation found helping, or at least not hurting (README, Benchmarks).
+DEFAULT_ADAPTATION = ("memory_gated", "cms_fast", "domain")

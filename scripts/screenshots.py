@@ -145,14 +145,14 @@ def main() -> int:
     # noisy, pitch-shifted recordings (as `nlmm bench ttt` makes them) open a stream domain in the
     # audio domain memory
     import soundfile
-    from engine.bench.ttt import shift_domain
+    from engine.bench.shifts import pitched_with_white_noise
     from engine.data.audio import load_audio
     from engine.vocabulary import SAMPLE_RATE
     noisy = Path(tempfile.mkdtemp(prefix="nlmm-noisy-"))
-    for n, item in enumerate(test[300:305]):
+    waves = pitched_with_white_noise([load_audio(item.audio, SAMPLE_RATE, 10.0) for item in test[300:305]], SAMPLE_RATE)
+    for n, (wave, _) in enumerate(waves):
         path = noisy / f"noisy-{n}.wav"
-        soundfile.write(str(path), shift_domain(load_audio(item.audio, SAMPLE_RATE, 10.0), SAMPLE_RATE, 3.0, 10.0, seed=n),
-                        SAMPLE_RATE)
+        soundfile.write(str(path), wave, SAMPLE_RATE)
         query(lambda path=path: retrieval.query_file(str(path)))
     retrieval.text.setText("sixty one")
     query(retrieval.query_text)

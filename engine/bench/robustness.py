@@ -17,16 +17,11 @@ R@1 is the top-1 accuracy). Rows:
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
-from PIL import Image
 
-from engine.data.audio import load_audio
-from engine.data.audio_augment import RIRS_FILE, coloured_noise, mix_at_snr
-from engine.data.builtin import BUILTIN_ROOT, load_builtin_manifest, load_heldout
+from engine.bench.shifts import clean_waves, harsh_photos, phone_band, pink_noise, reverberant
+from engine.data.builtin import load_builtin_manifest, load_heldout
 from engine.data.dataset import Item
-from engine.data.dsp import band_limit, convolve, resample
-from engine.data.paper import HARSH, photograph
 from engine.retrieval import Retriever
 from engine.training.evaluate import EmbeddedGallery, evaluate, recall_at
 
@@ -37,11 +32,6 @@ def _recall(retriever: Retriever, modality: str, values: list, labels: list[int]
     rows = retriever.embed_many(modality, values)
     queries = EmbeddedGallery(modality, rows, torch.tensor(labels), [])
     return {f"{modality}->{t}": recall_at(queries, retriever.galleries[t], KS) for t in targets}
-
-
-def _recorded_rooms(root=BUILTIN_ROOT) -> list[np.ndarray]:
-    with np.load(root / RIRS_FILE) as data:
-        return [data["heldout"][i, :n].astype(np.float32) for i, n in enumerate(data["heldout_lengths"])]
 
 
 def run(checkpoint, device: str | None = None, progress=print, quick: bool = False) -> dict:
@@ -66,7 +56,6 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     in_domain = evaluate(retriever.model, items, retriever.cfg, retriever.tokenizer, retriever.device)
     add("in-domain test", "all", len(items), {d: {f"R@{k}": v[f"R@{k}"] for k in KS} for d, v in in_domain.items()})
 
-    clean = {i.audio: load_audio(i.audio, rate, 10.0) for i in test}
     for engine in sorted({i.engine for i in test}):
         chosen = [i for i in test if i.engine == engine]
         add(f"unseen voices: {engine}", "speech", len(chosen),
@@ -82,27 +71,18 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
             _recall(retriever, "audio", [i.audio for i in chosen], [i.label for i in chosen]))
 
     labels = [i.label for i in test]
-    waves = [clean[i.audio] for i in test]
-    rooms = _recorded_rooms()
-    reverberant = []
-    for k, wave in enumerate(waves):
-        wet = convolve(wave, rooms[k % len(rooms)])[: len(wave) + len(rooms[k % len(rooms)]) // 2]
-        reverberant.append((wet / (np.abs(wet).max() + 1e-9)).astype(np.float32))
-    add("recorded rooms (reverb)", "speech", len(waves),
-        _recall(retriever, "audio", [(w, rate) for w in reverberant], labels))
-    for snr in (10, 0):
-        noisy = [mix_at_snr(w, coloured_noise(len(w), 1.0, np.random.default_rng([snr, k])), snr)
-                 for k, w in enumerate(waves)]
-        add(f"pink noise {snr} dB SNR", "speech", len(waves), _recall(retriever, "audio", [(w, rate) for w in noisy], labels))
-    phone = [resample(resample(band_limit(w, rate, 300.0, 3400.0), rate, 8000), 8000, rate) for w in waves]
-    add("phone band (300-3400 Hz, 8 kHz)", "speech", len(waves), _recall(retriever, "audio", [(w, rate) for w in phone], labels))
+    waves = clean_waves(test, rate)
+    for name, values in (("recorded rooms (reverb)", reverberant(waves, rate)),
+                         ("pink noise 10 dB SNR", pink_noise(waves, rate, 10)),
+                         ("pink noise 0 dB SNR", pink_noise(waves, rate, 0)),
+                         ("phone band (300-3400 Hz, 8 kHz)", phone_band(waves, rate))):
+        add(name, "speech", len(values), _recall(retriever, "audio", values, labels))
 
     for key, name in (("fonts", "fonts never trained on"), ("strokes", "stroke families never trained on")):
         chosen = heldout[key]
         add(name, "image", len(chosen), _recall(retriever, "image", [i.image for i in chosen],
                                                 [i.label for i in chosen], targets=("text",)))
-    photos = [photograph(np.asarray(Image.open(i.image).convert("L")), np.random.default_rng([9, k]), HARSH)
-              for k, i in enumerate(test)]
+    photos = harsh_photos(test)
     add("handwriting photographed on paper (harsh)", "image", len(photos),
         _recall(retriever, "image", photos, labels, targets=("text",)))
     return {"checkpoint": str(checkpoint), "gallery": {"images": len(retriever.galleries["image"].ids),

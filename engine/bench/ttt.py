@@ -1,13 +1,15 @@
-"""`nlmm bench ttt`: does test-time training help retrieval on a shifted domain?
+"""`nlmm bench ttt`: the test-time learners, alone and together, on unlabelled streams of shifted queries.
 
-The shifted domain, made here from the built-in test split: voices never heard in training, pitched up
-(resampling by a factor, so pitch and tempo rise together), with added noise at a fixed SNR. Audio is
-the query, the test images the gallery, recall@1 audio->image the measure:
+For every shift (`build_shifts`) and every set of learners (`ABLATION`, from `engine/adaptation.py`):
+  before  top-1 of the shifted queries, nothing adapted (the same for every set)
+  after   the same queries again, after one adapting pass over them in a fixed random order
+  clean   the in-domain test queries of the same modality after that pass (what adapting cost)
+Adapting queries go one at a time through the live path (`Retriever.embed(adapt=True)`), as in the
+studio; scoring is batched and writes nothing. Audio queries are scored against the test images, image
+queries against the captions (a hit is an item of the query's number).
 
-  before      the trained model
-  adapt       the unlabelled shifted queries stream through once with adaptation on
-  after       the same queries again, against the adapted memory (no further writes)
-  clean       the unshifted test queries, before adaptation and after it (it must not hurt them)
+`drift`: each set adapts on a stream of `drift` queries cycling over the held-out engine's clips, with
+top-1 on those clips every tenth of the way; then `reset()`, and every weight must be back bit for bit.
 """
 from __future__ import annotations
 
@@ -15,57 +17,152 @@ import numpy as np
 import torch
 
 from engine.bench.machine import describe, precision_used
-from engine.data.audio import load_audio
+from engine.bench.shifts import Shift, clean_waves, harsh_photos, pink_noise, pitched_with_white_noise, reverberant
+from engine.data.builtin import load_builtin_manifest, load_heldout
 from engine.data.dataset import Item
-from engine.data.dsp import resample
-from engine.data.sources import load_source
-from engine.retrieval import QUERY_READ_FACTOR, Retriever
+from engine.retrieval import Retriever
 from engine.training.evaluate import EmbeddedGallery, recall_at
+from engine.vocabulary import DEFAULT_ADAPTATION, MODALITIES
+
+# Each learner alone (the slots written by every query modality at the trained rate), all of them, and
+# what `--adapt` and the studio do by default (`default_adaptation`: its learners, writers and rates).
+ABLATION = {"memory_gated": ("memory_gated",), "memory_delta": ("memory_delta",), "hope": ("hope",),
+            "cms_fast": ("cms_fast",), "domain": ("domain",),
+            "all": ("memory_gated", "hope", "cms_fast", "domain"), "default": DEFAULT_ADAPTATION}
+HELD_OUT_ENGINE = "engine never trained on: flite"
+TARGET_GAIN, MAX_CLEAN_LOSS, MAX_DRIFT = 0.05, 0.01, 0.02
 
 
-def shift_domain(wave: np.ndarray, rate: int, semitones: float, snr_db: float, seed: int) -> np.ndarray:
-    # Resampling cost grows with rate / gcd(rates): round the source rate to whole kHz (3 semitones ->
-    # 19 kHz -> 16 kHz, a factor 1.1875 = +2.97 semitones).
-    source_rate = int(round(rate * 2 ** (semitones / 12) / 1000)) * 1000
-    shifted = resample(wave, source_rate, rate)
-    noise = np.random.default_rng(seed).standard_normal(len(shifted)).astype(np.float32)
-    signal_power = float(np.mean(shifted ** 2)) + 1e-12
-    noise *= np.sqrt(signal_power / 10 ** (snr_db / 10))
-    mixed = shifted + noise
-    return (mixed / max(1.0, float(np.abs(mixed).max()))).astype(np.float32)
+def build_shifts(test, heldout, rate: int, size: int) -> list[Shift]:
+    """Every shift at about `size` queries, spread evenly over its items (all numbers stay in)."""
+    picked = test[:: max(1, len(test) // size)][:size]
+    waves = clean_waves(picked, rate)
+    labels = [i.label for i in picked]
+    flite = heldout["speech_engine"][:: max(1, len(heldout["speech_engine"]) // size)][:size]
+    fonts = heldout["fonts"][:: max(1, len(heldout["fonts"]) // size)][:size]
+    return [Shift(HELD_OUT_ENGINE, "audio", [i.audio for i in flite], [i.label for i in flite]),
+            Shift("recorded rooms (reverb)", "audio", reverberant(waves, rate), labels),
+            Shift("pink noise 0 dB SNR", "audio", pink_noise(waves, rate, 0), labels),
+            Shift("pitched +3 semitones, white noise 10 dB", "audio", pitched_with_white_noise(waves, rate), labels),
+            Shift("fonts never trained on", "image", [i.image for i in fonts], [i.label for i in fonts]),
+            Shift("handwriting photographed on paper (harsh)", "image", harsh_photos(picked), labels)]
 
 
-def run(checkpoint, device: str | None = None, semitones: float = 3.0, snr_db: float = 10.0,
-        progress=print) -> dict:
+def _top1(retriever: Retriever, modality: str, values: list, labels: list[int]) -> float:
+    rows = retriever.embed_many(modality, values)
+    target = retriever.galleries["text" if modality == "image" else "image"]
+    return recall_at(EmbeddedGallery(modality, rows, torch.tensor(labels), []), target, (1,))["R@1"]
+
+
+def _stream(retriever: Retriever, shift: Shift, n: int, seed: int = 0):
+    """The shift's queries in a fixed random order, cycling when `n` is longer than the shift."""
+    rng = np.random.default_rng(seed)
+    order: list[int] = []
+    while len(order) < n:
+        order += list(rng.permutation(len(shift.values)))
+    for i in order[:n]:
+        retriever.embed(shift.modality, shift.values[i], adapt=True)
+
+
+def _choose(retriever: Retriever, name: str) -> None:
+    if name == "default":
+        retriever.set_adaptation(ABLATION[name])
+    else:
+        retriever.set_adaptation(ABLATION[name], memory_modalities=MODALITIES, memory_lr=None)
+
+
+def _weights_exact(retriever: Retriever, trained: dict) -> bool:
+    return all(torch.equal(v, trained[k]) for k, v in retriever.model.state_dict().items())
+
+
+def run(checkpoint, device: str | None = None, progress=print, quick: bool = False, size: int = 400,
+        drift: int = 0, mechanisms: list[str] | None = None) -> dict:
+    """`quick`: 20 queries per shift and a tenth of the clean test (a check that it runs, not a figure).
+    `mechanisms`: names of `ABLATION` to run (default all)."""
     torch.manual_seed(0)
     retriever = Retriever.from_checkpoint(checkpoint, device)
-    items = load_source("builtin").splits["test"]
-    retriever.build_gallery([Item(image=i.image, label=i.label, key=i.key) for i in items])
-    gallery = retriever.galleries["image"]
     rate = retriever.cfg.audio.sample_rate
-    clean = [load_audio(item.audio, rate, QUERY_READ_FACTOR * retriever.cfg.audio.max_seconds) for item in items]
-    shifted = [shift_domain(w, rate, semitones, snr_db, seed=i) for i, w in enumerate(clean)]
-    labels = torch.tensor([item.label for item in items])
+    test, heldout = load_builtin_manifest()["test"], load_heldout()
+    chosen = mechanisms or list(ABLATION)
+    unknown = [m for m in chosen if m not in ABLATION]
+    if unknown:
+        raise ValueError(f"unknown mechanism {', '.join(unknown)}; expected some of {', '.join(ABLATION)}")
+    if quick:
+        size, drift = 20, min(drift, 40)
+    retriever.build_gallery([Item(image=i.image, text=i.text, label=i.label, key=str(i.label)) for i in test])
+    clean_items = test[::10] if quick else test
+    clean = {"audio": ([i.audio for i in clean_items], [i.label for i in clean_items]),
+             "image": ([i.image for i in clean_items], [i.label for i in clean_items])}
+    trained = {k: v.detach().clone() for k, v in retriever.model.state_dict().items()}
+    shifts = build_shifts(test, heldout, rate, size)
+    clean_before = {m: _top1(retriever, m, *clean[m]) for m in clean}
+    rows, reset_exact = [], True
+    for shift in shifts:
+        before = _top1(retriever, shift.modality, shift.values, shift.labels)
+        progress(f"{shift.name}: {len(shift.values)} {shift.modality} queries, top-1 before {100 * before:.1f}%, "
+                 f"clean {100 * clean_before[shift.modality]:.1f}%")
+        row = {"shift": shift.name, "modality": shift.modality, "queries": len(shift.values), "before": before,
+               "clean_before": clean_before[shift.modality], "mechanisms": {}}
+        for name in chosen:
+            _choose(retriever, name)
+            _stream(retriever, shift, len(shift.values))
+            after = _top1(retriever, shift.modality, shift.values, shift.labels)
+            clean_after = _top1(retriever, shift.modality, *clean[shift.modality])
+            retriever.reset_memory()
+            reset_exact &= _weights_exact(retriever, trained)
+            row["mechanisms"][name] = {"after": after, "clean_after": clean_after}
+            progress(f"  {name:<13} after {100 * after:5.1f}% ({100 * (after - before):+5.1f}), clean "
+                     f"{100 * clean_after:5.1f}% ({100 * (clean_after - clean_before[shift.modality]):+5.1f})")
+        rows.append(row)
 
-    def recall(waves) -> float:
-        rows = retriever.embed_many("audio", [(w, rate) for w in waves])
-        queries = EmbeddedGallery("audio", rows, labels, [])
-        return recall_at(queries, gallery, ks=(1,))["R@1"]
+    drifts = {}
+    if drift:
+        engine = next(s for s in shifts if s.name == HELD_OUT_ENGINE)
+        for name in chosen:
+            _choose(retriever, name)
+            every, seen, curve = max(1, drift // 10), 0, []
+            while seen < drift:
+                _stream(retriever, engine, every, seed=seen)
+                seen += every
+                curve.append({"queries": seen, "top1": _top1(retriever, "audio", engine.values, engine.labels)})
+            retriever.reset_memory()
+            reset_exact &= _weights_exact(retriever, trained)
+            tops = [point["top1"] for point in curve]
+            best_at = int(np.argmax(tops))
+            drifts[name] = {"curve": curve, "best": tops[best_at], "last": tops[-1],
+                            "worst_below_best": tops[best_at] - min(tops[best_at:])}
+            progress(f"drift {name:<13} over {drift} queries: best {100 * tops[best_at]:.1f}%, last "
+                     f"{100 * curve[-1]['top1']:.1f}%")
 
-    retriever.reset_memory()
-    clean_before, shifted_before = recall(clean), recall(shifted)
-    progress(f"before adapting: shifted R@1 {shifted_before:.3f}, clean R@1 {clean_before:.3f}")
-    order = np.random.default_rng(0).permutation(len(shifted))
-    for i in order:  # the unlabelled stream
-        retriever.embed("audio", (shifted[i], rate), adapt=True)
-    shifted_after, clean_after = recall(shifted), recall(clean)
-    progress(f"after adapting on {len(order)} shifted queries: shifted R@1 {shifted_after:.3f}, "
-             f"clean R@1 {clean_after:.3f}")
-    writes = retriever.memory_frame().write_count
-    retriever.reset_memory()
-    return {"shifted_before": shifted_before, "shifted_after": shifted_after,
-            "clean_before": clean_before, "clean_after": clean_after,
-            "shift": {"semitones": semitones, "snr_db": snr_db, "voices": "held-out test voices"},
-            "memory_writes": int(writes), "queries": len(order),
-            "precision": precision_used(retriever.cfg.precision, retriever.device),
+    held_out = next(row for row in rows if row["shift"] == HELD_OUT_ENGINE)
+    targets = {name: {"gain": held_out["mechanisms"][name]["after"] - held_out["before"],
+                      "clean_loss": held_out["clean_before"] - held_out["mechanisms"][name]["clean_after"]}
+               for name in chosen}
+    for name, figures in targets.items():
+        figures["met"] = (figures["gain"] >= TARGET_GAIN and figures["clean_loss"] <= MAX_CLEAN_LOSS
+                          and (name not in drifts or drifts[name]["worst_below_best"] <= MAX_DRIFT))
+    return {"checkpoint": str(checkpoint), "ablation": {k: list(ABLATION[k]) for k in chosen}, "rows": rows,
+            "drift": drifts, "drift_queries": drift, "reset_exact": reset_exact,
+            "targets": {"gain_at_least": TARGET_GAIN, "clean_loss_at_most": MAX_CLEAN_LOSS,
+                        "drift_at_most": MAX_DRIFT, "on": HELD_OUT_ENGINE, "by_mechanism": targets},
+            "quick": quick, "precision": precision_used(retriever.cfg.precision, retriever.device),
             "machine": describe(retriever.device)}
+
+
+def format_table(result: dict) -> str:
+    names = list(result["ablation"])
+    lines = [f"top-1 before -> after one adapting pass (clean in-domain after), per mechanism; "
+             f"reset restores every weight: {'yes' if result['reset_exact'] else 'NO'}",
+             f"{'shift':<44}{'before':>8}" + "".join(f"{n:>20}" for n in names)]
+    for row in result["rows"]:
+        cells = "".join(f"{100 * row['mechanisms'][n]['after']:>9.1f} ({100 * row['mechanisms'][n]['clean_after']:5.1f})"
+                        .rjust(20) for n in names)
+        lines.append(f"{row['shift']:<44}{100 * row['before']:>7.1f}%{cells}")
+        lines.append(f"{'  clean in-domain before':<44}{100 * row['clean_before']:>7.1f}%")
+    for name, drift in result["drift"].items():
+        lines.append(f"drift {name}: best {100 * drift['best']:.1f}%, last {100 * drift['last']:.1f}%, "
+                     f"worst after the best {100 * (drift['best'] - drift['worst_below_best']):.1f}%")
+    met = [n for n, f in result["targets"]["by_mechanism"].items() if f["met"]]
+    lines.append(f"target on {result['targets']['on']} (+{100 * TARGET_GAIN:.0f} points, <= "
+                 f"{100 * MAX_CLEAN_LOSS:.0f} lost in-domain): met by {', '.join(met) or 'none'}")
+    return "\n".join(lines)

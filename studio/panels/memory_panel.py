@@ -1,5 +1,6 @@
 """Memory: the central memory's slots as a heatmap, each slot's change since the last reset, the slots the
-last query wrote, and a replay slider over the recent frames.
+last query wrote, the audio domain memory's stream domains, how far the HOPE projections and the fast CMS
+level moved (each test-time learner in its own view), and a replay slider over the recent frames.
 
 Frames (`engine.events.MemoryFrame`) arrive from the retrieval session after each load, query and reset,
 and from a training run (≤ 30 a second); every frame is kept for the replay slider, but the view redraws at most 30 times a second, showing the newest frame,
@@ -20,6 +21,7 @@ HISTORY = 300
 DRAW_INTERVAL_S = 1 / 30  # the most often the view redraws
 WRITE_COLOR = "#ff7f0e"
 BAR_COLOR = "#1f77b4"
+WEIGHT_COLORS = {"projections": "#2ca02c", "fast level": "#9467bd"}
 
 
 class MemoryPanel(QWidget):
@@ -92,9 +94,17 @@ class MemoryPanel(QWidget):
         self._domain_shape: tuple[int, int] | None = None
         self._bar_top = 0.0
         self._bar_brush, self._write_brush = pg.mkBrush(BAR_COLOR), pg.mkBrush(WRITE_COLOR)
-        self.plots.ci.layout.setRowStretchFactor(0, 3)
-        self.plots.ci.layout.setRowStretchFactor(1, 2)
-        self.plots.ci.layout.setRowStretchFactor(2, 2)
+        # HOPE's self-modifying projections and the fast CMS level learn from queries too (when chosen):
+        # how far each block's weights moved, relative to their trained size.
+        self.weight_plot = self.plots.addPlot(row=3, col=0, title="Projections (HOPE, green) and fast CMS level "
+                                              "(purple): relative change since the last reset")
+        self.weight_plot.setLabel("left", "‖ΔW‖ / ‖W‖")
+        self.weight_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.weight_bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8)
+        self.weight_plot.addItem(self.weight_bars)
+        self._weight_labels: tuple[str, ...] = ()
+        for row, stretch in enumerate((3, 2, 2, 2)):
+            self.plots.ci.layout.setRowStretchFactor(row, stretch)
         self.domain_label = QLabel("")
         self.domain_label.setObjectName("domainSummary")
         self.domain_label.setWordWrap(True)
@@ -184,6 +194,7 @@ class MemoryPanel(QWidget):
             self._bar_top = top * 1.25
             self.bar_plot.setYRange(0, self._bar_top, padding=0)
         self._draw_domains(frame.audio_domains)
+        self._draw_weights(frame.weights_moved or {})
         self.shown = frame
         self.frames_drawn += 1
         now = time.perf_counter()
@@ -229,6 +240,21 @@ class MemoryPanel(QWidget):
                           for i, d in enumerate(domains))
         self.domain_label.setText(f"Audio domain memory — {len(domains)} of {rows} stream domains"
                                   f"{' (' + sizes + ')' if sizes else ''}; {last}")
+
+    def _draw_weights(self, moved: dict) -> None:
+        bars = [(group, label, value) for group, labels in moved.items() for label, value in labels.items()]
+        labels = tuple(f"{label}" for _, label, _ in bars)
+        if labels != self._weight_labels:   # the axis is rebuilt only when the set of bars changes
+            self._weight_labels = labels
+            self.weight_plot.getAxis("bottom").setTicks([list(enumerate(labels))])
+            self.weight_plot.setXRange(-0.5, max(len(labels), 1) - 0.5)
+        self.weight_bars.setOpts(x=np.arange(len(bars)), height=np.array([v for _, _, v in bars]), width=0.8,
+                                 brushes=[pg.mkBrush(WEIGHT_COLORS[g]) for g, _, _ in bars])
+
+    def weights_shown(self) -> dict[str, float]:
+        """The bars drawn: {label: relative change} (what a viewer reads off the projections/levels view)."""
+        heights = self.weight_bars.opts.get("height")
+        return dict(zip(self._weight_labels, [] if heights is None else [float(h) for h in heights]))
 
     def total_change(self) -> float:
         return float(self.shown.change.sum()) if self.shown else 0.0

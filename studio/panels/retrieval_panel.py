@@ -89,7 +89,9 @@ class RetrievalPanel(QWidget):
         # ----- options and "add to my data set"
         options = QueryOptions()
         self.k, self.adapt, self.reset_button = options.k, options.adapt, options.reset_button
+        self.options = options
         self.reset_button.clicked.connect(self.reset_memory)
+        options.learners_changed.connect(self._choose_learners)
         self.dataset = DatasetAdder(file_dialogs, settings)
         self.dataset.add_requested.connect(self.add_to_dataset)
         self.dataset.path.textChanged.connect(self._update_enabled)
@@ -310,6 +312,10 @@ class RetrievalPanel(QWidget):
     def reset_memory(self) -> None:
         if self.session is not None:
             self.session.reset_memory().error.connect(self.show_error)
+
+    def _choose_learners(self, names: tuple) -> None:
+        if self.session is not None:
+            self.session.choose_learners(names).error.connect(self.show_error)
 
     def add_to_dataset(self, root: str, label: str) -> None:
         if not root:

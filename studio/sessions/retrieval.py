@@ -20,6 +20,7 @@ class RetrievalSession(QObject):
         self.host, self.device = host, device
         self.retriever = None           # touched on the engine thread only
         self.gallery = None             # (its items, GalleryReady): engine thread only
+        self.learners = None            # the test-time learners chosen (None: the engine's default)
 
     # ------------------------------------------------------------------ requests (UI thread)
     def load_checkpoint(self, path: str) -> Task:
@@ -42,6 +43,11 @@ class RetrievalSession(QObject):
     def reset_memory(self) -> Task:
         return self.host.submit("memory", lambda task: self._reset_memory())
 
+    def choose_learners(self, mechanisms) -> Task:
+        """Which test-time learners adapt from now on (names of ADAPTATION_MECHANISMS), for this model and
+        every model loaded later; what the previous ones changed is undone."""
+        return self.host.submit("memory", lambda task: self._choose_learners(tuple(mechanisms)))
+
     def adopt_taught(self, checkpoint: str, folder: str) -> Task:
         """-> TeachOutcome. A Teach run's model replaces the one in use, with the same gallery; each of the
         user's items (the folder) is asked before the swap and after it. Until it is done (or if it
@@ -59,6 +65,8 @@ class RetrievalSession(QObject):
         from engine.retrieval import Retriever
         task.report(0, 0)
         retriever = Retriever.from_checkpoint(path, self.device)
+        if self.learners is not None:
+            retriever.set_adaptation(self.learners)
         self.retriever = retriever
         cfg = retriever.cfg
         self.memory_changed.emit(retriever.memory_frame())
@@ -91,6 +99,8 @@ class RetrievalSession(QObject):
         asked_before = before.top1_labels(mine)
         task.check()
         after = Retriever.from_checkpoint(checkpoint, self.device)
+        if self.learners is not None:
+            after.set_adaptation(self.learners)
         after.build_gallery(items, progress=task.report)
         asked_after = after.top1_labels(mine)
         task.check()
@@ -115,6 +125,14 @@ class RetrievalSession(QObject):
     def _reset_memory(self) -> None:
         if self.retriever is not None:      # no model: nothing to reset
             self.retriever.reset_memory()
+            self.memory_changed.emit(self.retriever.memory_frame())
+
+    def _choose_learners(self, mechanisms: tuple[str, ...]) -> None:
+        from engine.adaptation import check_mechanisms
+        check_mechanisms(mechanisms)
+        self.learners = mechanisms
+        if self.retriever is not None:
+            self.retriever.set_adaptation(mechanisms)
             self.memory_changed.emit(self.retriever.memory_frame())
 
     def _loaded(self):

@@ -217,6 +217,31 @@ def test_bench_robustness_reports_every_held_out_condition_beside_the_in_domain_
     assert set(rows["engine never trained on: flite"]["recall"]) == {"audio->image", "audio->text"}
 
 
+def test_bench_ttt_reports_every_mechanism_on_every_shift_and_resets_exactly():
+    proc = nlmm("bench", "ttt", "--json", "--quick", "--drift", "20")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    mechanisms = {"memory_gated", "memory_delta", "hope", "cms_fast", "domain", "all", "default"}
+    assert set(result["ablation"]) == mechanisms and result["reset_exact"] is True
+    rows = {row["shift"]: row for row in result["rows"]}
+    assert {"engine never trained on: flite", "recorded rooms (reverb)", "pink noise 0 dB SNR",
+            "fonts never trained on", "handwriting photographed on paper (harsh)"} <= set(rows)
+    for row in rows.values():
+        assert row["queries"] > 0 and 0.0 <= row["before"] <= 1.0 and set(row["mechanisms"]) == mechanisms
+        for figures in row["mechanisms"].values():
+            assert 0.0 <= figures["after"] <= 1.0 and 0.0 <= figures["clean_after"] <= 1.0
+    for drift in result["drift"].values():
+        assert [point["queries"] for point in drift["curve"]] == list(range(2, 21, 2))
+        assert drift["best"] == max(p["top1"] for p in drift["curve"]) and 0.0 <= drift["worst_below_best"] <= drift["best"]
+    assert set(result["targets"]["by_mechanism"]) == mechanisms
+    assert_says_what_ran(result["machine"])
+
+
+def test_bench_ttt_with_an_unknown_mechanism_is_one_line():
+    proc = nlmm("bench", "ttt", "--mechanisms", "hope,telepathy")
+    assert proc.returncode == 2 and "telepathy" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
 def test_bench_teach_json_reports_before_and_after_and_what_ran():
     proc = nlmm("bench", "teach", "--json", "--quick")
     assert proc.returncode == 0, proc.stderr

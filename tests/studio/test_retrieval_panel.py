@@ -150,6 +150,35 @@ def test_adapting_moves_the_memory_view_and_reset_restores_it(ready_window, qtbo
     assert memory.total_change() > 0.0
 
 
+def test_choosing_learners_shows_the_projections_and_levels_they_moved(ready_window, qtbot):
+    """HOPE's projections and the fast CMS level chosen from the Learners menu: adaptive text queries move
+    them, the Memory panel draws how far per block, and Reset brings every bar back to zero."""
+    panel, memory = ready_window.retrieval_panel, ready_window.memory_panel
+    ready_window.show_panel("memory")
+    actions = panel.options.learner_actions
+    with qtbot.waitSignal(ready_window.host.retrieval.memory_changed, timeout=30_000):
+        actions["hope"].setChecked(True)
+    actions["memory_delta"].setChecked(True)
+    assert not actions["memory_gated"].isChecked(), "one write rule for the slots at a time"
+    assert panel.options.chosen_learners() == ("memory_delta", "hope", "cms_fast", "domain")
+
+    panel.adapt.setChecked(True)
+    for text in ("forty two", "seven"):
+        with qtbot.waitSignal(panel.results.shown, timeout=30_000):
+            panel.text.setText(text)
+            panel.search_button.click()
+    qtbot.waitUntil(lambda: memory.shown is not None and memory.shown.write_count >= 2, timeout=10_000)
+    moved = memory.weights_shown()
+    projections = {label: value for label, value in moved.items() if label.startswith("text ")}
+    assert projections and max(projections.values()) > 0, moved
+    assert all(value == 0 for label, value in moved.items() if label.startswith(("image ", "audio "))), moved
+
+    with qtbot.waitSignal(ready_window.host.retrieval.memory_changed, timeout=30_000):
+        panel.reset_button.click()
+    qtbot.waitUntil(lambda: not memory.weights_shown(), timeout=5_000)
+    assert memory.total_change() == 0.0
+
+
 def test_the_gallery_picker_embeds_another_gallery_and_a_bad_one_keeps_the_old(ready_window, qtbot, tmp_path):
     panel = ready_window.retrieval_panel
     picker = panel.gallery_picker
