@@ -49,7 +49,7 @@ def check_mechanisms(mechanisms) -> frozenset[str]:
 class Adapter:
     def __init__(self, model, mechanisms, memory_modalities=MODALITIES, cms_lr: float = 1e-2,
                  temperature: float = 0.07, reliable: float = 0.4, hope_lr: float | None = None,
-                 memory_lr: float | None = None):
+                 memory_lr: float | None = None, anchor: float = 0.0):
         """`memory_modalities`: which queries the memory rule writes from (the config's
         `ttt.write_modalities` in the studio; every modality in the ablation); `hope_lr`: the projections'
         rate at query time (default: the one they trained with, `hope.lr`); `memory_lr`: the slots' write
@@ -57,7 +57,7 @@ class Adapter:
         self.model, self.mechanisms = model, check_mechanisms(mechanisms)
         self.memory_modalities = set(memory_modalities)
         self.cms_lr, self.temperature, self.reliable, self.hope_lr = cms_lr, temperature, reliable, hope_lr
-        self.memory_lr = memory_lr
+        self.memory_lr, self.anchor = memory_lr, anchor
         self._trained: dict[str, torch.Tensor] | None = None
         self.steps = self.skipped = 0
 
@@ -94,10 +94,14 @@ class Adapter:
             for layer, rate in zip(layers, trained_rates):
                 layer.lr = rate
 
-    def fast_level_parameters(self, modality: str) -> list[torch.nn.Parameter]:
+    def fast_level_names(self, modality: str) -> list[str]:
         fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
-        return [p for name, p in self.model.encoders[modality].named_parameters()
+        return [f"encoders.{modality}.{name}" for name, _ in self.model.encoders[modality].named_parameters()
                 if f".cms.levels.{fast}." in name]
+
+    def fast_level_parameters(self, modality: str) -> list[torch.nn.Parameter]:
+        parameters = dict(self.model.named_parameters())
+        return [parameters[name] for name in self.fast_level_names(modality)]
 
     def learn(self, modality: str, inputs: dict, gallery: torch.Tensor, identities: torch.Tensor, autocast) -> float:
         """One step of the fast CMS level on the query's retrieval entropy over a gallery (N, D) whose rows
@@ -117,8 +121,11 @@ class Adapter:
                 return float(entropy.detach())
             grads = torch.autograd.grad(entropy, params)
         with torch.no_grad():
-            for param, grad in zip(params, grads):
+            names = self.fast_level_names(modality)
+            for name, param, grad in zip(names, params, grads):
                 param.sub_(self.cms_lr * grad.to(param.dtype))
+                if self.anchor:   # a pull back towards the trained weights bounds how far a stream drags them
+                    param.lerp_(self._trained[name].to(param.dtype), self.anchor)
         self.steps += 1
         return float(entropy.detach())
 

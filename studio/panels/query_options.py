@@ -37,7 +37,9 @@ class QueryOptions(QWidget):
         self.k.setPrefix("top ")
         self.adapt = QCheckBox("Adapt memory (test-time training)")
         self.adapt.setObjectName("adaptToggle")
-        self.adapt.setToolTip("Each query also writes into the central memory's top-k slots")
+        self.adapt.setToolTip("Each query also adapts the model: the learners chosen under Learners "
+                              "(slots written by text and image queries, the fast CMS level, the audio "
+                              "domain memory by default)")
         self.learners = QToolButton()
         self.learners.setObjectName("learnersButton")
         self.learners.setText("Learners")
