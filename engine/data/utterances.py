@@ -49,7 +49,7 @@ class UtteranceCutter:
     are dropped, and speech longer than `max_seconds` is cut there and continues as a new utterance.
     """
 
-    def __init__(self, hangover_ms: int = 100, pad_ms: int = 60, min_speech_ms: int = 150,
+    def __init__(self, hangover_ms: int = 60, pad_ms: int = 60, min_speech_ms: int = 150,
                  max_seconds: float = 4.0, threshold: float = 0.5, detector=None):
         from silero_vad import VADIterator
         self.detector = detector if detector is not None else load_detector()

@@ -71,6 +71,21 @@ def test_a_confident_query_teaches_the_fast_level_only(model):
     assert not changed(model, before)
 
 
+def test_however_long_the_stream_the_fast_level_stays_near_its_trained_weights(model):
+    """Big steps on many queries: every fast-level tensor ends within max_move x its trained norm."""
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    adapter = Adapter(model, ["cms_fast"], cms_lr=5.0, reliable=1.0, max_move=0.05)
+    with torch.no_grad():
+        gallery = model.encode("text", torch.randint(1, 100, (6, 4)))
+    for _ in range(20):
+        adapter.learn("image", {"image": image_queries(1)}, gallery, torch.arange(6), contextlib.nullcontext)
+    moved = [k for k in changed(model, trained)]
+    assert moved and adapter.steps == 20
+    for key in moved:
+        distance = float((model.state_dict()[key] - trained[key]).norm())
+        assert distance <= 0.05 * float(trained[key].norm()) * (1 + 1e-5), key
+
+
 def test_a_query_with_no_clear_answer_teaches_nothing(model):
     """All gallery rows alike: every answer is as likely, the entropy is at its maximum, the step is skipped."""
     before = {k: v.clone() for k, v in model.state_dict().items()}
