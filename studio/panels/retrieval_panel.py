@@ -3,8 +3,8 @@ hands-free listening, an audio file or text, and see the top-k of every other mo
 captions, scores and a play button. "Teach" fine-tunes the model in use on that data set
 (studio/panels/teach_box.py).
 
-"Adapt memory" makes each query also write into the central memory (test-time training) — the Memory
-panel shows the slots move; "Reset memory" restores the trained slots. "Add to my data set" appends
+"Adapt memory" makes each query also adapt the model (test-time training, by the learners the Learners
+menu chose) — the Memory panel shows what moved; "Reset memory" undoes it all. "Add to my data set" appends
 what was dropped or recorded (with the text box as its caption) to a folder data set. Each query is a
 task of the host's retrieval session; its answer or error comes back on that task.
 """
@@ -27,7 +27,7 @@ from studio.panels.gallery_picker import GalleryPicker
 from studio.panels.model_status import ModelStatus
 from studio.panels.query_options import QueryOptions, TextInput
 from studio.panels.results_view import MODALITY_TITLES, ResultsView
-from studio.panels.sketch_pad import SketchInput, save_png
+from studio.panels.sketch_pad import SketchInput
 from studio.panels.speech_input import SpeechInput
 from studio.panels.teach_box import TeachBox
 
@@ -94,11 +94,15 @@ class RetrievalPanel(QWidget):
         options.learners_changed.connect(self._choose_learners)
         self.dataset = DatasetAdder(file_dialogs, settings)
         self.dataset.add_requested.connect(self.add_to_dataset)
+        self.dataset.added.connect(lambda message: (self.results.clear_error(), self.message.emit(message)))
+        self.dataset.failed.connect(self.show_error)
         self.dataset.path.textChanged.connect(self._update_enabled)
         self.teach = TeachBox()
         self.teach.teach_requested.connect(self._teach)
         self.teach_run = None                   # the Teach run going, while it is
         self.teach.stop_requested.connect(lambda: self.teach_run is not None and self.teach_run.stop())
+        self.teach.adopted.connect(self._adopted)
+        self.teach.failed.connect(self.show_error)
 
         left = QVBoxLayout()
         left.addLayout(images, 2)
@@ -318,25 +322,8 @@ class RetrievalPanel(QWidget):
             self.session.choose_learners(names).error.connect(self.show_error)
 
     def add_to_dataset(self, root: str, label: str) -> None:
-        if not root:
-            self.show_error("Choose the folder of your data set first")
-            return
-        query = self.last_query or {}
-        image, audio = query.get("image"), query.get("audio")
-        if query.get("drawing") is not None:    # the data set keeps files: the drawing as a PNG
-            image = save_png(query["drawing"], self._scratch("drawing"))
-        text = self.text.text().strip() or None
-        if image is None and audio is None and not text:
-            self.show_error("Nothing to add yet: drop an image, record, or type a caption")
-            return
-        task = self.session.add_to_dataset(root, image=image, text=text, audio=audio, label=label or None)
-        task.result.connect(self._dataset_added)
-        task.error.connect(self.show_error)
-
-    def _dataset_added(self, added) -> None:
-        what = ", ".join(f"{k} {v}" for k, v in added.row.items() if v and k in ("image", "audio", "text"))
-        self.results.clear_error()
-        self.message.emit(f"Added to {added.root}: {what}")
+        self.dataset.add(self.session, root, label, self.last_query or {}, self.text.text().strip() or None,
+                         lambda: self._scratch("drawing"))
 
     # ------------------------------------------------------------------ teach
     def _teach(self, steps: int) -> None:
@@ -350,35 +337,15 @@ class RetrievalPanel(QWidget):
         self.teach_requested.emit({"folder": folder, "checkpoint": self.model_path, "steps": int(steps)})
 
     def teaching(self, run, folder: str) -> None:
-        """A Teach run (a TrainingRun) started on `folder`: its curve and progress here, then its outcome."""
+        """A Teach run (a TrainingRun) started on `folder`: the Teach box follows it, then its outcome."""
         self.teach_run = run
-        self.teach.started(run.request.get("steps") or 0)
-        run.update.connect(lambda update: self.teach.add_steps(update.steps))
-        run.result.connect(lambda final: self._teach_ended(final, folder))
-        run.error.connect(lambda message: (self.teach.ended(f"Teaching could not start: {message}"),
-                                           self.show_error(message)))
-        run.cancelled.connect(lambda: self.teach.ended("Teaching cancelled; the model in use is unchanged."))
+        self.teach.follow(run, lambda checkpoint: self.session.adopt_taught(checkpoint, folder))
         run.finished.connect(lambda: self.teach_run is run and setattr(self, "teach_run", None))
-
-    def _teach_ended(self, final, folder: str) -> None:
-        if final.kind != "finished":
-            why = (f"Stopped at step {final.step}" if final.kind == "stopped" else f"Teaching failed: {final.message}")
-            kept = f"; the partial run is kept in {final.checkpoint}" if final.checkpoint else ""
-            self.teach.ended(f"{why}. The model in use is unchanged{kept}.")
-            return
-        self.teach.status.setText("Taught: comparing your items before and after…")
-        task = self.session.adopt_taught(final.checkpoint, folder)
-        task.result.connect(self._adopted)
-        task.error.connect(lambda message: (self.teach.ended(f"The taught model could not be used ({message}); "
-                                                             "the previous one still answers."),
-                                            self.show_error(message)))
 
     def _adopted(self, outcome) -> None:
         self.model_path = outcome.model.path
         self.status.model_loaded(outcome.model)
         self._gallery_ready(outcome.gallery)
-        self.teach.ended("")
-        self.teach.show_outcome(outcome)
         self.model_taught.emit(outcome.model.path)
 
     def discard_temp_files(self) -> None:

@@ -21,6 +21,8 @@ DEFAULT_STEPS = 150     # about a minute on two CPU cores for the tiny model (`n
 class TeachBox(QGroupBox):
     teach_requested = Signal(int)        # steps
     stop_requested = Signal()
+    adopted = Signal(object)             # TeachOutcome: the taught model is the one in use now
+    failed = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__("Teach the model with my data set", parent)
@@ -71,6 +73,34 @@ class TeachBox(QGroupBox):
         self.teach_button.setToolTip("Fine-tune the model in use on your data set" if ready else reason)
 
     # ------------------------------------------------------------------ a run
+    def follow(self, run, adopt) -> None:
+        """A Teach run (a TrainingRun): its curve and progress here; once it finished, `adopt(checkpoint)`
+        (a task giving a TeachOutcome) puts the taught model in use."""
+        self.started(run.request.get("steps") or 0)
+        run.update.connect(lambda update: self.add_steps(update.steps))
+        run.result.connect(lambda final: self._run_ended(final, adopt))
+        run.error.connect(lambda message: (self.ended(f"Teaching could not start: {message}"),
+                                           self.failed.emit(message)))
+        run.cancelled.connect(lambda: self.ended("Teaching cancelled; the model in use is unchanged."))
+
+    def _run_ended(self, final, adopt) -> None:
+        if final.kind != "finished":
+            why = (f"Stopped at step {final.step}" if final.kind == "stopped" else f"Teaching failed: {final.message}")
+            kept = f"; the partial run is kept in {final.checkpoint}" if final.checkpoint else ""
+            self.ended(f"{why}. The model in use is unchanged{kept}.")
+            return
+        self.status.setText("Taught: comparing your items before and after…")
+        task = adopt(final.checkpoint)
+        task.result.connect(self._adopted)
+        task.error.connect(lambda message: (self.ended(f"The taught model could not be used ({message}); "
+                                                       "the previous one still answers."),
+                                            self.failed.emit(message)))
+
+    def _adopted(self, outcome) -> None:
+        self.ended("")
+        self.show_outcome(outcome)
+        self.adopted.emit(outcome)
+
     def started(self, total_steps: int) -> None:
         self.running = True
         self.teach_button.setEnabled(False)
