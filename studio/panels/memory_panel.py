@@ -103,6 +103,9 @@ class MemoryPanel(QWidget):
         self.weight_bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8)
         self.weight_plot.addItem(self.weight_bars)
         self._weight_labels: tuple[str, ...] = ()
+        self._weight_heights = np.zeros(0)
+        self._weight_brushes: list = []
+        self._group_brushes = {group: pg.mkBrush(color) for group, color in WEIGHT_COLORS.items()}
         for row, stretch in enumerate((3, 2, 2, 2)):
             self.plots.ci.layout.setRowStretchFactor(row, stretch)
         self.domain_label = QLabel("")
@@ -243,18 +246,21 @@ class MemoryPanel(QWidget):
 
     def _draw_weights(self, moved: dict) -> None:
         bars = [(group, label, value) for group, labels in moved.items() for label, value in labels.items()]
-        labels = tuple(f"{label}" for _, label, _ in bars)
-        if labels != self._weight_labels:   # the axis is rebuilt only when the set of bars changes
+        labels = tuple(label for _, label, _ in bars)
+        heights = np.array([value for _, _, value in bars])
+        if labels != self._weight_labels:   # the axis and the colours change only with the set of bars
             self._weight_labels = labels
             self.weight_plot.getAxis("bottom").setTicks([list(enumerate(labels))])
             self.weight_plot.setXRange(-0.5, max(len(labels), 1) - 0.5)
-        self.weight_bars.setOpts(x=np.arange(len(bars)), height=np.array([v for _, _, v in bars]), width=0.8,
-                                 brushes=[pg.mkBrush(WEIGHT_COLORS[g]) for g, _, _ in bars])
+            self._weight_brushes = [self._group_brushes[group] for group, _, _ in bars]
+        elif np.array_equal(heights, self._weight_heights):
+            return
+        self._weight_heights = heights
+        self.weight_bars.setOpts(x=np.arange(len(bars)), height=heights, width=0.8, brushes=self._weight_brushes)
 
     def weights_shown(self) -> dict[str, float]:
         """The bars drawn: {label: relative change} (what a viewer reads off the projections/levels view)."""
-        heights = self.weight_bars.opts.get("height")
-        return dict(zip(self._weight_labels, [] if heights is None else [float(h) for h in heights]))
+        return dict(zip(self._weight_labels, [float(h) for h in self._weight_heights]))
 
     def total_change(self) -> float:
         return float(self.shown.change.sum()) if self.shown else 0.0
