@@ -61,6 +61,7 @@ class Adapter:
         self.cms_lr, self.temperature, self.reliable, self.hope_lr = cms_lr, temperature, reliable, hope_lr
         self.memory_lr, self.max_move = memory_lr, max_move
         self._trained: dict[str, torch.Tensor] | None = None
+        self._watched: list | None = None     # what weights_moved() looks at, once adapting began
         self.steps = self.skipped = 0
 
     @property
@@ -144,34 +145,39 @@ class Adapter:
     def weights_moved(self) -> dict[str, dict[str, float]]:
         """How far the adapted weights moved since the last reset, relative to their trained norm, for a
         viewer: {"projections": {"audio 1 q": 0.004, ...}, "fast level": {"audio 1": 0.01, ...}} (the
-        HOPE q/k/v projections of each block, the fastest CMS level of each block)."""
-        moved: dict[str, dict[str, list[float]]] = {"projections": {}, "fast level": {}}
+        HOPE q/k/v projections of each block, the fastest CMS level of each block), for the learners
+        chosen. Called after every query: only the watched tensors are looked at."""
         if self._trained is None:
             return {}
-        fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
-        for name, param in self.model.state_dict().items():
-            parts = name.split(".")
-            if parts[0] != "encoders" or "blocks" not in parts:
-                continue
-            block = f"{parts[1]} {int(parts[parts.index('blocks') + 1]) + 1}"
-            if parts[-2] in ("q_proj", "k_proj", "v_proj"):
-                group, label = "projections", f"{block} {parts[-2][0]}"
-            elif f"levels.{fast}." in name:
-                group, label = "fast level", block
-            else:
-                continue
-            trained = self._trained[name].float()
-            sums = moved[group].setdefault(label, [0.0, 0.0])
+        if self._watched is None:
+            self._watched = self._watch()
+        moved: dict[str, dict[str, list[float]]] = {}
+        for group, label, param, trained in self._watched:
+            sums = moved.setdefault(group, {}).setdefault(label, [0.0, 0.0])
             sums[0] += float((param.float() - trained).pow(2).sum())
             sums[1] += float(trained.pow(2).sum())
         return {group: {label: (d / max(t, 1e-12)) ** 0.5 for label, (d, t) in labels.items()}
                 for group, labels in moved.items()}
+
+    def _watch(self) -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
+        fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
+        watched = []
+        for name, param in self.model.named_parameters():
+            parts = name.split(".")
+            if parts[0] != "encoders" or "blocks" not in parts:
+                continue
+            block = f"{parts[1]} {int(parts[parts.index('blocks') + 1]) + 1}"
+            if "hope" in self.mechanisms and parts[-2] in ("q_proj", "k_proj", "v_proj"):
+                watched.append(("projections", f"{block} {parts[-2][0]}", param, self._trained[name].float()))
+            elif "cms_fast" in self.mechanisms and f"levels.{fast}." in name:
+                watched.append(("fast level", block, param, self._trained[name].float()))
+        return watched
 
     @torch.no_grad()
     def reset(self) -> None:
         """Every weight and slot back to what it was before the first adapting query, bit for bit."""
         if self._trained is not None:
             self.model.load_state_dict(self._trained)
-        self._trained = None
+        self._trained = self._watched = None
         self.steps = self.skipped = 0
         self.model.reset_memory()
