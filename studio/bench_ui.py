@@ -41,6 +41,11 @@ def _stalls(ticks: list[float]) -> dict:
             "max": round(float(stalls.max()), 2)}
 
 
+def _stall_line(stall: dict, targets: bool = False) -> str:
+    return (f"  event-loop stall   p50 {stall['p50']:.1f} ms   p99 {stall['p99']:.1f} ms   max {stall['max']:.1f} ms"
+            + ("   (targets: p99 <= 20 ms, max <= 50 ms)" if targets else ""))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nlmm-studio-bench", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", help="the model the query phase asks (default: the shipped demo model)")
@@ -251,8 +256,7 @@ def run(args) -> int:
         stall = result["stall_ms"]
         print(f"UI responsiveness while training ({result['seconds']} s, heartbeat every {HEARTBEAT_MS} ms, "
               f"{result['training_steps_per_s']} training steps/s)")
-        print(f"  event-loop stall   p50 {stall['p50']:.1f} ms   p99 {stall['p99']:.1f} ms   max {stall['max']:.1f} ms"
-              "   (targets: p99 <= 20 ms, max <= 50 ms)")
+        print(_stall_line(stall, targets=True))
         print(f"  redraws            {result['redraws_per_s']:.1f} curve redraws/s (Training panel in front; "
               "panels behind their tabs do not draw)")
         fast = result["fast_steps"]
@@ -260,7 +264,7 @@ def run(args) -> int:
             fs = fast["stall_ms"]
             print(f"While training in batches of {FAST_BATCH}, the most steps a second ({fast['seconds']} s, "
                   f"{fast['training_steps_per_s']} training steps/s, Memory panel shown)")
-            print(f"  event-loop stall   p50 {fs['p50']:.1f} ms   p99 {fs['p99']:.1f} ms   max {fs['max']:.1f} ms")
+            print(_stall_line(fs))
             print(f"  memory view        {fast['memory_frames_per_s']:.1f} frames/s   (target >= 10; "
                   "one per training step)")
         long_run = result["curve_update_ms_long_run"]
@@ -270,15 +274,14 @@ def run(args) -> int:
         if queries:
             qs = queries["stall_ms"]
             print(f"While adapting queries stream ({queries['seconds']} s, {queries['queries_per_s']} queries/s)")
-            print(f"  event-loop stall   p50 {qs['p50']:.1f} ms   p99 {qs['p99']:.1f} ms   max {qs['max']:.1f} ms")
+            print(_stall_line(qs))
             print(f"  memory view        {queries['memory_frames_per_s']:.1f} frames/s   (target >= 10)")
         joint = result["joint_space"]
         if joint:
             js = joint["stall_ms"]
             print(f"Joint space: {joint['points']} points while adapting queries stream ({joint['seconds']} s, "
                   f"{joint['queries_per_s']} queries/s, Joint space panel shown)")
-            print(f"  event-loop stall   p50 {js['p50']:.1f} ms   p99 {js['p99']:.1f} ms   max {js['max']:.1f} ms"
-                  "   (targets: p99 <= 20 ms, max <= 50 ms)")
+            print(_stall_line(js, targets=True))
             print(f"  query star         {joint['query_draws_per_s']:.1f} redraws/s (with its lines to the top k)")
         listening = result["listening"]
         if listening:
@@ -291,6 +294,6 @@ def run(args) -> int:
                       "   (target <= 150 ms)")
                 cut = listening["end_detected_ms"]
                 print(f"    of which the detector deciding it ended   p50 {cut['p50']:.0f} ms   max {cut['max']:.0f} ms")
-            print(f"  event-loop stall   p50 {ls['p50']:.1f} ms   p99 {ls['p99']:.1f} ms   max {ls['max']:.1f} ms")
+            print(_stall_line(ls))
         print(f"  launch to window   {result['launch_to_window_s']:.2f} s   (target <= 3 s)")
     return 0
