@@ -235,7 +235,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _print_kernels_table(result)
     elif args.what == "train":
         from engine.bench import train
-        result = train.run(load_config(args.config), args.device, budget_s=args.budget or 300.0, progress=progress)
+        result = train.run(load_config(args.config), args.device, budget_s=args.budget or train.BUDGET_S, progress=progress)
         if not args.json:
             reached = result["seconds_to_target"]
             print(f"targets {result['targets']}: " + (f"reached after {reached:.0f} s of training"
@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--checkpoint", default=None,
                        help="for query/ttt/robustness/teach (default: the shipped demo model)")
     bench.add_argument("--budget", type=float, default=None,
-                       help="seconds of training at most (train: default 300; teach: default 60)")
+                       help="seconds of training at most (train: default 900; teach: default 60)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--steps", type=at_least(1), default=None,
                        help="teach: the fine-tune's planned steps (its schedule; --budget may end it sooner)")
