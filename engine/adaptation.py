@@ -60,6 +60,7 @@ class Adapter:
         self.memory_modalities = set(memory_modalities)
         self.cms_lr, self.temperature, self.reliable, self.hope_lr = cms_lr, temperature, reliable, hope_lr
         self.memory_lr, self.max_move = memory_lr, max_move
+        self.fast = min(model.cfg.cms_levels, key=lambda level: level.chunk_size).name   # the fastest level
         self._trained: dict[str, torch.Tensor] | None = None
         self._watched: list | None = None     # what weights_moved() looks at, once adapting began
         self.steps = self.skipped = 0
@@ -97,9 +98,10 @@ class Adapter:
             for layer, rate in zip(layers, trained_rates):
                 layer.lr = rate
 
-    def fast_level_parameters(self, modality: str) -> list[torch.nn.Parameter]:
-        fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
-        return [p for name, p in self.model.encoders[modality].named_parameters() if f".cms.levels.{fast}." in name]
+    def fast_level_parameters(self, modality: str) -> dict[str, torch.nn.Parameter]:
+        """The fastest level's tensors in `modality`'s encoder, by their name in the model."""
+        return {f"encoders.{modality}.{name}": p for name, p in self.model.encoders[modality].named_parameters()
+                if f".cms.levels.{self.fast}." in name}
 
     def learn(self, modality: str, inputs: dict, gallery: torch.Tensor, identities: torch.Tensor, autocast) -> float:
         """One step of the fast CMS level on the query's retrieval entropy over a gallery (N, D) whose rows
@@ -117,29 +119,23 @@ class Adapter:
             if float(entropy.detach()) > self.reliable * math.log(max(len(answers), 2)):
                 self.skipped += 1
                 return float(entropy.detach())
-            grads = torch.autograd.grad(entropy, params)
+            grads = torch.autograd.grad(entropy, list(params.values()))
         with torch.no_grad():
-            for param, grad in zip(params, grads):
+            for (name, param), grad in zip(params.items(), grads):
                 param.sub_(self.cms_lr * grad.to(param.dtype))
-            if self.max_move:
-                self._stay_near_trained(modality)
+                if self.max_move:
+                    self._stay_near_trained(param, self._trained[name].to(param.dtype))
         self.steps += 1
         return float(entropy.detach())
 
-    def _stay_near_trained(self, modality: str) -> None:
-        """Each fast-level tensor stays within `max_move` x its trained norm of its trained value: however
-        long the stream, the level cannot wander further (a 10 000-query stream cost 8.9 points on the
-        clean test without this bound)."""
-        fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
-        for name, param in self.model.encoders[modality].named_parameters():
-            if f".cms.levels.{fast}." not in name:
-                continue
-            trained = self._trained[f"encoders.{modality}.{name}"].to(param.dtype)
-            delta = param - trained
-            radius = self.max_move * float(trained.norm())
-            norm = float(delta.norm())
-            if norm > radius:
-                param.copy_(trained + delta * (radius / norm))
+    def _stay_near_trained(self, param: torch.Tensor, trained: torch.Tensor) -> None:
+        """The tensor stays within `max_move` x its trained norm of its trained value: however long the
+        stream, the level cannot wander further (a 10 000-query stream cost 8.9 points on the clean test
+        without this bound)."""
+        delta = param - trained
+        radius, norm = self.max_move * float(trained.norm()), float(delta.norm())
+        if norm > radius:
+            param.copy_(trained + delta * (radius / norm))
 
     @torch.no_grad()
     def weights_moved(self) -> dict[str, dict[str, float]]:
@@ -160,7 +156,6 @@ class Adapter:
                 for group, labels in moved.items()}
 
     def _watch(self) -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
-        fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
         watched = []
         for name, param in self.model.named_parameters():
             parts = name.split(".")
@@ -169,7 +164,7 @@ class Adapter:
             block = f"{parts[1]} {int(parts[parts.index('blocks') + 1]) + 1}"
             if "hope" in self.mechanisms and parts[-2] in ("q_proj", "k_proj", "v_proj"):
                 watched.append(("projections", f"{block} {parts[-2][0]}", param, self._trained[name].float()))
-            elif "cms_fast" in self.mechanisms and f"levels.{fast}." in name:
+            elif "cms_fast" in self.mechanisms and f"levels.{self.fast}." in name:
                 watched.append(("fast level", block, param, self._trained[name].float()))
         return watched
 

@@ -111,11 +111,13 @@ class Retriever:
             raise ValueError(f"unknown modality '{modality}'")
         return sample
 
-    def _encode(self, modality: str, samples: list[dict]) -> torch.Tensor:
+    def _inputs(self, samples: list[dict]) -> dict:
         batch = self.collate(samples)
         if batch["errors"]:   # the collate drops a row it cannot read (text with no words): a query must not
             raise DataError(batch["errors"][0])
-        inputs = model_batch(batch, self.device)
+        return model_batch(batch, self.device)
+
+    def _encode(self, modality: str, inputs: dict) -> torch.Tensor:
         with autocast(self.cfg.precision, self.device):
             return self.model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu()
 
@@ -131,13 +133,13 @@ class Retriever:
             self.threads_used = torch.get_num_threads()
             sample = self.sample(modality, value)
             if not adapt:
-                embedding = self._encode(modality, [sample])[0]
+                embedding = self._encode(modality, self._inputs([sample]))[0]
             else:
+                inputs = self._inputs([sample])
                 with self.adapter.writing():
-                    embedding = self._encode(modality, [sample])[0]
+                    embedding = self._encode(modality, inputs)[0]
                 target = self.galleries.get("text" if modality == "image" else "image")
                 if self.adapter.learns_online and target is not None and len(target.ids):
-                    inputs = model_batch(self.collate([sample]), self.device)
                     self.adapter.learn(modality, inputs, target.embeddings, target.ids,
                                        lambda: autocast(self.cfg.precision, self.device))
         if not torch.isfinite(embedding).all():
@@ -148,8 +150,8 @@ class Retriever:
     def embed_many(self, modality: str, values: list, batch_size: int = 64) -> torch.Tensor:
         """Embeddings of many queries at once, without adaptation -> (N, D) on the CPU."""
         with intra_op_threads(threads_for(min(batch_size, len(values)))):
-            rows = [self._encode(modality, [self.sample(modality, v, i)
-                                            for i, v in enumerate(values[start:start + batch_size])])
+            rows = [self._encode(modality, self._inputs([self.sample(modality, v, i)
+                                                         for i, v in enumerate(values[start:start + batch_size])]))
                     for start in range(0, len(values), batch_size)]
         return torch.cat(rows) if rows else torch.zeros(0, self.cfg.d_model)
 

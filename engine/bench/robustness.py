@@ -28,7 +28,7 @@ from engine.training.evaluate import EmbeddedGallery, evaluate, recall_at
 KS = (1, 5)
 
 
-def _recall(retriever: Retriever, modality: str, values: list, labels: list[int], targets=("image", "text")) -> dict:
+def recall(retriever: Retriever, modality: str, values: list, labels: list[int], targets=("image", "text")) -> dict:
     rows = retriever.embed_many(modality, values)
     queries = EmbeddedGallery(modality, rows, torch.tensor(labels), [])
     return {f"{modality}->{t}": recall_at(queries, retriever.galleries[t], KS) for t in targets}
@@ -59,16 +59,16 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     for engine in sorted({i.engine for i in test}):
         chosen = [i for i in test if i.engine == engine]
         add(f"unseen voices: {engine}", "speech", len(chosen),
-            _recall(retriever, "audio", [i.audio for i in chosen], [i.label for i in chosen]))
+            recall(retriever, "audio", [i.audio for i in chosen], [i.label for i in chosen]))
 
     flite = heldout["speech_engine"]
     engine_name = flite[0].engine if flite else "?"
     add(f"engine never trained on: {engine_name}", "speech", len(flite),
-        _recall(retriever, "audio", [i.audio for i in flite], [i.label for i in flite]))
+        recall(retriever, "audio", [i.audio for i in flite], [i.label for i in flite]))
     for speakers, voices in (("unseen speakers", ("awb", "rms")), ("speakers heard via festival", ("kal", "slt"))):
         chosen = [i for i in flite if any(f"-{v}" in i.source for v in voices)]
         add(f"  {engine_name}, {speakers}", "speech", len(chosen),
-            _recall(retriever, "audio", [i.audio for i in chosen], [i.label for i in chosen]))
+            recall(retriever, "audio", [i.audio for i in chosen], [i.label for i in chosen]))
 
     labels = [i.label for i in test]
     waves = clean_waves(test, rate)
@@ -76,15 +76,15 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
                          ("pink noise 10 dB SNR", pink_noise(waves, rate, 10)),
                          ("pink noise 0 dB SNR", pink_noise(waves, rate, 0)),
                          ("phone band (300-3400 Hz, 8 kHz)", phone_band(waves, rate))):
-        add(name, "speech", len(values), _recall(retriever, "audio", values, labels))
+        add(name, "speech", len(values), recall(retriever, "audio", values, labels))
 
     for key, name in (("fonts", "fonts never trained on"), ("strokes", "stroke families never trained on")):
         chosen = heldout[key]
-        add(name, "image", len(chosen), _recall(retriever, "image", [i.image for i in chosen],
+        add(name, "image", len(chosen), recall(retriever, "image", [i.image for i in chosen],
                                                 [i.label for i in chosen], targets=("text",)))
     photos = harsh_photos(test)
     add("handwriting photographed on paper (harsh)", "image", len(photos),
-        _recall(retriever, "image", photos, labels, targets=("text",)))
+        recall(retriever, "image", photos, labels, targets=("text",)))
     return {"checkpoint": str(checkpoint), "gallery": {"images": len(retriever.galleries["image"].ids),
                                                        "captions": len(retriever.galleries["text"].ids)},
             "rows": rows}

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from engine.bench.machine import describe, precision_used
+from engine.bench.robustness import recall
 from engine.bench.shifts import Shift, clean_waves, harsh_photos, pink_noise, pitched_with_white_noise, reverberant
 from engine.data.builtin import load_builtin_manifest, load_heldout
 from engine.data.dataset import Item
 from engine.retrieval import Retriever
-from engine.training.evaluate import EmbeddedGallery, recall_at
 from engine.vocabulary import DEFAULT_ADAPTATION, MODALITIES
 
 # Each learner alone (the slots written by every query modality at the trained rate), all of them, and
@@ -50,9 +50,8 @@ def build_shifts(test, heldout, rate: int, size: int) -> list[Shift]:
 
 
 def _top1(retriever: Retriever, modality: str, values: list, labels: list[int]) -> float:
-    rows = retriever.embed_many(modality, values)
-    target = retriever.galleries["text" if modality == "image" else "image"]
-    return recall_at(EmbeddedGallery(modality, rows, torch.tensor(labels), []), target, (1,))["R@1"]
+    target = "text" if modality == "image" else "image"
+    return recall(retriever, modality, values, labels, targets=(target,))[f"{modality}->{target}"]["R@1"]
 
 
 def _stream(retriever: Retriever, shift: Shift, n: int, seed: int = 0):
