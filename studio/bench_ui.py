@@ -152,6 +152,7 @@ def run(args) -> int:
         if state["results"].get("queries") or state["phase"] == "queries":
             return
         window.show_panel("memory")
+        app.processEvents()             # the panel's first paint is showing a tab, not the stream: as below
         begin("queries")
         next_query()
 

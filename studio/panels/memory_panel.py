@@ -55,6 +55,7 @@ class MemoryPanel(QWidget):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setObjectName("memoryPlots")
+        self.plots.setAntialiasing(False)   # cells, bars and axes: crisp without it, and each frame paints faster
         self.heat_plot = self.plots.addPlot(row=0, col=0, title="Memory slots (value per dimension)")
         self.heat_plot.setLabel("bottom", "dimension")
         self.heat_plot.setLabel("left", "slot")
@@ -92,6 +93,7 @@ class MemoryPanel(QWidget):
         self.domain_colorbar.setImageItem(self.domain_image, insert_in=self.domain_plot)
         self._domain_bound = 1.0
         self._domain_shape: tuple[int, int] | None = None
+        self._domains_drawn: tuple | None = None
         self._bar_top = 0.0
         self._bar_brush, self._write_brush = pg.mkBrush(BAR_COLOR), pg.mkBrush(WRITE_COLOR)
         # HOPE's self-modifying projections and the fast CMS level learn from queries too (when chosen):
@@ -104,6 +106,8 @@ class MemoryPanel(QWidget):
         self.weight_plot.addItem(self.weight_bars)
         self._weight_labels: tuple[str, ...] = ()
         self._weight_heights = np.zeros(0)
+        self._weight_top = 0.0
+        self.weight_plot.setMouseEnabled(False, False)
         self._weight_brushes: list = []
         self._group_brushes = {group: pg.mkBrush(color) for group, color in WEIGHT_COLORS.items()}
         for row, stretch in enumerate((3, 2, 2, 2)):
@@ -190,12 +194,7 @@ class MemoryPanel(QWidget):
         hit = set(written.tolist())
         brushes = [self._write_brush if i in hit else self._bar_brush for i in range(n)]
         self.bars.setOpts(x=np.arange(n), height=frame.change, width=0.8, brushes=brushes)
-        # the y scale moves only when the bars outgrow it or shrink below half of it: a new scale every
-        # frame would regenerate the axis and repaint the whole plot 30 times a second
-        top = max(float(frame.change.max()) if n else 0.0, 1e-3)
-        if not (0.5 * self._bar_top <= top <= self._bar_top):
-            self._bar_top = top * 1.25
-            self.bar_plot.setYRange(0, self._bar_top, padding=0)
+        self._bar_top = _follow_top(self.bar_plot, self._bar_top, frame.change)
         self._draw_domains(frame.audio_domains)
         self._draw_weights(frame.weights_moved or {})
         self.shown = frame
@@ -213,6 +212,10 @@ class MemoryPanel(QWidget):
         self.frame_label.setText(f"frame {index + 1}/{len(self.frames)}")
 
     def _draw_domains(self, described: dict | None) -> None:
+        drawn = _domains_key(described)
+        if drawn == self._domains_drawn:    # a text or image query leaves the audio domains as they were
+            return
+        self._domains_drawn = drawn
         if not described:
             self.domain_image.clear()
             self.domain_label.setText("Audio domain memory: shown for the retrieval model (audio queries "
@@ -256,6 +259,7 @@ class MemoryPanel(QWidget):
         elif np.array_equal(heights, self._weight_heights):
             return
         self._weight_heights = heights
+        self._weight_top = _follow_top(self.weight_plot, self._weight_top, heights)
         self.weight_bars.setOpts(x=np.arange(len(bars)), height=heights, width=0.8, brushes=self._weight_brushes)
 
     def weights_shown(self) -> dict[str, float]:
@@ -264,3 +268,22 @@ class MemoryPanel(QWidget):
 
     def total_change(self) -> float:
         return float(self.shown.change.sum()) if self.shown else 0.0
+
+
+def _domains_key(described: dict | None) -> tuple | None:
+    """What the domain view shows, in a form cheap to compare: a domain's offset changes only with its
+    queries."""
+    if not described:
+        return None
+    return (described["capacity"], described["n_mels"], tuple(described.get("last_route") or [])[-1:],
+            tuple((d["queries"], d["frames"], round(d["distance"], 6)) for d in described["domains"]))
+
+
+def _follow_top(plot, top: float, heights: np.ndarray) -> float:
+    """The y scale of a bar plot moves only when its bars outgrow it or shrink below half of it: a new
+    scale every frame would regenerate the axis and repaint the whole plot 30 times a second."""
+    tallest = max(float(heights.max()) if len(heights) else 0.0, 1e-3)
+    if 0.5 * top <= tallest <= top:
+        return top
+    plot.setYRange(0, tallest * 1.25, padding=0)
+    return tallest * 1.25

@@ -1,8 +1,9 @@
 """The answers of the Retrieval panel: what was asked, how long the model took, and the top k of every
 other modality as rows (thumbnail, caption or play button, label, score).
 
-Rows are widgets (thumbnails, rich text): rebuilding them costs ~5-10 ms, so a stream of answers shows the
-newest at most 10 times a second; a single answer is shown at once.
+Rows are widgets (thumbnails, rich text), made once and filled again with each answer (building them
+afresh, thumbnails read from disk, cost ~8 ms an answer); a stream of answers shows the newest at most 10
+times a second; a single answer is shown at once.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButto
 
 MODALITY_TITLES = {"image": "Images", "text": "Captions", "audio": "Spoken clips"}
 ROWS_INTERVAL_S = 0.1   # answers arriving faster than this (a stream of queries) are shown coalesced
+THUMBNAILS_KEPT = 512   # scaled image thumbnails kept (a gallery's images are asked again and again)
 
 
 def _escape(text: str) -> str:
@@ -22,43 +24,65 @@ def _escape(text: str) -> str:
 
 
 class ResultRow(QFrame):
+    """One hit: made once for its modality, then shown again with each new answer (`show_hit`)."""
     play_requested = Signal(str)
 
-    def __init__(self, rank: int, hit, play_reason: str | None, query_label=None):
+    def __init__(self, modality: str, thumbnails: dict[str, QPixmap]):
         super().__init__()
         self.setObjectName("resultRow")
-        self.hit = hit
+        self.modality, self.thumbnails = modality, thumbnails
+        self.hit = None
+        self._matches: bool | None = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
-        rank_label = QLabel(f"{rank}.")
-        rank_label.setFixedWidth(22)
-        layout.addWidget(rank_label)
-        if hit.modality == "image" and hit.path:
-            thumb = QLabel()
-            pixmap = QPixmap(hit.path)
-            if not pixmap.isNull():
-                thumb.setPixmap(pixmap.scaledToHeight(40, Qt.SmoothTransformation))
-            thumb.setFixedWidth(90)
-            layout.addWidget(thumb)
-        if hit.modality == "audio":
+        self.rank_label = QLabel()
+        self.rank_label.setFixedWidth(22)
+        layout.addWidget(self.rank_label)
+        if modality == "image":
+            self.thumb = QLabel()
+            self.thumb.setFixedWidth(90)
+            layout.addWidget(self.thumb)
+        if modality == "audio":
             self.play_button = QPushButton("▶ Play")
+            self.play_button.clicked.connect(lambda: self.hit and self.play_requested.emit(self.hit.path))
+            layout.addWidget(self.play_button)
+        self.description = QLabel()
+        self.description.setTextFormat(Qt.RichText)
+        layout.addWidget(self.description, 1)
+        self.score = QLabel()
+        self.score.setObjectName("score")
+        self.score.setToolTip("cosine similarity to the query")
+        layout.addWidget(self.score)
+
+    def show_hit(self, rank: int, hit, play_reason: str | None, matches: bool) -> None:
+        """`matches`: the hit has the top hit's label (drawn green, so that agreeing answers stand out)."""
+        self.hit = hit
+        self.rank_label.setText(f"{rank}.")
+        if self.modality == "image":
+            self.thumb.setPixmap(self._thumbnail(hit.path))
+        if self.modality == "audio":
             self.play_button.setEnabled(play_reason is None)
             self.play_button.setToolTip(play_reason or f"Play {hit.path}")
-            self.play_button.clicked.connect(lambda: self.play_requested.emit(hit.path))
-            layout.addWidget(self.play_button)
         text = hit.caption or (Path(hit.path).parent.name + "/" + Path(hit.path).name if hit.path else "")
         label = "" if hit.label is None else f"label {hit.label}"
-        description = QLabel(f"<b>{_escape(text)}</b><br><span style='color:gray'>{label}</span>"
-                             if hit.modality != "image" else f"<span>{label}</span>")
-        description.setTextFormat(Qt.RichText)
-        description.setToolTip(hit.path or hit.caption or "")
-        layout.addWidget(description, 1)
-        score = QLabel(f"{hit.score:.3f}")
-        score.setObjectName("score")
-        score.setToolTip("cosine similarity to the query")
-        layout.addWidget(score)
-        if query_label is not None and hit.label == query_label:
-            self.setStyleSheet("#resultRow { background: rgba(60, 170, 80, 45); border-radius: 4px; }")
+        self.description.setText(f"<b>{_escape(text)}</b><br><span style='color:gray'>{label}</span>"
+                                 if self.modality != "image" else f"<span>{label}</span>")
+        self.description.setToolTip(hit.path or hit.caption or "")
+        self.score.setText(f"{hit.score:.3f}")
+        if matches != self._matches:    # a style sheet is re-parsed on every set: only when it changes
+            self._matches = matches
+            self.setStyleSheet("#resultRow { background: rgba(60, 170, 80, 45); border-radius: 4px; }"
+                               if matches else "")
+
+    def _thumbnail(self, path: str | None) -> QPixmap:
+        if not path:
+            return QPixmap()
+        if path not in self.thumbnails:
+            if len(self.thumbnails) >= THUMBNAILS_KEPT:
+                self.thumbnails.pop(next(iter(self.thumbnails)))
+            pixmap = QPixmap(path)
+            self.thumbnails[path] = pixmap if pixmap.isNull() else pixmap.scaledToHeight(40, Qt.SmoothTransformation)
+        return self.thumbnails[path]
 
 
 class ResultsView(QWidget):
@@ -84,6 +108,8 @@ class ResultsView(QWidget):
         self.rows_layout = QHBoxLayout(self.rows_widget)
         self.area.setWidget(self.rows_widget)
         self.rows: dict[str, list[ResultRow]] = {}
+        self._shape: tuple[tuple[str, int], ...] = ()     # (modality, k) of each column of rows
+        self._thumbnails: dict[str, QPixmap] = {}
         self._due = None
         self.shown_at = -1.0              # when the rows were last rebuilt (time.monotonic)
         self._timer = QTimer(self)
@@ -129,25 +155,33 @@ class ResultsView(QWidget):
         if answer is None:
             return
         self.shown_at = time.monotonic()
+        shape = tuple((modality, len(answer.results[modality])) for modality in MODALITY_TITLES
+                      if answer.results.get(modality) is not None)
+        if shape != self._shape:
+            self._build(shape)
+        for modality, _ in shape:
+            hits = answer.results[modality]
+            for rank, (row, hit) in enumerate(zip(self.rows[modality], hits), start=1):
+                row.show_hit(rank, hit, self.play_reason, matches=hit.label is not None and hit.label == hits[0].label)
+        self.shown.emit(answer)
+
+    def _build(self, shape: tuple[tuple[str, int], ...]) -> None:
+        """A column of rows for each modality answered (made again only when that set or k changes)."""
+        self._shape = shape
         while self.rows_layout.count():
             item = self.rows_layout.takeAt(0)
             if item.widget() is not None:
                 item.widget().deleteLater()
         self.rows = {}
-        for modality in ("image", "text", "audio"):
-            hits = answer.results.get(modality)
-            if hits is None:
-                continue
+        for modality, k in shape:
             box = QGroupBox(MODALITY_TITLES[modality])
             box.setObjectName(f"results-{modality}")
             column = QVBoxLayout(box)
-            top_label = hits[0].label if hits else None
             self.rows[modality] = []
-            for rank, hit in enumerate(hits, start=1):
-                row = ResultRow(rank, hit, self.play_reason, query_label=top_label)
+            for _ in range(k):
+                row = ResultRow(modality, self._thumbnails)
                 row.play_requested.connect(self.play_requested)
                 column.addWidget(row)
                 self.rows[modality].append(row)
             column.addStretch(1)
             self.rows_layout.addWidget(box, 1)
-        self.shown.emit(answer)

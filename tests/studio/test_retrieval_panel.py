@@ -93,7 +93,9 @@ def test_a_stream_of_answers_shows_the_newest_without_rebuilding_rows_for_each(r
     from studio.panels.results_view import ROWS_INTERVAL_S
     panel = ready_window.retrieval_panel
     shown = []
+    first_rows = []
     panel.results.shown.connect(lambda result: shown.append((panel.results.shown_at, result)))
+    panel.results.shown.connect(lambda _: first_rows or first_rows.extend(_results(ready_window)["image"]))
     texts = ["forty two", "seven", "ninety nine", "thirteen", "sixty", "one", "twenty five", "eighty eight"] * 2
     for text in texts:                       # queued back to back, as a stream
         panel.text.setText(text)
@@ -102,6 +104,10 @@ def test_a_stream_of_answers_shows_the_newest_without_rebuilding_rows_for_each(r
     qtbot.wait(3 * int(1000 * ROWS_INTERVAL_S))
     assert shown[-1][1].query == "eighty eight", "the newest answer is the one left on screen"
     assert [row.hit for row in _results(ready_window)["image"]] == list(shown[-1][1].results["image"])
+    # the rows are the same widgets filled again, and they say what the newest answer found
+    assert _results(ready_window)["image"] == first_rows
+    for row, hit in zip(_results(ready_window)["image"], shown[-1][1].results["image"]):
+        assert f"label {hit.label}" in row.description.text() and row.score.text() == f"{hit.score:.3f}"
     assert len(shown) < len(texts), "a stream of answers is shown coalesced"
     # the rows were rebuilt at most once every ROWS_INTERVAL_S, however fast the answers came
     times = [t for t, _ in shown]
