@@ -61,20 +61,37 @@ def long_run_redraw_ms(window, app, steps: int = 20_000, updates: int = 40) -> d
 
 def listening_latency(record: dict) -> dict:
     """From the end of each number's speech (when its last sample was captured: the time its block was
-    delivered, less the samples after it in the block) to its results on screen."""
-    stream, pushed, shown, rate = record["stream"], record["pushed"], record["shown"], record["rate"]
+    delivered, less the samples after it in the block) to the first results on screen for an utterance that
+    holds all of it (a tentative one, usually); the top-1 judged is the answer left on screen for it."""
+    from engine.data.utterances import TENTATIVE
+    stream, pushed, shown, heard, rate = (record["stream"], record["pushed"], record["shown"], record["heard"],
+                                          record["rate"])
     ends = []
     for _, last in stream.spans:
         block_end, at = next(((n, t) for n, t in pushed if n >= last), pushed[-1] if pushed else (last, 0.0))
         ends.append(at - (block_end - last) / rate)
-    latencies = [1e3 * (at - end) for (at, _), end in zip(shown, ends)]
-    cut = [1e3 * (at - end) for at, end in zip(record["cut"], ends)]
-    out = {"numbers_spoken": len(stream.spans), "answers_shown": len(shown),
-           "top1_right": sum(label == want for (_, label), want in zip(shown, stream.labels))}
+
+    def holds(utterance, span) -> bool:    # within 50 ms: the detector's padding and windows
+        return utterance.start_s * rate <= span[0] + 0.05 * rate and utterance.end_s * rate >= span[1] - 0.05 * rate
+
+    latencies, cut, right = [], [], 0
+    for span, end, label in zip(stream.spans, ends, stream.labels):
+        answers = [(at, top) for at, utterance, top in shown if holds(utterance, span)]
+        cuts = [u.cut_at for u in heard if u.to_ask and holds(u, span)]
+        if answers:
+            latencies.append(1e3 * (answers[0][0] - end))
+            right += answers[-1][1] == label
+        if cuts:
+            cut.append(1e3 * (cuts[0] - end))
+    asked = [u for u in heard if u.to_ask]
+    ended = [u for u in heard if u.kind != TENTATIVE]
+    out = {"numbers_spoken": len(stream.spans), "queries": len(asked), "utterances": len(ended),
+           "tentative_replaced": len(asked) - len(ended), "answers_shown": len(shown),
+           "numbers_answered": len(latencies), "top1_right": right}
     if latencies:
         out["latency_ms"] = {"p50": round(float(np.percentile(latencies, 50)), 1),
                              "max": round(float(np.max(latencies)), 1),
                              "each": [round(v, 1) for v in latencies]}
-        # where the time goes: the detector deciding the speech ended, then the query and the rows drawn
+        # where the time goes: the detector cutting the utterance, then the query and the rows drawn
         out["end_detected_ms"] = {"p50": round(float(np.percentile(cut, 50)), 1), "max": round(float(np.max(cut)), 1)}
     return out

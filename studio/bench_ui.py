@@ -178,12 +178,12 @@ def run(args) -> int:
         speech = window.retrieval_panel.speech
         window.show_panel("retrieval")
         stream = spoken_stream(LISTEN_NUMBERS, pause_s=1.0, tail_s=1.5)
-        record = {"stream": stream, "pushed": [], "shown": [], "cut": [], "rate": VAD_RATE}
+        record = {"stream": stream, "pushed": [], "shown": [], "heard": [], "rate": VAD_RATE}
         state["listening"] = record
-        speech.heard.connect(lambda utterance: record["cut"].append(utterance.cut_at))
-        window.retrieval_panel.results.shown.connect(
-            lambda answer: state["phase"] == "listening" and answer.modality == "audio"
-            and record["shown"].append((time.perf_counter(), answer.results["image"][0].label)))
+        speech.heard.connect(record["heard"].append)
+        window.retrieval_panel.heard_answered.connect(
+            lambda utterance, answer: state["phase"] == "listening"
+            and record["shown"].append((time.perf_counter(), utterance, answer.results["image"][0].label)))
         speech.listen_button.blockSignals(True)     # listening, without opening a PortAudio stream
         speech.listen_button.setChecked(True)
         speech.listen_button.blockSignals(False)
@@ -287,14 +287,16 @@ def run(args) -> int:
         listening = result["listening"]
         if listening:
             ls = listening["stall_ms"]
-            print(f"Hands-free listening: {listening['numbers_spoken']} numbers spoken, {listening['answers_shown']} "
-                  f"answers shown, {listening['top1_right']} with the right top-1")
+            print(f"Hands-free listening: {listening['numbers_spoken']} numbers spoken, {listening['queries']} queries "
+                  f"({listening['tentative_replaced']} tentative ones replaced), {listening['answers_shown']} answers "
+                  f"shown, {listening['top1_right']} numbers with the right top-1 left on screen")
             if "latency_ms" in listening:
                 lat = listening["latency_ms"]
                 print(f"  end of speech to results on screen   p50 {lat['p50']:.0f} ms   max {lat['max']:.0f} ms"
                       "   (target <= 150 ms)")
                 cut = listening["end_detected_ms"]
-                print(f"    of which the detector deciding it ended   p50 {cut['p50']:.0f} ms   max {cut['max']:.0f} ms")
+                print(f"    of which the detector cutting it (first quiet window)   p50 {cut['p50']:.0f} ms   "
+                      f"max {cut['max']:.0f} ms")
             print(_stall_line(ls))
         print(f"  launch to window   {result['launch_to_window_s']:.2f} s   (target <= 3 s)")
     return 0

@@ -2,7 +2,8 @@
 
 PortAudio's callback only hands each block to the engine's `Listener` (a queue put); the listener cuts
 utterances on its own thread, and `utterance` reaches receivers on the UI thread (a queued signal), which
-sends the query. The UI thread never runs the detector.
+sends the query. The UI thread never runs the detector. Utterances come tentative first (asked at the
+first quiet window, not ~60 ms of hangover later), then confirmed or replaced (`engine.data.utterances`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class HandsFreeListener(QObject):
 
     def __init__(self, parent: QObject | None = None, **cutter_options):
         super().__init__(parent)
-        self.listener = Listener(self.utterance.emit, self._listener_failed, **cutter_options)
+        self.listener = Listener(self.utterance.emit, self._listener_failed, **{"tentative": True, **cutter_options})
         self._stream = None
         self._peak = 0.0                # newest block's peak, written by PortAudio's thread
         self._meter = QTimer(self)

@@ -7,13 +7,19 @@ needs neither, and costs well under a millisecond a window on one thread. Its st
 where speech starts and ends; `UtteranceCutter` keeps the samples, pads and bounds each utterance, and
 `Listener` runs the cutter on a thread of its own so that neither the audio callback nor a user
 interface ever runs the network.
+
+Deciding that speech has ended takes the hangover plus the few windows Silero's probability lingers after
+a voice stops (~150 ms in all). A cutter made with `tentative=True` does not wait for that to answer: at
+the first quiet window it hands over a TENTATIVE utterance (the speech may still go on), and once the
+hangover has passed either CONFIRMED (that was the whole utterance: nothing new to ask) or, if the speech
+went on, a FINAL one that replaces it.
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -21,13 +27,24 @@ import numpy as np
 VAD_RATE = 16000        # the detector's rate (it knows 8 and 16 kHz); the retriever resamples for the model
 WINDOW = 512            # samples per detector window at 16 kHz (32 ms), the size Silero VAD was trained on
 
+# what an utterance is, as the speech around it is known (see the module's notes)
+TENTATIVE = "tentative"     # cut at the first quiet window: ask it now; the speech may go on
+CONFIRMED = "confirmed"     # the last tentative utterance was the whole of it (the same waveform)
+FINAL = "final"             # ended, and not asked before as it is
+
 
 @dataclass(frozen=True)
 class Utterance:
     waveform: np.ndarray    # float32 mono at VAD_RATE, padded on both sides
     start_s: float          # where it starts and ends in the stream (seconds since listening began)
     end_s: float
-    cut_at: float           # time.perf_counter() when the end of speech was detected
+    cut_at: float           # time.perf_counter() when it was cut
+    kind: str = FINAL       # TENTATIVE, CONFIRMED or FINAL
+
+    @property
+    def to_ask(self) -> bool:
+        """Whether this utterance is a new query (a confirmed one was asked when it was tentative)."""
+        return self.kind != CONFIRMED
 
 
 def load_detector():
@@ -44,13 +61,15 @@ def load_detector():
 class UtteranceCutter:
     """Feed it float32 mono blocks at VAD_RATE of any length; it returns each utterance once its speech ended.
 
-    `hangover_ms`: silence that ends an utterance (shorter splits "forty … two", longer adds latency);
+    `hangover_ms`: silence that ends an utterance (shorter splits "for … ty" and "forty … two"; longer
+    merges numbers said close together; with `tentative` it delays only the confirmation, not the answer);
     `pad_ms`: kept before and after the speech; utterances shorter than `min_speech_ms` (a click, a cough)
     are dropped, and speech longer than `max_seconds` is cut there and continues as a new utterance.
+    `tentative`: also hand over TENTATIVE utterances at the first quiet window (then CONFIRMED or FINAL).
     """
 
-    def __init__(self, hangover_ms: int = 60, pad_ms: int = 60, min_speech_ms: int = 150,
-                 max_seconds: float = 4.0, threshold: float = 0.5, detector=None):
+    def __init__(self, hangover_ms: int = 200, pad_ms: int = 60, min_speech_ms: int = 150,
+                 max_seconds: float = 4.0, threshold: float = 0.5, detector=None, tentative: bool = False):
         from silero_vad import VADIterator
         self.detector = detector if detector is not None else load_detector()
         self.iterator = VADIterator(self.detector, threshold=threshold, sampling_rate=VAD_RATE,
@@ -58,6 +77,7 @@ class UtteranceCutter:
         self.pad = int(VAD_RATE * pad_ms / 1000)
         self.min_speech = int(VAD_RATE * min_speech_ms / 1000)
         self.max_samples = int(VAD_RATE * max_seconds)
+        self.tentative = tentative
         self.reset()
 
     def reset(self) -> None:
@@ -66,6 +86,7 @@ class UtteranceCutter:
         self._history = np.zeros(0, dtype=np.float32)   # the stream since `_history_at`
         self._history_at = 0
         self._start: int | None = None                  # stream position where the current speech began
+        self._asked: tuple[int, Utterance] | None = None  # the quiet window that cut the last tentative one, and it
         self.heard = 0                                  # samples given to the detector so far
 
     @property
@@ -88,24 +109,33 @@ class UtteranceCutter:
         self._history = np.concatenate([self._history, windows])
         found = []
         for offset in range(0, whole, WINDOW):
+            quiet_since = self.iterator.temp_end        # the first quiet window's end, 0 while speaking
             event = self.iterator(torch.from_numpy(windows[offset:offset + WINDOW]))
             self.heard += WINDOW
             if event and "start" in event:
-                self._start = int(event["start"])
+                self._start, self._asked = int(event["start"]), None
             elif event and "end" in event and self._start is not None:
-                found += self._cut(self._start, min(int(event["end"]), self.heard))
-                self._start = None
+                if self._asked is not None and self._asked[0] == quiet_since:
+                    found.append(replace(self._asked[1], kind=CONFIRMED, cut_at=time.perf_counter()))
+                else:
+                    found += self._cut(self._start, min(int(event["end"]), self.heard))
+                self._start, self._asked = None, None
+            elif self.tentative and self._start is not None and self.iterator.temp_end \
+                    and (self._asked is None or self._asked[0] != self.iterator.temp_end):
+                asked = self._cut(self._start, self.heard, TENTATIVE)   # all heard so far: the speech and a quiet window
+                self._asked = (self.iterator.temp_end, asked[0]) if asked else None
+                found += asked
             if self._start is not None and self.heard - self._start >= self.max_samples:
                 found += self._cut(self._start, self.heard)
-                self._start = self.heard
+                self._start, self._asked = self.heard, None
         self._forget()
         return found
 
-    def _cut(self, start: int, end: int) -> list[Utterance]:
+    def _cut(self, start: int, end: int, kind: str = FINAL) -> list[Utterance]:
         if end - start < self.min_speech + 2 * self.pad:
             return []
         lo, hi = max(0, start - self._history_at), end - self._history_at
-        return [Utterance(self._history[lo:hi].copy(), start / VAD_RATE, end / VAD_RATE, time.perf_counter())]
+        return [Utterance(self._history[lo:hi].copy(), start / VAD_RATE, end / VAD_RATE, time.perf_counter(), kind)]
 
     def _forget(self) -> None:
         """Keeps only what an utterance may still need: from its start (or the padding before one)."""

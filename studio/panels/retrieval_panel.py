@@ -39,6 +39,7 @@ class RetrievalPanel(QWidget):
     gallery_requested = Signal(dict)        # {"source", "split", "limit"}
     teach_requested = Signal(dict)          # {"folder", "checkpoint", "steps"}: fine-tune the model in use
     model_taught = Signal(str)              # the checkpoint a Teach run left in use
+    heard_answered = Signal(object, object)  # an Utterance heard hands-free, and the QueryAnswer now shown for it
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, file_dialogs=None, settings=None):
@@ -79,6 +80,7 @@ class RetrievalPanel(QWidget):
         self.speech = SpeechInput(settings)
         self.speech.recorded.connect(self._recorded)
         self.speech.heard.connect(self._heard)
+        self._heard_asked: list = []        # (QueryAnswer, Utterance) answered, not yet shown
         self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
         self.speech.message.connect(self.show_error)
         text_box = TextInput()
@@ -117,6 +119,7 @@ class RetrievalPanel(QWidget):
         self.results = ResultsView()
         self.results.play_reason = self.speech.play_reason
         self.results.play_requested.connect(self.play)
+        self.results.shown.connect(self._answer_shown)
         body = QHBoxLayout()
         body.addWidget(left_widget, 0)
         body.addWidget(self.results, 1)
@@ -219,13 +222,16 @@ class RetrievalPanel(QWidget):
         self._update_enabled()
 
     # ------------------------------------------------------------------ queries
-    def _send(self, modality: str, value, description: str):
-        """The query's task (None when there is nothing to ask yet); its answer is shown when it comes."""
+    def _send(self, modality: str, value, description: str, on_answer=None):
+        """The query's task (None when there is nothing to ask yet); its answer is shown when it comes
+        (`on_answer(answer)` just before)."""
         if self.session is None or not (self.model_ready and self.gallery_ready):
             self.show_error("Load a model first (and wait for its gallery)")
             return None
         self.results.searching(modality, description)
         task = self.session.query(modality, value, k=self.k.value(), adapt=self.adapt.isChecked())
+        if on_answer is not None:
+            task.result.connect(on_answer)
         task.result.connect(lambda answer: self.results.show_answer(answer, description))
         task.error.connect(self._query_failed)
         return task
@@ -300,8 +306,18 @@ class RetrievalPanel(QWidget):
         self._send("audio", (wave, rate), f"recording ({len(wave) / rate:.1f} s)")
 
     def _heard(self, utterance) -> None:
+        if not utterance.to_ask:
+            return                          # confirmed: its answer, asked when it was tentative, is on screen
         self.last_query = {"audio": (utterance.waveform, VAD_RATE)}
-        self._send("audio", (utterance.waveform, VAD_RATE), f"heard ({len(utterance.waveform) / VAD_RATE:.1f} s)")
+        self._send("audio", (utterance.waveform, VAD_RATE), f"heard ({len(utterance.waveform) / VAD_RATE:.1f} s)",
+                   on_answer=lambda answer: self._heard_asked.append((answer, utterance)))
+
+    def _answer_shown(self, answer) -> None:
+        for i, (asked, utterance) in enumerate(self._heard_asked):
+            if asked is answer:
+                del self._heard_asked[:i + 1]   # older answers were replaced on screen before being shown
+                self.heard_answered.emit(utterance, answer)
+                return
 
     def play(self, path: str) -> None:
         error = audio_capture.play_file(path)

@@ -4,7 +4,7 @@ import pytest
 
 from engine.bench.spoken_stream import spoken_stream
 from engine.data.audio_augment import coloured_noise
-from engine.data.utterances import VAD_RATE, Listener, UtteranceCutter, load_detector
+from engine.data.utterances import CONFIRMED, TENTATIVE, VAD_RATE, Listener, UtteranceCutter, load_detector
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,37 @@ def test_a_listener_whose_detector_fails_says_so(stream):
     listener.push(stream.samples[:2048])
     listener.stop()
     assert messages and "hands-free listening stopped" in messages[0] and "no detector" in messages[0]
+
+
+def _feed_timed(cutter, samples):
+    """Window by window, as a microphone delivers them: each utterance with the samples heard when it came."""
+    found = []
+    for at in range(0, len(samples), 512):
+        found += [(utterance, cutter.heard) for utterance in cutter.feed(samples[at:at + 512])]
+    return found
+
+
+def test_a_tentative_utterance_is_asked_at_the_first_quiet_window_then_confirmed(detector, stream):
+    plain = _feed_timed(UtteranceCutter(detector=detector), stream.samples)
+    told = _feed_timed(UtteranceCutter(detector=detector, tentative=True), stream.samples)
+    assert [u.kind for u, _ in told] == [TENTATIVE, CONFIRMED] * len(stream.labels)
+    tentative, confirmed = told[0::2], told[1::2]
+    assert sum(u.to_ask for u, _ in told) == len(stream.labels), "a confirmed utterance is not asked again"
+    for (first, first_heard), (then, then_heard), (final, final_heard), span in zip(tentative, confirmed, plain,
+                                                                                  stream.spans):
+        assert _covers(first, span)
+        assert then.waveform is first.waveform and (then.start_s, then.end_s) == (first.start_s, first.end_s)
+        # asked as soon as a window was quiet: the hangover (200 ms) is waited for only to confirm it
+        assert first_heard - span[1] <= 0.15 * VAD_RATE
+        assert final_heard - first_heard >= 0.2 * VAD_RATE - 512 and then_heard == final_heard
+
+
+def test_speech_that_goes_on_after_a_tentative_cut_is_asked_again_whole(detector):
+    # "seven", 150 ms of room noise, "three": quiet long enough to cut a tentative "seven", shorter than the
+    # hangover, so the speech goes on and the utterance that ends is both numbers
+    stream = spoken_stream((7, 3), pause_s=0.15, noise_db=-50.0, seed=2)
+    found = _feed(UtteranceCutter(detector=detector, tentative=True, hangover_ms=400), stream.samples, [512])
+    assert [u.kind for u in found] == [TENTATIVE, TENTATIVE, CONFIRMED]
+    seven, both, ended = found
+    assert _covers(seven, stream.spans[0]) and seven.end_s * VAD_RATE < stream.spans[1][0]
+    assert _covers(both, (stream.spans[0][0], stream.spans[1][1])) and ended.waveform is both.waveform
