@@ -177,6 +177,7 @@ def run(args) -> int:
         from engine.data.utterances import VAD_RATE, WINDOW
         speech = window.retrieval_panel.speech
         window.show_panel("retrieval")
+        host.retrieval.reset_memory()   # the model as shipped: not as the text streams before adapted it
         stream = spoken_stream(LISTEN_NUMBERS, pause_s=1.0, tail_s=1.5)
         record = {"stream": stream, "pushed": [], "shown": [], "heard": [], "rate": VAD_RATE}
         state["listening"] = record

@@ -1,6 +1,11 @@
 """The image box of the Retrieval panel: a drop zone that accepts image (or audio) files dragged from a file
-manager, and raw image data, and shows the image queried; "Open image…" and "Paste" beside it."""
+manager, and raw image data, and shows the image queried; "Open image…" and "Paste" beside it. Pasted
+images and drawings added to a data set become files in the box's temporary folder (gone at close)."""
 from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
@@ -72,3 +77,11 @@ class ImageInput(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addWidget(self.drop_zone, 1)
         layout.addLayout(buttons)
+        self._scratch = tempfile.TemporaryDirectory(prefix="nlmm-studio-")
+
+    def scratch(self, what: str) -> Path:
+        """A new PNG path in the temporary folder."""
+        return Path(self._scratch.name) / f"{what}-{time.strftime('%H%M%S')}-{int(time.time() * 1000) % 1000:03d}.png"
+
+    def discard_scratch(self) -> None:
+        self._scratch.cleanup()

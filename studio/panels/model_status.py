@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from studio.panels.results_view import MODALITY_TITLES
+
 
 class ModelStatus(QWidget):
     def __init__(self, parent: QWidget | None = None):
@@ -37,6 +39,18 @@ class ModelStatus(QWidget):
 
     def gallery(self, text: str) -> None:
         self.label.setText(f"{self.model_title} — {text}")
+
+    def gallery_ready(self, ready) -> None:
+        """A GalleryReady: what the model now searches."""
+        parts = [f"{ready.sizes[m]} {MODALITY_TITLES[m].lower()}" for m in MODALITY_TITLES if m in ready.sizes]
+        self.gallery(f"gallery of {ready.source}/{ready.split}: {', '.join(parts)}")
+        self.embedded()
+
+    def gallery_not_built(self, what: str, previous_searched: bool) -> None:
+        """A gallery build `what` ("cancelled", "not built"): whether the previous one still answers."""
+        self.embedded()
+        then = "the previous gallery is still searched" if previous_searched else "pick a gallery and press “Use gallery”"
+        self.gallery(f"new gallery {what}: {then}")
 
     def embedding(self, done: float, total: float) -> None:
         """Progress of the gallery being embedded (total 0: busy, no measure yet)."""

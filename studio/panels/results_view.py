@@ -87,6 +87,7 @@ class ResultRow(QFrame):
 
 class ResultsView(QWidget):
     shown = Signal(object)              # the rows now show this QueryAnswer
+    shown_asked = Signal(object, object)  # what was asked (as given to show_answer) and its QueryAnswer, shown
     play_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
@@ -138,12 +139,13 @@ class ResultsView(QWidget):
     def clear_error(self) -> None:
         self.error_label.setText("")
 
-    def show_answer(self, answer, description: str) -> None:
-        """A QueryAnswer: the labels at once, the rows now or (in a stream) a little later."""
+    def show_answer(self, answer, description: str, asked=None) -> None:
+        """A QueryAnswer: the labels at once, the rows now or (in a stream) a little later. `asked`: what
+        the query was (an utterance heard…), handed back with the answer by `shown_asked` once shown."""
         adapt = " · memory adapted" if answer.adapt else ""
         self.query_label.setText(f"Query ({answer.modality}): {description}{adapt}")
         self.latency_label.setText(f"{answer.latency_ms:.0f} ms")
-        self._due = answer
+        self._due = (answer, asked)
         wait = self.shown_at + ROWS_INTERVAL_S - time.monotonic()
         if wait <= 0:
             self._show_due()
@@ -151,9 +153,10 @@ class ResultsView(QWidget):
             self._timer.start(int(1000 * wait) + 1)
 
     def _show_due(self) -> None:
-        answer, self._due = self._due, None
-        if answer is None:
+        due, self._due = self._due, None
+        if due is None:
             return
+        answer, asked = due
         self.shown_at = time.monotonic()
         shape = tuple((modality, len(answer.results[modality])) for modality in MODALITY_TITLES
                       if answer.results.get(modality) is not None)
@@ -164,6 +167,8 @@ class ResultsView(QWidget):
             for rank, (row, hit) in enumerate(zip(self.rows[modality], hits), start=1):
                 row.show_hit(rank, hit, self.play_reason, matches=hit.label is not None and hit.label == hits[0].label)
         self.shown.emit(answer)
+        if asked is not None:
+            self.shown_asked.emit(asked, answer)
 
     def _build(self, shape: tuple[tuple[str, int], ...]) -> None:
         """A column of rows for each modality answered (made again only when that set or k changes)."""

@@ -10,8 +10,6 @@ task of the host's retrieval session; its answer or error comes back on that tas
 """
 from __future__ import annotations
 
-import tempfile
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -26,7 +24,7 @@ from studio.panels.drop_zone import ImageInput
 from studio.panels.gallery_picker import GalleryPicker
 from studio.panels.model_status import ModelStatus
 from studio.panels.query_options import QueryOptions, TextInput
-from studio.panels.results_view import MODALITY_TITLES, ResultsView
+from studio.panels.results_view import ResultsView
 from studio.panels.sketch_pad import SketchInput
 from studio.panels.speech_input import SpeechInput
 from studio.panels.teach_box import TeachBox
@@ -51,8 +49,6 @@ class RetrievalPanel(QWidget):
         self.model_path: str | None = None      # the checkpoint in use (what Teach fine-tunes)
         self._gallery_before = False            # a gallery answered before the one being built
         self.last_query: dict | None = None     # what "add to my data set" would add
-        self._tmp_dir = tempfile.TemporaryDirectory(prefix="nlmm-studio-")  # pasted images; gone at close
-        self._tmp = Path(self._tmp_dir.name)
 
         # ----- model & gallery status
         self.status = ModelStatus()
@@ -65,7 +61,7 @@ class RetrievalPanel(QWidget):
         self.gallery_picker.requested.connect(self.request_gallery)
 
         # ----- queries: image, speech, text
-        image_box = ImageInput()
+        self.image_box = image_box = ImageInput()
         self.drop_zone, self.open_image_button, self.paste_button = (image_box.drop_zone, image_box.open_button,
                                                                      image_box.paste_button)
         self.drop_zone.file_dropped.connect(self.query_file)
@@ -80,7 +76,6 @@ class RetrievalPanel(QWidget):
         self.speech = SpeechInput(settings)
         self.speech.recorded.connect(self._recorded)
         self.speech.heard.connect(self._heard)
-        self._heard_asked: list = []        # (QueryAnswer, Utterance) answered, not yet shown
         self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
         self.speech.message.connect(self.show_error)
         text_box = TextInput()
@@ -119,7 +114,7 @@ class RetrievalPanel(QWidget):
         self.results = ResultsView()
         self.results.play_reason = self.speech.play_reason
         self.results.play_requested.connect(self.play)
-        self.results.shown.connect(self._answer_shown)
+        self.results.shown_asked.connect(self.heard_answered)     # only utterances are passed as `asked`
         body = QHBoxLayout()
         body.addWidget(left_widget, 0)
         body.addWidget(self.results, 1)
@@ -208,31 +203,25 @@ class RetrievalPanel(QWidget):
 
     def _gallery_ready(self, ready) -> None:
         self.gallery_ready = self._gallery_before = True
-        parts = [f"{ready.sizes[m]} {MODALITY_TITLES[m].lower()}" for m in ("image", "text", "audio") if m in ready.sizes]
-        self.status.gallery(f"gallery of {ready.source}/{ready.split}: {', '.join(parts)}")
-        self.status.embedded()
+        self.status.gallery_ready(ready)
         self._update_enabled()
 
     def _gallery_not_built(self, what: str) -> None:
         """A cancelled or failed build leaves the previous gallery (if any) in use."""
-        self.status.embedded()
         self.gallery_ready = self._gallery_before and self.model_ready
-        then = "the previous gallery is still searched" if self.gallery_ready else "pick a gallery and press “Use gallery”"
-        self.status.gallery(f"new gallery {what}: {then}")
+        self.status.gallery_not_built(what, self.gallery_ready)
         self._update_enabled()
 
     # ------------------------------------------------------------------ queries
-    def _send(self, modality: str, value, description: str, on_answer=None):
+    def _send(self, modality: str, value, description: str, asked=None):
         """The query's task (None when there is nothing to ask yet); its answer is shown when it comes
-        (`on_answer(answer)` just before)."""
+        (with `asked`, the Utterance it answers, for `heard_answered`)."""
         if self.session is None or not (self.model_ready and self.gallery_ready):
             self.show_error("Load a model first (and wait for its gallery)")
             return None
         self.results.searching(modality, description)
         task = self.session.query(modality, value, k=self.k.value(), adapt=self.adapt.isChecked())
-        if on_answer is not None:
-            task.result.connect(on_answer)
-        task.result.connect(lambda answer: self.results.show_answer(answer, description))
+        task.result.connect(lambda answer: self.results.show_answer(answer, description, asked))
         task.error.connect(self._query_failed)
         return task
 
@@ -268,7 +257,7 @@ class RetrievalPanel(QWidget):
         if image.isNull():
             self.show_error("The clipboard / drop holds no readable image")
             return
-        path = self._scratch("pasted")
+        path = self.image_box.scratch("pasted")
         image.save(str(path))
         self.last_query = {"image": str(path)}
         self.drop_zone.show_image(image)
@@ -280,10 +269,6 @@ class RetrievalPanel(QWidget):
         task = self._send("image", pixels, "drawing")
         if task is not None:
             self.sketch.pad.hold_until(task)
-
-    def _scratch(self, what: str) -> Path:
-        """A new PNG path in the panel's temporary folder."""
-        return self._tmp / f"{what}-{time.strftime('%H%M%S')}-{int(time.time() * 1000) % 1000:03d}.png"
 
     def paste(self) -> None:
         mime = QGuiApplication.clipboard().mimeData()
@@ -310,14 +295,7 @@ class RetrievalPanel(QWidget):
             return                          # confirmed: its answer, asked when it was tentative, is on screen
         self.last_query = {"audio": (utterance.waveform, VAD_RATE)}
         self._send("audio", (utterance.waveform, VAD_RATE), f"heard ({len(utterance.waveform) / VAD_RATE:.1f} s)",
-                   on_answer=lambda answer: self._heard_asked.append((answer, utterance)))
-
-    def _answer_shown(self, answer) -> None:
-        for i, (asked, utterance) in enumerate(self._heard_asked):
-            if asked is answer:
-                del self._heard_asked[:i + 1]   # older answers were replaced on screen before being shown
-                self.heard_answered.emit(utterance, answer)
-                return
+                   asked=utterance)
 
     def play(self, path: str) -> None:
         error = audio_capture.play_file(path)
@@ -339,7 +317,7 @@ class RetrievalPanel(QWidget):
 
     def add_to_dataset(self, root: str, label: str) -> None:
         self.dataset.add(self.session, root, label, self.last_query or {}, self.text.text().strip() or None,
-                         lambda: self._scratch("drawing"))
+                         lambda: self.image_box.scratch("drawing"))
 
     # ------------------------------------------------------------------ teach
     def _teach(self, steps: int) -> None:
@@ -365,7 +343,7 @@ class RetrievalPanel(QWidget):
         self.model_taught.emit(outcome.model.path)
 
     def discard_temp_files(self) -> None:
-        self._tmp_dir.cleanup()
+        self.image_box.discard_scratch()
 
     def close_audio(self) -> None:
         self.speech.close_audio()
