@@ -3,7 +3,7 @@
 PortAudio's callback only hands each block to the engine's `Listener` (a queue put); the listener cuts
 utterances on its own thread, and `utterance` reaches receivers on the UI thread (a queued signal), which
 sends the query. The UI thread never runs the detector. Utterances come tentative first (asked at the
-first quiet window, not ~60 ms of hangover later), then confirmed or replaced (`engine.data.utterances`).
+first quiet window, not 200 ms of hangover later), then confirmed or replaced (`engine.data.utterances`).
 """
 from __future__ import annotations
 

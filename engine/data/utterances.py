@@ -9,10 +9,12 @@ where speech starts and ends; `UtteranceCutter` keeps the samples, pads and boun
 interface ever runs the network.
 
 Deciding that speech has ended takes the hangover plus the few windows Silero's probability lingers after
-a voice stops (~150 ms in all). A cutter made with `tentative=True` does not wait for that to answer: at
-the first quiet window it hands over a TENTATIVE utterance (the speech may still go on), and once the
-hangover has passed either CONFIRMED (that was the whole utterance: nothing new to ask) or, if the speech
-went on, a FINAL one that replaces it.
+a voice stops (~280 ms in all with the 200 ms hangover). A cutter made with `tentative=True` does not wait for that to answer: at
+the first quiet window it hands over a TENTATIVE utterance (the speech may still go on); if the speech goes
+on, the next quiet window brings a longer TENTATIVE one that replaces it, and once the hangover has passed
+the last is CONFIRMED (that was the whole utterance: nothing new to ask). Speech too short to be an
+utterance at its first quiet window is not asked then, only (if long enough by then) as a FINAL one at
+its end; speech cut at the length limit is FINAL too.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ WINDOW = 512            # samples per detector window at 16 kHz (32 ms), the siz
 # what an utterance is, as the speech around it is known (see the module's notes)
 TENTATIVE = "tentative"     # cut at the first quiet window: ask it now; the speech may go on
 CONFIRMED = "confirmed"     # the last tentative utterance was the whole of it (the same waveform)
-FINAL = "final"             # ended, and not asked before as it is
+FINAL = "final"             # ended (or cut at the length limit), and not asked before as it is
 
 
 @dataclass(frozen=True)
@@ -115,24 +117,27 @@ class UtteranceCutter:
             if event and "start" in event:
                 self._start, self._asked = int(event["start"]), None
             elif event and "end" in event and self._start is not None:
-                if self._asked is not None and self._asked[0] == quiet_since:
+                if self._asked is not None and self._asked[0] == quiet_since and self._asked[1] is not None:
                     found.append(replace(self._asked[1], kind=CONFIRMED, cut_at=time.perf_counter()))
                 else:
                     found += self._cut(self._start, min(int(event["end"]), self.heard))
                 self._start, self._asked = None, None
-            elif self.tentative and self._start is not None and self.iterator.temp_end \
-                    and (self._asked is None or self._asked[0] != self.iterator.temp_end):
-                asked = self._cut(self._start, self.heard, TENTATIVE)   # all heard so far: the speech and a quiet window
-                self._asked = (self.iterator.temp_end, asked[0]) if asked else None
-                found += asked
-            if self._start is not None and self.heard - self._start >= self.max_samples:
+            elif self._start is not None and self.heard - self._start >= self.max_samples:
                 found += self._cut(self._start, self.heard)
                 self._start, self._asked = self.heard, None
+            elif self.tentative and self._start is not None and self.iterator.temp_end \
+                    and (self._asked is None or self._asked[0] != self.iterator.temp_end):
+                # the speech and its first quiet window, tried once: what is too short now (a click) is
+                # left to the end, which drops it or asks it whole
+                asked = self._cut(self._start, self.iterator.temp_end, TENTATIVE, trailing=WINDOW)
+                self._asked = (self.iterator.temp_end, asked[0] if asked else None)
+                found += asked
         self._forget()
         return found
 
-    def _cut(self, start: int, end: int, kind: str = FINAL) -> list[Utterance]:
-        if end - start < self.min_speech + 2 * self.pad:
+    def _cut(self, start: int, end: int, kind: str = FINAL, trailing: int | None = None) -> list[Utterance]:
+        """`trailing`: the quiet samples after the speech in [start, end) (the padding, unless cut sooner)."""
+        if end - start < self.min_speech + self.pad + (self.pad if trailing is None else trailing):
             return []
         lo, hi = max(0, start - self._history_at), end - self._history_at
         return [Utterance(self._history[lo:hi].copy(), start / VAD_RATE, end / VAD_RATE, time.perf_counter(), kind)]

@@ -93,7 +93,7 @@ class MemoryPanel(QWidget):
         self.domain_colorbar.setImageItem(self.domain_image, insert_in=self.domain_plot)
         self._domain_bound = 1.0
         self._domain_shape: tuple[int, int] | None = None
-        self._domains_drawn: tuple | None = None
+        self._domains_drawn: object = ()    # what the domain view shows (`_domains_key`); () before the first frame
         self._bar_top = 0.0
         self._bar_brush, self._write_brush = pg.mkBrush(BAR_COLOR), pg.mkBrush(WRITE_COLOR)
         # HOPE's self-modifying projections and the fast CMS level learn from queries too (when chosen):

@@ -7,6 +7,7 @@ times a second; a single answer is shown at once.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class ResultRow(QFrame):
     """One hit: made once for its modality, then shown again with each new answer (`show_hit`)."""
     play_requested = Signal(str)
 
-    def __init__(self, modality: str, thumbnails: dict[str, QPixmap]):
+    def __init__(self, modality: str, thumbnails: dict[tuple, QPixmap]):
         super().__init__()
         self.setObjectName("resultRow")
         self.modality, self.thumbnails = modality, thumbnails
@@ -75,14 +76,19 @@ class ResultRow(QFrame):
                                if matches else "")
 
     def _thumbnail(self, path: str | None) -> QPixmap:
-        if not path:
+        """Scaled once per file version (a file rewritten, or unreadable before, is read again)."""
+        try:
+            key = (path, os.stat(path).st_mtime_ns) if path else None
+        except OSError:
+            key = None
+        if key is None:
             return QPixmap()
-        if path not in self.thumbnails:
+        if key not in self.thumbnails:
             if len(self.thumbnails) >= THUMBNAILS_KEPT:
                 self.thumbnails.pop(next(iter(self.thumbnails)))
             pixmap = QPixmap(path)
-            self.thumbnails[path] = pixmap if pixmap.isNull() else pixmap.scaledToHeight(40, Qt.SmoothTransformation)
-        return self.thumbnails[path]
+            self.thumbnails[key] = pixmap if pixmap.isNull() else pixmap.scaledToHeight(40, Qt.SmoothTransformation)
+        return self.thumbnails[key]
 
 
 class ResultsView(QWidget):
@@ -110,7 +116,7 @@ class ResultsView(QWidget):
         self.area.setWidget(self.rows_widget)
         self.rows: dict[str, list[ResultRow]] = {}
         self._shape: tuple[tuple[str, int], ...] = ()     # (modality, k) of each column of rows
-        self._thumbnails: dict[str, QPixmap] = {}
+        self._thumbnails: dict[tuple, QPixmap] = {}     # (path, mtime) -> scaled thumbnail
         self._due = None
         self.shown_at = -1.0              # when the rows were last rebuilt (time.monotonic)
         self._timer = QTimer(self)

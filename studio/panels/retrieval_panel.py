@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
-from engine.data.utterances import VAD_RATE
+from engine.data.utterances import TENTATIVE, VAD_RATE
 from studio import audio_capture
 from studio.dialogs import AUDIO_FILTER, CHECKPOINT_FILTER, IMAGE_FILTER
 from studio.panels.dataset_adder import DatasetAdder
@@ -213,14 +213,15 @@ class RetrievalPanel(QWidget):
         self._update_enabled()
 
     # ------------------------------------------------------------------ queries
-    def _send(self, modality: str, value, description: str, asked=None):
+    def _send(self, modality: str, value, description: str, asked=None, adapt: bool | None = None):
         """The query's task (None when there is nothing to ask yet); its answer is shown when it comes
-        (with `asked`, the Utterance it answers, for `heard_answered`)."""
+        (with `asked`, the Utterance it answers, for `heard_answered`). `adapt`: as "Adapt memory" says."""
         if self.session is None or not (self.model_ready and self.gallery_ready):
             self.show_error("Load a model first (and wait for its gallery)")
             return None
         self.results.searching(modality, description)
-        task = self.session.query(modality, value, k=self.k.value(), adapt=self.adapt.isChecked())
+        adapt = self.adapt.isChecked() if adapt is None else adapt
+        task = self.session.query(modality, value, k=self.k.value(), adapt=adapt)
         task.result.connect(lambda answer: self.results.show_answer(answer, description, asked))
         task.error.connect(self._query_failed)
         return task
@@ -291,11 +292,12 @@ class RetrievalPanel(QWidget):
         self._send("audio", (wave, rate), f"recording ({len(wave) / rate:.1f} s)")
 
     def _heard(self, utterance) -> None:
-        if not utterance.to_ask:
+        adapt = self.adapt.isChecked()      # a tentative utterance may be replaced: only what ended adapts, once
+        if not (utterance.to_ask or adapt):
             return                          # confirmed: its answer, asked when it was tentative, is on screen
         self.last_query = {"audio": (utterance.waveform, VAD_RATE)}
         self._send("audio", (utterance.waveform, VAD_RATE), f"heard ({len(utterance.waveform) / VAD_RATE:.1f} s)",
-                   asked=utterance)
+                   asked=utterance, adapt=adapt and utterance.kind != TENTATIVE)
 
     def play(self, path: str) -> None:
         error = audio_capture.play_file(path)

@@ -238,3 +238,27 @@ def test_a_clip_too_short_to_hear_is_a_clear_message_in_the_panel(ready_window, 
     qtbot.waitUntil(lambda: "too short" in panel.results.error_label.text(), timeout=30_000)
     assert panel.results.error_label.text() == f"⚠ {clip}: audio too short (6.8 ms; at least 50 ms)"
     ready_window.errors.clear()
+
+
+def test_with_adapt_memory_a_heard_utterance_adapts_once_when_it_ended_not_while_tentative(ready_window, qtbot):
+    from dataclasses import replace
+
+    from engine.bench.spoken_stream import spoken_stream
+    from engine.data.utterances import CONFIRMED, TENTATIVE, VAD_RATE, Utterance
+    panel = ready_window.retrieval_panel
+    panel.adapt.setChecked(True)
+    stream = spoken_stream((42,), lead_s=0.1, tail_s=0.1, seed=1)
+    tentative = Utterance(stream.samples, 0.0, len(stream.samples) / VAD_RATE, time.perf_counter(), TENTATIVE)
+    answers = []
+    panel.heard_answered.connect(lambda utterance, answer: answers.append((utterance.kind, answer.adapt)))
+    panel.speech.heard.emit(tentative)
+    qtbot.waitUntil(lambda: len(answers) == 1, timeout=30_000)
+    panel.speech.heard.emit(replace(tentative, kind=CONFIRMED))
+    qtbot.waitUntil(lambda: len(answers) == 2, timeout=30_000)
+    assert answers == [(TENTATIVE, False), (CONFIRMED, True)]
+    panel.adapt.setChecked(False)             # without adapting, a confirmed utterance is not asked again
+    panel.speech.heard.emit(tentative)
+    panel.speech.heard.emit(replace(tentative, kind=CONFIRMED))
+    qtbot.waitUntil(lambda: len(answers) == 3, timeout=30_000)
+    qtbot.wait(300)
+    assert answers[2:] == [(TENTATIVE, False)]

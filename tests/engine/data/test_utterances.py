@@ -44,11 +44,14 @@ def test_each_spoken_number_is_one_utterance_whatever_the_block_sizes(detector, 
     assert not cutter.speaking
 
 
-def test_room_noise_alone_and_a_click_are_no_utterance(detector):
+@pytest.mark.parametrize("tentative", [False, True])
+def test_room_noise_alone_a_click_and_a_short_burst_are_no_utterance(detector, stream, tentative):
     rng = np.random.default_rng(1)
     noise = coloured_noise(VAD_RATE * 5, 1.0, rng) * np.float32(10 ** (-40 / 20))
     noise[VAD_RATE * 2: VAD_RATE * 2 + 40] = 0.9          # a click
-    cutter = UtteranceCutter(detector=detector)
+    burst = stream.samples[stream.spans[0][0]: stream.spans[0][0] + 1600]   # 100 ms of a voice
+    noise[VAD_RATE * 4: VAD_RATE * 4 + len(burst)] += burst
+    cutter = UtteranceCutter(detector=detector, tentative=tentative)
     assert _feed(cutter, noise, [512]) == []
 
 
@@ -99,6 +102,14 @@ def _feed_timed(cutter, samples):
     for at in range(0, len(samples), 512):
         found += [(utterance, cutter.heard) for utterance in cutter.feed(samples[at:at + 512])]
     return found
+
+
+@pytest.mark.parametrize("sizes", [[160], [1000, 37, 4096, 3]])
+def test_tentative_utterances_are_the_same_whatever_the_block_sizes(detector, stream, sizes):
+    windows = _feed(UtteranceCutter(detector=detector, tentative=True), stream.samples, [512])
+    blocks = _feed(UtteranceCutter(detector=detector, tentative=True), stream.samples, sizes)
+    assert [(u.kind, u.start_s, u.end_s) for u in blocks] == [(u.kind, u.start_s, u.end_s) for u in windows]
+    assert all(np.array_equal(a.waveform, b.waveform) for a, b in zip(blocks, windows))
 
 
 def test_a_tentative_utterance_is_asked_at_the_first_quiet_window_then_confirmed(detector, stream):
