@@ -160,8 +160,8 @@ class SpeechInput(QGroupBox):
     def _heard(self, utterance) -> None:
         if not self.listen_button.isChecked():
             return                      # cut just before the user stopped listening
+        self.heard.emit(utterance)      # the query first: the waveform is drawn while the engine answers
         self._draw(utterance.waveform, VAD_RATE)
-        self.heard.emit(utterance)
 
     def _record_button_off(self) -> None:
         self.record_button.blockSignals(True)
