@@ -79,14 +79,14 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
         drift: int = 0, mechanisms: list[str] | None = None) -> dict:
     """`quick`: 20 queries per shift and a tenth of the clean test (a check that it runs, not a figure).
     `mechanisms`: names of `ABLATION` to run (default all)."""
+    chosen = mechanisms or list(ABLATION)
+    unknown = [m for m in chosen if m not in ABLATION]
+    if unknown:                         # said before the model loads
+        raise ValueError(f"unknown mechanism {', '.join(unknown)}; expected some of {', '.join(ABLATION)}")
     torch.manual_seed(0)
     retriever = Retriever.from_checkpoint(checkpoint, device)
     rate = retriever.cfg.audio.sample_rate
     test, heldout = load_builtin_manifest()["test"], load_heldout()
-    chosen = mechanisms or list(ABLATION)
-    unknown = [m for m in chosen if m not in ABLATION]
-    if unknown:
-        raise ValueError(f"unknown mechanism {', '.join(unknown)}; expected some of {', '.join(ABLATION)}")
     if quick:
         size, drift = 20, min(drift, 40)
     retriever.build_gallery([Item(image=i.image, text=i.text, label=i.label, key=str(i.label)) for i in test])
