@@ -190,6 +190,7 @@ def run(args) -> int:
         speech.listen_button.setChecked(True)
         speech.listen_button.blockSignals(False)
         listener = speech.hands_free.listener
+        speech.hands_free.failed.connect(lambda message: failed("listening", message))
         listener.start()                # its thread loads the detector first (once; measured apart below)
         loading = time.perf_counter()
 
@@ -202,7 +203,10 @@ def run(args) -> int:
 
         def when_loaded() -> None:
             if listener.cutter is None:
-                QTimer.singleShot(5, when_loaded)
+                if not listener.running or time.perf_counter() - loading > 60:
+                    failed("listening", "the voice-activity detector did not load")
+                else:
+                    QTimer.singleShot(5, when_loaded)
                 return
             record["detector_load_ms"] = round(1000 * (time.perf_counter() - loading), 1)
             threading.Thread(target=feed, daemon=True).start()

@@ -12,9 +12,9 @@ Deciding that speech has ended takes the hangover plus the few windows Silero's 
 a voice stops (~280 ms in all with the 200 ms hangover). A cutter made with `tentative=True` does not wait for that to answer: at
 the first quiet window it hands over a TENTATIVE utterance (the speech may still go on); if the speech goes
 on, the next quiet window brings a longer TENTATIVE one that replaces it, and once the hangover has passed
-the last is CONFIRMED (that was the whole utterance: nothing new to ask). Speech too short to be an
-utterance at its first quiet window is not asked then, only (if long enough by then) as a FINAL one at
-its end; speech cut at the length limit is FINAL too.
+the last is CONFIRMED (that was the whole utterance: nothing new to ask). Speech too short at its first
+quiet window is no utterance (a click, a cough) unless it goes on; speech cut at the length limit is
+FINAL.
 """
 from __future__ import annotations
 
@@ -123,7 +123,11 @@ class UtteranceCutter:
                     found += self._cut(self._start, min(int(event["end"]), self.heard))
                 self._start, self._asked = None, None
             elif self._start is not None and self.heard - self._start >= self.max_samples:
-                found += self._cut(self._start, self.heard)
+                if self._asked is not None and self._asked[1] is not None and self.iterator.temp_end == self._asked[0]:
+                    # quiet since its tentative cut: that was all of it (not the same audio asked again)
+                    found.append(replace(self._asked[1], kind=CONFIRMED, cut_at=time.perf_counter()))
+                else:
+                    found += self._cut(self._start, self.heard)
                 self._start, self._asked = self.heard, None
             elif self.tentative and self._start is not None and self.iterator.temp_end \
                     and (self._asked is None or self._asked[0] != self.iterator.temp_end):

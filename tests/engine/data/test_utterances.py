@@ -136,3 +136,13 @@ def test_speech_that_goes_on_after_a_tentative_cut_is_asked_again_whole(detector
     seven, both, ended = found
     assert _covers(seven, stream.spans[0]) and seven.end_s * VAD_RATE < stream.spans[1][0]
     assert _covers(both, (stream.spans[0][0], stream.spans[1][1])) and ended.waveform is both.waveform
+
+
+def test_the_length_limit_reached_while_a_tentative_utterance_stands_confirms_it(detector):
+    # the limit falls in the hangover after "forty two": that audio is not asked a second time as FINAL
+    stream = spoken_stream((42,), noise_db=-50.0, seed=1)
+    [first, _] = _feed(UtteranceCutter(detector=detector, tentative=True), stream.samples, [512])
+    limit = first.end_s - first.start_s + 0.1
+    found = _feed(UtteranceCutter(detector=detector, tentative=True, hangover_ms=400, max_seconds=limit),
+                  stream.samples, [512])
+    assert [u.kind for u in found] == [TENTATIVE, CONFIRMED] and found[1].waveform is found[0].waveform
