@@ -85,9 +85,9 @@ def listening_latency(record: dict) -> dict:
             cut.append(1e3 * (cuts[0] - end))
     asked = [u for u in heard if u.to_ask]
     ended = [u for u in heard if u.kind != TENTATIVE]
-    out = {"detector_load_ms": record.get("detector_load_ms"), "numbers_spoken": len(stream.spans), "queries": len(asked), "utterances": len(ended),
-           "tentative_replaced": len(asked) - len(ended), "answers_shown": len(shown),
-           "numbers_answered": len(latencies), "top1_right": right}
+    out = {"detector_load_ms": record.get("detector_load_ms"), "numbers_spoken": len(stream.spans),
+           "queries": len(asked), "utterances": len(ended), "tentative_replaced": len(asked) - len(ended),
+           "answers_shown": len(shown), "numbers_answered": len(latencies), "top1_right": right}
     if latencies:
         out["latency_ms"] = {"p50": round(float(np.percentile(latencies, 50)), 1),
                              "max": round(float(np.max(latencies)), 1),

@@ -9,9 +9,9 @@ where speech starts and ends; `UtteranceCutter` keeps the samples, pads and boun
 interface ever runs the network.
 
 Deciding that speech has ended takes the hangover plus the few windows Silero's probability lingers after
-a voice stops (~280 ms in all with the 200 ms hangover). A cutter made with `tentative=True` does not wait for that to answer: at
-the first quiet window it hands over a TENTATIVE utterance (the speech may still go on); if the speech goes
-on, the next quiet window brings a longer TENTATIVE one that replaces it, and once the hangover has passed
+a voice stops (~280 ms in all with the 200 ms hangover). A cutter made with `tentative=True` does not wait
+for that to answer: at the first quiet window it hands over a TENTATIVE utterance (the speech may still go
+on); if the speech goes on, the next quiet window brings a longer TENTATIVE one that replaces it, and once the hangover has passed
 the last is CONFIRMED (that was the whole utterance: nothing new to ask). Speech too short at its first
 quiet window is no utterance (a click, a cough) unless it goes on; speech cut at the length limit is
 FINAL.
@@ -117,15 +117,15 @@ class UtteranceCutter:
             if event and "start" in event:
                 self._start, self._asked = int(event["start"]), None
             elif event and "end" in event and self._start is not None:
-                if self._asked is not None and self._asked[0] == quiet_since and self._asked[1] is not None:
-                    found.append(replace(self._asked[1], kind=CONFIRMED, cut_at=time.perf_counter()))
+                if (standing := self._standing(quiet_since)) is not None:
+                    found.append(replace(standing, kind=CONFIRMED, cut_at=time.perf_counter()))
                 else:
                     found += self._cut(self._start, min(int(event["end"]), self.heard))
                 self._start, self._asked = None, None
             elif self._start is not None and self.heard - self._start >= self.max_samples:
-                if self._asked is not None and self._asked[1] is not None and self.iterator.temp_end == self._asked[0]:
+                if (standing := self._standing(self.iterator.temp_end)) is not None:
                     # quiet since its tentative cut: that was all of it (not the same audio asked again)
-                    found.append(replace(self._asked[1], kind=CONFIRMED, cut_at=time.perf_counter()))
+                    found.append(replace(standing, kind=CONFIRMED, cut_at=time.perf_counter()))
                 else:
                     found += self._cut(self._start, self.heard)
                 self._start, self._asked = self.heard, None
@@ -138,6 +138,13 @@ class UtteranceCutter:
                 found += asked
         self._forget()
         return found
+
+    def _standing(self, quiet_since: int) -> Utterance | None:
+        """The tentative utterance cut in the quiet spell that began at `quiet_since`, if one was (no speech
+        since: VADIterator starts a new spell whenever the voice comes back)."""
+        if self._asked is not None and quiet_since and self._asked[0] == quiet_since:
+            return self._asked[1]
+        return None
 
     def _cut(self, start: int, end: int, kind: str = FINAL, trailing: int | None = None) -> list[Utterance]:
         """`trailing`: the quiet samples after the speech in [start, end) (the padding, unless cut sooner)."""
