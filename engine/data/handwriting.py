@@ -1,8 +1,7 @@
 """Handwritten numbers composed from single digits: how the built-in images are drawn.
 
 The generator draws the shipped images with `render_number`; training draws fresh ones from the same
-training-split digit samples (`resources/builtin/train_digits.npy`) and from MNIST digits made into
-samples of the same 8 x 8 kind (`mnist_digits.npy`: hundreds more writers), so the model sees far more
+training-split digit samples (`resources/builtin/train_digits.npy`), so the model sees far more
 handwriting than the 1600 stored images without ever seeing a validation or test sample.
 """
 from __future__ import annotations
@@ -15,7 +14,6 @@ from PIL import Image
 from engine.data.builtin import IMAGE_SIZE  # (height, width)
 
 TRAIN_DIGITS = "train_digits.npy"  # rows of [digit, 64 pixels of an 8x8 sample with values 0..16]
-MNIST_DIGITS = "mnist_digits.npy"  # the same rows, made from MNIST digits (training only)
 
 
 def upscale_glyph(sample: np.ndarray) -> np.ndarray:
@@ -59,20 +57,17 @@ def render_number(label: int, sample_ids: list[int], digit_images: np.ndarray, r
     return np.clip(np.rint(canvas * ink), 0, 255).astype(np.uint8)
 
 
-class HandwritingSynth:
-    """Draws a new image of a number from random training digit samples. With several sample files
-    (sources of writers), each number picks its source evenly, then its digits from that source."""
 
-    def __init__(self, *paths: str | Path):
-        sources = [np.load(path) for path in paths]
-        rows = np.concatenate(sources)
+
+class HandwritingSynth:
+    """Draws a new image of a number from random training-split digit samples."""
+
+    def __init__(self, path: str | Path):
+        rows = np.load(path)
         self.images = rows[:, 1:].reshape(-1, 8, 8).astype(np.float64)
-        starts = np.cumsum([0] + [len(source) for source in sources])
-        self.pools = [{d: start + np.flatnonzero(source[:, 0] == d) for d in range(10)}
-                      for start, source in zip(starts, sources)]
+        self.pools = {d: np.flatnonzero(rows[:, 0] == d) for d in range(10)}
         self.glyphs: dict[int, np.ndarray] = {}
 
     def __call__(self, label: int, rng: np.random.Generator) -> np.ndarray:
-        pools = self.pools[int(rng.integers(len(self.pools)))] if len(self.pools) > 1 else self.pools[0]  # one source draws as it always did: older runs resume exactly
-        ids = [int(rng.choice(pools[int(d)])) for d in str(label)]
+        ids = [int(rng.choice(self.pools[int(d)])) for d in str(label)]
         return render_number(label, ids, self.images, rng, self.glyphs)

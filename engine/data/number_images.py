@@ -1,4 +1,4 @@
-"""Fresh images of a number for training, drawn the ways people make numbers: handwritten (UCI and MNIST digits),
+"""Fresh images of a number for training, drawn the ways people make numbers: handwritten (UCI digits),
 printed in a font, sketched with a mouse or finger, and any of those photographed on paper.
 
 Only training sources are used (training digit samples, training fonts, training stroke families); the
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.data.handwriting import MNIST_DIGITS, TRAIN_DIGITS, HandwritingSynth
+from engine.data.handwriting import TRAIN_DIGITS, HandwritingSynth
 from engine.data.paper import TRAINING, photograph
 from engine.data.printed import GLYPHS_FILE, PrintedSynth
 from engine.data.sketched import STROKES_FILE, SketchSynth
@@ -34,9 +34,8 @@ class NumberImageSynth:
     def from_folder(cls, root: str | Path) -> "NumberImageSynth | None":
         """The training synthesisers whose files the built-in data folder holds; None if it holds none."""
         root, ways = Path(root), {}
-        digits = [root / name for name in (TRAIN_DIGITS, MNIST_DIGITS) if (root / name).is_file()]
-        if digits:
-            ways["handwritten"] = HandwritingSynth(*digits)
+        if (root / TRAIN_DIGITS).is_file():
+            ways["handwritten"] = HandwritingSynth(root / TRAIN_DIGITS)
         if (root / GLYPHS_FILE).is_file():
             with np.load(root / GLYPHS_FILE) as glyphs:
                 ways["printed"] = PrintedSynth(glyphs["train_fonts"], [str(n) for n in glyphs["train_font_names"]])

