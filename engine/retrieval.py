@@ -29,6 +29,7 @@ from engine.device import autocast, pick_device
 from engine.events import Hit, MemoryFrame, QueryAnswer
 from engine.threads import intra_op_threads, threads_for
 from engine.training.checkpoint import load_model
+from engine.query_views import pool_views, shifted_views
 from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
 from engine.vocabulary import DEFAULT_ADAPTATION, MODALITIES, SPLITS
 
@@ -121,6 +122,14 @@ class Retriever:
         with autocast(self.cfg.precision, self.device):
             return self.model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu()
 
+    @torch.no_grad()
+    def _encode_query(self, modality: str, inputs: dict) -> torch.Tensor:
+        """A query's embedding: an image's is the mean of its shifted views (`engine.query_views`)."""
+        if modality != "image":
+            return self._encode(modality, inputs)
+        with autocast(self.cfg.precision, self.device):
+            return pool_views(self.model.encode("image", shifted_views(inputs["image"]))).cpu()
+
     def set_adaptation(self, mechanisms, **options) -> None:
         """Which learners adapt from now on (`ADAPTATION_MECHANISMS`), with `Adapter`'s options (by default
         the query-time ones of `default_adaptation`); what the old ones changed is undone."""
@@ -132,12 +141,14 @@ class Retriever:
         with intra_op_threads(threads_for(1)):
             self.threads_used = torch.get_num_threads()
             sample = self.sample(modality, value)
+            inputs = self._inputs([sample])
             if not adapt:
-                embedding = self._encode(modality, self._inputs([sample]))[0]
+                embedding = self._encode_query(modality, inputs)[0]
             else:
-                inputs = self._inputs([sample])
                 with self.adapter.writing():
-                    embedding = self._encode(modality, inputs)[0]
+                    embedding = self._encode(modality, inputs)[0]   # one view writes, as one query should
+                if modality == "image":
+                    embedding = self._encode_query(modality, inputs)[0]   # answered from what it wrote
                 target = self.galleries.get("text" if modality == "image" else "image")
                 if self.adapter.learns_online and target is not None and len(target.ids):
                     self.adapter.learn(modality, inputs, target.embeddings, target.ids,
@@ -150,7 +161,7 @@ class Retriever:
     def embed_many(self, modality: str, values: list, batch_size: int = 64) -> torch.Tensor:
         """Embeddings of many queries at once, without adaptation -> (N, D) on the CPU."""
         with intra_op_threads(threads_for(min(batch_size, len(values)))):
-            rows = [self._encode(modality, self._inputs([self.sample(modality, v, i)
+            rows = [self._encode_query(modality, self._inputs([self.sample(modality, v, i)
                                                          for i, v in enumerate(values[start:start + batch_size])]))
                     for start in range(0, len(values), batch_size)]
         return torch.cat(rows) if rows else torch.zeros(0, self.cfg.d_model)

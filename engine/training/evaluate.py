@@ -14,6 +14,7 @@ from engine.config import NLMMConfig
 from engine.data.dataset import Collate, Item, MultimodalDataset, make_loader, model_batch
 from engine.data.text import Tokenizer
 from engine.device import autocast
+from engine.query_views import pool_views, shifted_views
 from engine.vocabulary import DIRECTION_NAMES, DIRECTIONS, MODALITIES
 
 KS = (1, 5, 10)
@@ -54,7 +55,8 @@ def distinct_sources(items: list[Item], ids: list[int], modality: str) -> tuple[
 @torch.no_grad()
 def embed_gallery(model, items: list[Item], ids: list[int], modality: str, cfg: NLMMConfig,
                   tokenizer: Tokenizer, device: torch.device, batch_size: int = 128,
-                  progress=None, dataset_cache: dict | None = None) -> EmbeddedGallery:
+                  progress=None, dataset_cache: dict | None = None, as_queries: bool = False) -> EmbeddedGallery:
+    """`as_queries`: embed images as queries are, the mean of their shifted views (`engine.query_views`)."""
     sources, source_ids = distinct_sources(items, ids, modality)
     dataset = MultimodalDataset(sources, cfg)
     if dataset_cache is not None:
@@ -66,7 +68,10 @@ def embed_gallery(model, items: list[Item], ids: list[int], modality: str, cfg: 
         inputs = model_batch(batch, device)
         if modality in inputs:
             with autocast(cfg.precision, device):
-                rows.append(model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu())
+                if as_queries and modality == "image":
+                    rows.append(pool_views(model.encode("image", shifted_views(inputs["image"]))).cpu())
+                else:
+                    rows.append(model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu())
             for position in batch[f"{modality}_index"].tolist():  # unreadable files drop out
                 index = int(batch["items"][position])
                 kept.append(sources[index])
@@ -88,15 +93,20 @@ def recall_at(queries: EmbeddedGallery, gallery: EmbeddedGallery, ks=KS) -> dict
 
 
 def evaluate(model, items: list[Item], cfg: NLMMConfig, tokenizer: Tokenizer, device: torch.device,
-             batch_size: int = 128, progress=None) -> dict[str, dict[str, float]]:
-    """{"image->text": {"R@1", "R@5", "R@10"}, …} for every direction both of whose modalities exist."""
+             batch_size: int = 128, progress=None, image_views: bool = True) -> dict[str, dict[str, float]]:
+    """{"image->text": {"R@1", "R@5", "R@10"}, …} for every direction both of whose modalities exist.
+    Image queries are embedded as live queries are (shifted views) unless `image_views` is False."""
     ids = item_identity(items)
     present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
     galleries = {m: embed_gallery(model, items, ids, m, cfg, tokenizer, device, batch_size) for m in present}
+    queries = dict(galleries)
+    if image_views and "image" in galleries:
+        queries["image"] = embed_gallery(model, items, ids, "image", cfg, tokenizer, device, batch_size,
+                                         as_queries=True)
     if progress is not None:
         progress(len(present), len(present))
     usable = {m for m, g in galleries.items() if len(g.ids)}  # every file of a modality may have failed
-    return {name: recall_at(galleries[q], galleries[g])
+    return {name: recall_at(queries[q], galleries[g])
             for (q, g), name in zip(DIRECTIONS, DIRECTION_NAMES) if q in usable and g in usable}
 
 
