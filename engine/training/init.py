@@ -79,11 +79,14 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
     """What a fine-tune trains with unless told otherwise: the checkpoint's config, a warm-up that fits a
     short run (the checkpoint's 50 steps would be most of a one-minute teach), `mix` of each batch
     rehearsing the built-in set, batches of at most FINE_TUNE_BATCH, and every rate (outer and each CMS
-    level's) times `lr_scale`."""
-    cfg = checkpoint_training_config(path)
-    cfg.train.lr *= lr_scale
-    for level in cfg.cms_levels:
-        level.lr *= lr_scale
+    level's) the model was first trained with times `lr_scale` (so teaching a taught model again does not
+    shrink them again)."""
+    payload = load_checkpoint(path)
+    cfg = checkpoint_config(payload, path)
+    trained = checkpoint_config({"config": payload["trained_config"]}, path) if "trained_config" in payload else cfg
+    cfg.train.lr = trained.train.lr * lr_scale
+    for level, first in zip(cfg.cms_levels, trained.cms_levels):
+        level.lr = first.lr * lr_scale
     steps = steps or cfg.train.steps
     cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
     cfg.data.mix_builtin = mix

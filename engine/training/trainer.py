@@ -136,8 +136,13 @@ class Trainer:
                     raise CheckpointError(f"{self.out_dir / CHECKPOINT}: cannot resume from it: it holds no '{key}' "
                                           "(a checkpoint slimmed for using the model, not for training on)")
             cfg = checkpoint_config(resume_payload, self.out_dir / CHECKPOINT)
-        # A fine-tune, started now or resumed: its checkpoints name where it started from.
+        # A fine-tune, started now or resumed: its checkpoints name where it started from, and the config the
+        # model was first trained with (a fine-tune of a fine-tune scales those rates, not its parent's).
         self.init = str(init) if init is not None else (resume_payload or {}).get("init")
+        self.trained_config = (resume_payload or {}).get("trained_config")
+        if init is not None:
+            parent = load_checkpoint(init)
+            self.trained_config = parent.get("trained_config", parent.get("config"))
         self.data = load_source(data) if isinstance(data, str) else data
         builtin = None
         if self.init is not None and self.data.source != "builtin":
@@ -252,7 +257,8 @@ class Trainer:
                              train_state=self.step_fn.state_dict(),
                              rng={"torch": torch.get_rng_state()},
                              total_steps=self.total_steps, recall=self.last_recall,
-                             **({"init": self.init} if self.init is not None else {}))
+                             **({"init": self.init} if self.init is not None else {}),
+                             **({"trained_config": self.trained_config} if self.trained_config is not None else {}))
 
     def save(self) -> Path | None:
         """Raises FloatingPointError rather than write weights that hold NaN or infinity."""

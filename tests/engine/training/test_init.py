@@ -13,7 +13,7 @@ from engine.data.mix import MixedBatchSampler
 from engine.data.text import UNK, Tokenizer
 from engine.training.checkpoint import load_checkpoint
 from engine.training.evaluate import embed_gallery, item_identity
-from engine.training.init import start_from
+from engine.training.init import fine_tune_config, start_from
 from engine.training.trainer import Trainer
 from tests.small_model import small_config
 
@@ -137,6 +137,11 @@ def test_a_fine_tune_on_a_small_folder_teaches_a_room_the_model_handles_badly(fl
     tuned, cfg, tokenizer, payload = load_model(tmp_path / "run" / "checkpoint.pt")
     after = _top1_audio_to_image(tuned, cfg, tokenizer, other, images)
     assert payload["init"] == str(DEFAULT_CHECKPOINT) and payload["step"] == 60
+    # teaching the taught model again starts from the rates the model was first trained with, not a quarter
+    # of a quarter of them
+    assert payload["trained_config"] == load_checkpoint(DEFAULT_CHECKPOINT).get("trained_config")
+    again, first = fine_tune_config(tmp_path / "run" / "checkpoint.pt"), fine_tune_config(DEFAULT_CHECKPOINT)
+    assert again.train.lr == first.train.lr and [lv.lr for lv in again.cms_levels] == [lv.lr for lv in first.cms_levels]
     assert after >= before + 0.15, f"top-1 on the other voices: {before:.2f} before, {after:.2f} after"
 
 
