@@ -142,7 +142,7 @@ def test_a_fine_tune_on_a_small_folder_teaches_a_room_the_model_handles_badly(fl
     assert payload["trained_config"] == load_checkpoint(DEFAULT_CHECKPOINT).get("trained_config")
     again, first = fine_tune_config(tmp_path / "run" / "checkpoint.pt"), fine_tune_config(DEFAULT_CHECKPOINT)
     assert again.train.lr == first.train.lr and [lv.lr for lv in again.cms_levels] == [lv.lr for lv in first.cms_levels]
-    assert after >= before + 0.15, f"top-1 on the other voices: {before:.2f} before, {after:.2f} after"
+    assert after >= before + 0.2, f"top-1 on the other voices: {before:.2f} before, {after:.2f} after"
 
 
 def test_a_fine_tune_resumes_exactly(small_checkpoint, data_folder, tmp_path):
