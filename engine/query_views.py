@@ -28,3 +28,8 @@ def pool_views(embeddings: torch.Tensor) -> torch.Tensor:
     """(B * len(SHIFTS), D) view embeddings -> (B, D) unit-length means."""
     per_image = F.normalize(embeddings.float(), dim=-1).unflatten(0, (-1, len(SHIFTS)))
     return F.normalize(per_image.mean(dim=1), dim=-1)
+
+
+def encode_image_queries(model, images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images -> (B, D) query embeddings, under the caller's autocast."""
+    return pool_views(model.encode("image", shifted_views(images)))

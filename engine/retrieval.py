@@ -29,7 +29,7 @@ from engine.device import autocast, pick_device
 from engine.events import Hit, MemoryFrame, QueryAnswer
 from engine.threads import intra_op_threads, threads_for
 from engine.training.checkpoint import load_model
-from engine.query_views import pool_views, shifted_views
+from engine.query_views import encode_image_queries
 from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
 from engine.vocabulary import DEFAULT_ADAPTATION, MODALITIES, SPLITS
 
@@ -128,7 +128,7 @@ class Retriever:
         if modality != "image":
             return self._encode(modality, inputs)
         with autocast(self.cfg.precision, self.device):
-            return pool_views(self.model.encode("image", shifted_views(inputs["image"]))).cpu()
+            return encode_image_queries(self.model, inputs["image"]).cpu()
 
     def set_adaptation(self, mechanisms, **options) -> None:
         """Which learners adapt from now on (`ADAPTATION_MECHANISMS`), with `Adapter`'s options (by default

@@ -14,7 +14,7 @@ from engine.config import NLMMConfig
 from engine.data.dataset import Collate, Item, MultimodalDataset, make_loader, model_batch
 from engine.data.text import Tokenizer
 from engine.device import autocast
-from engine.query_views import pool_views, shifted_views
+from engine.query_views import encode_image_queries
 from engine.vocabulary import DIRECTION_NAMES, DIRECTIONS, MODALITIES
 
 KS = (1, 5, 10)
@@ -69,7 +69,7 @@ def embed_gallery(model, items: list[Item], ids: list[int], modality: str, cfg: 
         if modality in inputs:
             with autocast(cfg.precision, device):
                 if as_queries and modality == "image":
-                    rows.append(pool_views(model.encode("image", shifted_views(inputs["image"]))).cpu())
+                    rows.append(encode_image_queries(model, inputs["image"]).cpu())
                 else:
                     rows.append(model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float().cpu())
             for position in batch[f"{modality}_index"].tolist():  # unreadable files drop out
@@ -93,14 +93,14 @@ def recall_at(queries: EmbeddedGallery, gallery: EmbeddedGallery, ks=KS) -> dict
 
 
 def evaluate(model, items: list[Item], cfg: NLMMConfig, tokenizer: Tokenizer, device: torch.device,
-             batch_size: int = 128, progress=None, image_views: bool = True) -> dict[str, dict[str, float]]:
+             batch_size: int = 128, progress=None) -> dict[str, dict[str, float]]:
     """{"image->text": {"R@1", "R@5", "R@10"}, …} for every direction both of whose modalities exist.
-    Image queries are embedded as live queries are (shifted views) unless `image_views` is False."""
+    Image queries are embedded as live queries are (shifted views); the galleries keep one view."""
     ids = item_identity(items)
     present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
     galleries = {m: embed_gallery(model, items, ids, m, cfg, tokenizer, device, batch_size) for m in present}
     queries = dict(galleries)
-    if image_views and "image" in galleries:
+    if "image" in galleries:
         queries["image"] = embed_gallery(model, items, ids, "image", cfg, tokenizer, device, batch_size,
                                          as_queries=True)
     if progress is not None:

@@ -38,6 +38,7 @@ class Start:
     tokenizer: Tokenizer       # the checkpoint's vocabulary, grown by the new words
     state: dict                # the weights, rows added for the new words
     new_words: list[str]
+    trained_config: dict       # the config the model was first trained with (`first_config`)
 
 
 def model_mismatch(requested: NLMMConfig, trained: NLMMConfig) -> str | None:
@@ -69,6 +70,11 @@ FINE_TUNE_LR_SCALE = 0.25
 FINE_TUNE_BATCH = 32    # at most: a step costs about its batch, so a one-minute teach takes more, smaller steps
 
 
+def first_config(payload: dict) -> dict:
+    """The config a checkpoint's model was first trained with: a fine-tune's records its origin's."""
+    return payload.get("trained_config", payload["config"])
+
+
 def checkpoint_training_config(path: str | os.PathLike) -> NLMMConfig:
     """The config a checkpoint was trained with."""
     return checkpoint_config(load_checkpoint(path), path)
@@ -83,7 +89,7 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
     shrink them again)."""
     payload = load_checkpoint(path)
     cfg = checkpoint_config(payload, path)
-    trained = checkpoint_config({"config": payload["trained_config"]}, path) if "trained_config" in payload else cfg
+    trained = checkpoint_config({"config": first_config(payload)}, path)
     cfg.train.lr = trained.train.lr * lr_scale
     for level, first in zip(cfg.cms_levels, trained.cms_levels):
         level.lr = first.lr * lr_scale
@@ -128,7 +134,7 @@ def start_from(path: str | os.PathLike, captions: list[str], requested: NLMMConf
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit its config ({first[:200]})") from None
-    return Start(cfg, grown, state, grown.vocabulary[len(tokenizer):])
+    return Start(cfg, grown, state, grown.vocabulary[len(tokenizer):], first_config(payload))
 
 
 def _grow_token_rows(state: dict, target: dict, old_words: int, new_words: int, unk: int) -> dict:

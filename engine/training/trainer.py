@@ -140,9 +140,6 @@ class Trainer:
         # model was first trained with (a fine-tune of a fine-tune scales those rates, not its parent's).
         self.init = str(init) if init is not None else (resume_payload or {}).get("init")
         self.trained_config = (resume_payload or {}).get("trained_config")
-        if init is not None:
-            parent = load_checkpoint(init)
-            self.trained_config = parent.get("trained_config", parent.get("config"))
         self.data = load_source(data) if isinstance(data, str) else data
         builtin = None
         if self.init is not None and self.data.source != "builtin":
@@ -153,7 +150,7 @@ class Trainer:
         start, self.new_words = None, []
         if init is not None:
             start = start_from(init, self.data.captions("train"), cfg)
-            cfg, self.new_words = start.cfg, start.new_words
+            cfg, self.new_words, self.trained_config = start.cfg, start.new_words, start.trained_config
         self.cfg = cfg
         self.total_steps = steps if steps is not None else cfg.train.steps
         self.tokenizer = (Tokenizer.from_state_dict(resume_payload["tokenizer"]) if resume_payload
