@@ -78,20 +78,28 @@ def _measure(checkpoint: Path, device, test_items, taught, untaught) -> dict:
 
 
 class FitToBudget:
-    """A step listener that shortens the run to what fits in `budget_s` at the rate seen so far (every 5
-    steps), so that the learning-rate schedule ends with the budget instead of being cut off at its high
-    point; the timer that stops the run stays the hard limit. It runs on the trainer's thread."""
+    """A step listener that fits the run to what the budget allows at the rate seen so far (every 5 steps),
+    so that the learning-rate schedule ends with the budget instead of being cut off at its high point; the
+    timer that stops the run stays the hard limit. The rate is measured from step 5 on (the first batches
+    load and warm up), and the fit may grow again up to the planned steps: a slow start once fixed a run
+    at half its length. It runs on the trainer's thread."""
 
     def __init__(self, trainer, budget_s: float):
-        self.trainer, self.budget_s = trainer, budget_s
+        self.trainer, self.budget_s, self.planned = trainer, budget_s, trainer.total_steps
         self.started = time.perf_counter()
+        self.first: tuple[int, float] | None = None
 
     def __call__(self, event) -> None:
         if event.kind != "step" or event.step % 5:
             return
-        elapsed = time.perf_counter() - self.started
-        fits = int(event.step * self.budget_s / elapsed)   # the first batches' loading makes this cautious
-        self.trainer.total_steps = max(event.step, min(self.trainer.total_steps, fits))   # never longer
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = (event.step, now)
+            return
+        step, at = self.first
+        rate = (event.step - step) / (now - at)
+        fits = event.step + int(rate * (self.budget_s - (now - self.started)))
+        self.trainer.total_steps = max(event.step + 1, min(self.planned, fits))
 
 
 def _write_folder(root: Path, clips) -> None:
