@@ -132,8 +132,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             printer.line(f"training {trainer.cfg.name} ({trainer.model.num_parameters() / 1e6:.1f} M parameters) on "
                          f"{trainer.data.source}, {trainer.device}, into {trainer.out_dir}"
                          + (f", resuming at step {trainer.step}" if args.resume else "")
-                         + (f", fine-tuning {trainer.init} with {100 * trainer.cfg.data.mix_builtin:.0f} % "
-                            "built-in items" if trainer.init else ""))
+                         + (f", fine-tuning {trainer.init}" if trainer.init else "")
+                         + (f" with {100 * trainer.cfg.data.mix_builtin:.0f} % built-in items"
+                            if trainer.init and trainer.data.source != "builtin" else ""))
+            if trainer.frozen_parameters:
+                learning = trainer.cfg.train.learn_only
+                kept = [m for m in MODALITIES if m not in learning] + ["the shared memory"]
+                printer.line(f"learning only what reads {' and '.join(learning)}: {', '.join(kept)} stay as they "
+                             f"were ({trainer.frozen_parameters / 1e6:.1f} M parameters frozen)")
             if trainer.new_words:
                 shown = ", ".join(trainer.new_words[:8]) + (", …" if len(trainer.new_words) > 8 else "")
                 printer.line(f"{len(trainer.new_words)} new word(s) join the vocabulary: {shown}")

@@ -136,6 +136,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     decoder_weight: float = 0.0  # > 0: train the optional decoder heads as an auxiliary loss
+    # The modalities whose encoders and heads learn; the others and the shared central memory stay frozen.
+    # Empty: everything learns, except in a fine-tune (`--init`), which learns what the user's items bring.
+    learn_only: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -301,6 +304,8 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     _at_most("ttt.lr", cfg.ttt.lr, MAX_LR)
     for i, modality in enumerate(cfg.ttt.write_modalities):
         _one_of(f"ttt.write_modalities[{i}]", modality, MODALITIES)
+    for i, modality in enumerate(cfg.train.learn_only):
+        _one_of(f"train.learn_only[{i}]", modality, MODALITIES)
     _one_of("precision", cfg.precision, PRECISIONS)
     _at_least("text.vocab_size", cfg.text.vocab_size, 4)
     _at_least("text.max_tokens", cfg.text.max_tokens, 1)

@@ -35,7 +35,8 @@ class SelfModifyingLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.linear(x, self.weight, self.bias)
-        if self.lr > 0 and (self.training or self.adapting):
+        # A frozen layer (a fine-tune that keeps this modality as it was) does not modify itself either.
+        if self.lr > 0 and ((self.training and self.weight.requires_grad) or self.adapting):
             with torch.no_grad():
                 self.pending_update = self_modification(self.weight, x.detach(), self.lr, self.mode)
             if self.adapting and not self.training:

@@ -99,6 +99,22 @@ class NLMM(nn.Module):
     def outer_parameters(self) -> list[nn.Parameter]:
         return [p for _, p in self.named_outer_parameters()]
 
+    def learn_only(self, modalities) -> int:
+        """Freeze every weight that does not read one of `modalities`: the other modalities' encoders, heads
+        and decoders, and the central memory every modality passes through. Teaching the model a voice
+        then leaves how it reads images and text exactly as it was, and the voice is learnt against them.
+        Returns how many parameters were frozen (none when `modalities` names them all)."""
+        keep = set(modalities)
+        if keep >= set(MODALITIES):
+            return 0
+        frozen = 0
+        for name, param in self.named_parameters():
+            reads = next((m for m in MODALITIES if m in name.split(".")[:3]), None)
+            if reads not in keep:
+                param.requires_grad_(False)
+                frozen += param.numel()
+        return frozen
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

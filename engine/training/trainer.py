@@ -103,6 +103,12 @@ def check_trainable(data: DataSplits, allow_missing=()) -> None:
                         f"{', '.join(have) or 'none'})")
 
 
+def brought_files(items) -> set[str]:
+    """The modalities a user's own items hold files of: what a fine-tune on them teaches (their captions
+    teach text only through new words)."""
+    return {m for m in ("image", "audio") if any(getattr(item, m) is not None for item in items)}
+
+
 class Trainer:
     def __init__(self, cfg: NLMMConfig, data: str | DataSplits = "builtin", out_dir: str | Path | None = None,
                  device: str | None = None, steps: int | None = None, resume: bool = False,
@@ -141,9 +147,10 @@ class Trainer:
         self.init = str(init) if init is not None else (resume_payload or {}).get("init")
         self.trained_config = (resume_payload or {}).get("trained_config")
         self.data = load_source(data) if isinstance(data, str) else data
-        builtin = None
+        builtin, brought = None, set(MODALITIES)
         if self.init is not None and self.data.source != "builtin":
             builtin = load_source("builtin")
+            brought = brought_files(self.data.splits.get("train", []))   # before recordings get built-in pairs
             self.data = teach_splits(self.data, builtin)
         check_trainable(self.data, allow_missing)
         train_items = self.data.splits.get("train", [])
@@ -151,6 +158,8 @@ class Trainer:
         if init is not None:
             start = start_from(init, self.data.captions("train"), cfg)
             cfg, self.new_words, self.trained_config = start.cfg, start.new_words, start.trained_config
+            if not cfg.train.learn_only:   # recorded in the run's config, so a resumed run freezes the same
+                cfg.train.learn_only = [m for m in MODALITIES if m in brought or (m == "text" and self.new_words)]
         self.cfg = cfg
         self.total_steps = steps if steps is not None else cfg.train.steps
         self.tokenizer = (Tokenizer.from_state_dict(resume_payload["tokenizer"]) if resume_payload
@@ -161,6 +170,7 @@ class Trainer:
         self.model = NLMM(cfg).to(self.device)
         if start is not None:
             self.model.load_state_dict(start.state)
+        self.frozen_parameters = self.model.learn_only(cfg.train.learn_only) if cfg.train.learn_only else 0
         forward_model = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel

@@ -1,6 +1,6 @@
 """Fine-tuning from a trained checkpoint (`nlmm train --init`): the vocabulary grows without moving old
-words, the user's items mix with built-in ones, a fine-tune teaches what it was shown, it resumes exactly,
-and bad input is one line."""
+words, the user's items mix with built-in ones, a fine-tune teaches what it was shown and leaves the parts
+reading other modalities as they were, it resumes exactly, and bad input is one line."""
 import csv
 
 import pytest
@@ -144,6 +144,14 @@ def test_a_fine_tune_on_a_small_folder_teaches_a_room_the_model_handles_badly(fl
     again, first = fine_tune_config(tmp_path / "run" / "checkpoint.pt"), fine_tune_config(DEFAULT_CHECKPOINT)
     assert again.train.lr == first.train.lr and [lv.lr for lv in again.cms_levels] == [lv.lr for lv in first.cms_levels]
     assert after >= before + 0.2, f"top-1 on the other voices: {before:.2f} before, {after:.2f} after"
+    # recordings alone teach the parts that hear: how the model reads images and text, and the memory all
+    # modalities share, are exactly as they were (HOPE's self-modification included)
+    assert payload["config"]["train"]["learn_only"] == ["audio"]
+    reads_audio = [name for name in shipped["model"] if name.startswith(("encoders.audio.", "heads.audio."))]
+    assert any(not torch.equal(payload["model"][name], shipped["model"][name]) for name in reads_audio)
+    for name, weight in shipped["model"].items():
+        if name not in reads_audio:
+            assert torch.equal(payload["model"][name], weight), f"{name} changed"
 
 
 def test_a_fine_tune_resumes_exactly(small_checkpoint, data_folder, tmp_path):
@@ -206,4 +214,6 @@ def test_nlmm_train_init_writes_a_run_folder_that_loads(small_checkpoint, data_f
     assert code == 0, capsys.readouterr().err
     payload = load_checkpoint(out / "checkpoint.pt")
     assert payload["config"]["data"]["mix_builtin"] == 0.5 and (out / "config.yaml").is_file()
+    # the folder brings images, recordings and new words: every part learns
+    assert payload["config"]["train"]["learn_only"] == ["text", "image", "audio"]
     assert payload["tokenizer"]["vocabulary"][-4:] == ["hand", "in", "my", "own"]
