@@ -137,9 +137,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                             if trainer.init and trainer.data.source != "builtin" else ""))
             if trainer.frozen_parameters:
                 learning = trainer.cfg.train.learn_only
-                kept = [m for m in MODALITIES if m not in learning] + ["the shared memory"]
-                printer.line(f"learning only what reads {' and '.join(learning)}: {', '.join(kept)} stay as they "
-                             f"were ({trainer.frozen_parameters / 1e6:.1f} M parameters frozen)")
+                kept = " and ".join(m for m in MODALITIES if m not in learning)
+                printer.line(f"learning only the parts that read {' and '.join(learning)}: the {kept} encoders "
+                             f"and the shared memory stay as they were ({trainer.frozen_parameters / 1e6:.1f} M "
+                             "parameters frozen)")
             if trainer.new_words:
                 shown = ", ".join(trainer.new_words[:8]) + (", …" if len(trainer.new_words) > 8 else "")
                 printer.line(f"{len(trainer.new_words)} new word(s) join the vocabulary: {shown}")
