@@ -78,11 +78,12 @@ class Adapter:
         """Inside, a forward pass writes: memory slots, HOPE projections and the domain memory, as chosen."""
         self._remember()
         model, memory = self.model, self.model.memory
-        saved = memory.ttt_mode, memory.write_modalities, memory.ttt_lr
+        saved = memory.ttt_mode, memory.write_modalities, memory.ttt_lr, memory.max_move
         rule = next((MEMORY_RULES[m] for m in self.mechanisms if m in MEMORY_RULES), None)
         if rule is not None:
             memory.ttt_mode, memory.write_modalities, memory.adapting = rule, self.memory_modalities, True
             memory.ttt_lr = memory.ttt_lr if self.memory_lr is None else self.memory_lr
+            memory.max_move = self.max_move
         if "audio" in model.encoders:
             model.encoders["audio"].domain.adapting = "domain" in self.mechanisms
         layers = model.self_modifying_layers()
@@ -94,7 +95,7 @@ class Adapter:
             yield
         finally:
             model.set_adapting(memory=False, hope=False)
-            memory.ttt_mode, memory.write_modalities, memory.ttt_lr = saved
+            memory.ttt_mode, memory.write_modalities, memory.ttt_lr, memory.max_move = saved
             for layer, rate in zip(layers, trained_rates):
                 layer.lr = rate
 

@@ -30,6 +30,7 @@ class RunStarted:
     levels: tuple[str, ...]         # the CMS levels' names, in order
     chunk_sizes: tuple[int, ...]
     device: str
+    learning: tuple[str, ...] = ()  # the modalities whose parts learn when others stay frozen; () = all
     kind: str = _kind("started")
 
 

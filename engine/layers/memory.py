@@ -9,7 +9,8 @@ Test-time write (eval mode, under no_grad, only while `adapting`), for each quer
 - l2_regression:  one normalised delta-rule step on 1/2 ||a M - z||^2 restricted to the top-k slots:
                   M_j <- M_j - lr a_j (a M - z) / ||a_topk||^2
 
-The gate and proposal networks are trained: in training mode, half of the steps read through a
+At query time each slot stays within `max_move` of its trained value (relative to its norm; set by the
+adapter), so a stream of any length cannot carry the memory off. The gate and proposal networks are trained: in training mode, half of the steps read through a
 differentiable "virtual write" of the batch's mean latent, so the contrastive loss reaches f and h.
 `reset()` restores the trained slots bit for bit; every write is logged (which slots, by how much).
 """
@@ -54,6 +55,7 @@ class CentralMemory(nn.Module):
         self.writes: deque[MemoryWrite] = deque(maxlen=log_size)
         self.write_count = 0
         self._trained_slots: torch.Tensor | None = None
+        self.max_move: float | None = None   # test-time writes keep each slot this near its trained value
 
     # ------------------------------------------------------------------ read
     def attention(self, z: torch.Tensor, modality: str, slots: torch.Tensor | None = None) -> torch.Tensor:
@@ -107,6 +109,8 @@ class CentralMemory(nn.Module):
             slots = self.slots.float()
             write = self._gated_write if self.ttt_mode == "gated_topk" else self._l2_write
             new_slots = write(slots, item.float(), a)
+            if self.max_move:
+                new_slots = self._near_trained(new_slots)
             change = (new_slots - slots).norm(dim=-1)
             moved = torch.nonzero(change > 0).flatten()
             self.slots.copy_(new_slots.to(self.slots.dtype))
@@ -115,6 +119,15 @@ class CentralMemory(nn.Module):
             self.write_count += 1
             outputs.append(out)
         return torch.cat(outputs)
+
+    def _near_trained(self, slots: torch.Tensor) -> torch.Tensor:
+        """Each slot pulled back to within `max_move` x its trained norm of its trained value: however
+        long the stream, the memory cannot wander further from what the galleries were embedded with."""
+        trained = self._trained_slots.float()
+        delta = slots - trained
+        radius = self.max_move * trained.norm(dim=-1, keepdim=True)
+        scale = (radius / delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+        return trained + delta * scale
 
     # ------------------------------------------------------------------ observe / restore
     @torch.no_grad()

@@ -18,6 +18,17 @@ from studio.curves import GrowingArray
 DEFAULT_STEPS = 150     # about a minute on two CPU cores for the tiny model (`nlmm bench teach`)
 
 
+SENSES = {"text": "reads", "image": "sees", "audio": "hears"}
+
+
+def learning_said(learning) -> str:
+    """' what the model hears (the rest stays as it was)' for a run that learns audio only; '' when every
+    part learns."""
+    if not learning:
+        return ""
+    return f" what the model {' and '.join(SENSES[m] for m in SENSES if m in learning)} (the rest stays as it was)"
+
+
 class TeachBox(QGroupBox):
     teach_requested = Signal(int)        # steps
     stop_requested = Signal()
@@ -65,6 +76,7 @@ class TeachBox(QGroupBox):
         layout.addWidget(self.plot)
         layout.addWidget(self.table)
         self.running = False
+        self.learning = ""              # what the run teaches, when not every part learns
         self.set_ready(False, "Load a model first")
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
@@ -77,6 +89,7 @@ class TeachBox(QGroupBox):
         """A Teach run (a TrainingRun): its curve and progress here; once it finished, `adopt(checkpoint)`
         (a task giving a TeachOutcome) puts the taught model in use."""
         self.started(run.request.get("steps") or 0)
+        run.began.connect(lambda started: setattr(self, "learning", learning_said(started.learning)))
         run.update.connect(lambda update: self.add_steps(update.steps))
         run.result.connect(lambda final: self._run_ended(final, adopt))
         run.error.connect(lambda message: (self.ended(f"Teaching could not start: {message}"),
@@ -110,6 +123,7 @@ class TeachBox(QGroupBox):
         self.progress.setRange(0, 0)      # busy until the first step: the data and the model load
         self.status.setText("Loading your data set and the model…")
         self._total = total_steps
+        self.learning = ""
 
     def add_steps(self, steps) -> None:
         for metrics in steps:
@@ -121,7 +135,7 @@ class TeachBox(QGroupBox):
         self.curve.setData(self._steps.view(), self._losses.view())
         self.progress.setRange(0, last.total_steps)
         self.progress.setValue(last.step)
-        self.status.setText(f"Teaching: step {last.step}/{last.total_steps}, loss {last.loss:.3f}")
+        self.status.setText(f"Teaching{self.learning}: step {last.step}/{last.total_steps}, loss {last.loss:.3f}")
 
     def ended(self, text: str) -> None:
         """The run is over (finished, stopped, failed or never began)."""

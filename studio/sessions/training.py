@@ -106,7 +106,8 @@ class TrainingRun(Task):
             self.thread = threading.Thread(target=self._train, name="nlmm-trainer", daemon=True)
         return RunStarted(str(trainer.out_dir), trainer.total_steps, trainer.step, trainer.cfg.name,
                           tuple(level.name for level in trainer.cfg.cms_levels),
-                          tuple(level.chunk_size for level in trainer.cfg.cms_levels), str(trainer.device))
+                          tuple(level.chunk_size for level in trainer.cfg.cms_levels), str(trainer.device),
+                          tuple(trainer.cfg.train.learn_only) if trainer.frozen_parameters else ())
 
     def succeeded(self, started) -> None:
         """The run's outcome comes later, from the UI thread's flush; now the loop starts."""

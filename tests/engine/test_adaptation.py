@@ -86,6 +86,25 @@ def test_however_long_the_stream_the_fast_level_stays_near_its_trained_weights(m
         assert distance <= 0.05 * float(trained[key].norm()) * (1 + 1e-5), key
 
 
+@pytest.mark.parametrize("mechanism", ["memory_gated", "memory_delta"])
+def test_however_long_the_stream_every_slot_stays_near_its_trained_value(model, mechanism):
+    """Writes at full rate from many queries: each slot ends within max_move x its trained norm, and a
+    stream written without the bound goes further."""
+    trained = model.memory.slots.detach().clone()
+
+    def furthest(max_move):
+        adapter = Adapter(model, [mechanism], memory_lr=1.0, max_move=max_move)
+        with torch.no_grad(), adapter.writing():
+            for _ in range(10):
+                model.encode("image", image_queries(4))
+        moved = (model.memory.slots.detach() - trained).norm(dim=-1) / trained.norm(dim=-1)
+        adapter.reset()
+        assert torch.equal(model.memory.slots, trained)
+        return float(moved.max())
+
+    assert furthest(0.05) <= 0.05 * (1 + 1e-5) < furthest(None)
+
+
 def test_a_query_with_no_clear_answer_teaches_nothing(model):
     """All gallery rows alike: every answer is as likely, the entropy is at its maximum, the step is skipped."""
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -54,6 +54,8 @@ def test_teach_fine_tunes_the_model_in_use_and_shows_my_items_before_and_after(
     assert panel.model_path != before and panel.model_path.endswith("checkpoint.pt")
     assert str(tmp_path / "runs") in panel.model_path, "the taught model lives in a run folder of its own"
     assert list(teach._steps.view()) == [1, 2, 3], "the live curve got every step"
+    assert teach.learning == " what the model sees and hears (the rest stays as it was)", \
+        "recordings and an image teach the parts that hear and see, and the box says so"
     assert teach.progress.value() == 3 and teach.progress.maximum() == 3
     assert teach.table.rowCount() == 3
     labels = sorted(teach.table.item(row, 1).text() for row in range(3))
