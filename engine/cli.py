@@ -79,6 +79,15 @@ class ProgressPrinter:
             self.line(f"{kind}: {event.message}")
 
 
+def modalities(text: str) -> list[str]:
+    """An argparse type: modality names joined by commas (`--learn-only audio`), in the vocabulary's order."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODALITIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(MODALITIES)} joined by commas, got '{text}'")
+    return [m for m in MODALITIES if m in names]
+
+
 def share(text: str) -> float:
     """An argparse type: a fraction in [0, 1) (`--mix-builtin`)."""
     try:
@@ -93,6 +102,13 @@ def share(text: str) -> float:
 def _train_config(args: argparse.Namespace):
     """The config a run trains with. A fine-tune (--init) takes the checkpoint's unless --config is given,
     with a warm-up that fits a short run, and half of each batch from the built-in set by default."""
+    cfg = _config_before_overrides(args)
+    if args.learn_only is not None:
+        cfg.train.learn_only = args.learn_only
+    return cfg
+
+
+def _config_before_overrides(args: argparse.Namespace):
     if args.init is None:
         if args.mix_builtin is not None:
             raise UserError("--mix-builtin mixes built-in items into a fine-tune: it needs --init CHECKPOINT")
@@ -428,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mix-builtin", type=share, default=None, metavar="SHARE",
                        help="with --init: the share of each batch drawn from the built-in set "
                             "(default 0.5, or the --config's data.mix_builtin)")
+    train.add_argument("--learn-only", type=modalities, default=None, metavar="M[,M]",
+                       help="only the encoders and heads of these modalities learn; the others and the shared "
+                            "memory stay frozen (train.learn_only; default: everything, or in a fine-tune "
+                            "what the data's items bring)")
     train.add_argument("--lr", type=float, default=None, help="override train.lr")
     train.add_argument("--steps", type=at_least(1), default=None, help="total steps (default: the config's train.steps)")
     train.add_argument("--batch-size", type=at_least(2), default=None, help="override data.batch_size")

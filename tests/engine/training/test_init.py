@@ -217,3 +217,19 @@ def test_nlmm_train_init_writes_a_run_folder_that_loads(small_checkpoint, data_f
     # the folder brings images, recordings and new words: every part learns
     assert payload["config"]["train"]["learn_only"] == ["text", "image", "audio"]
     assert payload["tokenizer"]["vocabulary"][-4:] == ["hand", "in", "my", "own"]
+
+
+def test_learn_only_keeps_the_other_modalities_as_they_were(small_checkpoint, data_folder, tmp_path, capsys):
+    """`--learn-only audio` on a folder that brings every modality: only what hears learns."""
+    out = tmp_path / "run"
+    code = main(["train", "--init", str(small_checkpoint), "--data", f"folder:{data_folder}", "--steps", "2",
+                 "--batch-size", "8", "--learn-only", "audio", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    payload, start = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(small_checkpoint)
+    assert payload["config"]["train"]["learn_only"] == ["audio"]
+    words = len(start["tokenizer"]["vocabulary"])    # the rows of the words new to the vocabulary aside
+    changed = {name for name, weight in payload["model"].items()
+               if not torch.equal(*(w[:words] if name == "encoders.text.embed.weight" else w
+                                    for w in (weight, start["model"][name])))}
+    assert changed and all(name.startswith(("encoders.audio.", "heads.audio.")) for name in changed), \
+        sorted(name for name in changed if not name.startswith("encoders.audio."))
