@@ -164,6 +164,7 @@ def test_choosing_learners_shows_the_projections_and_levels_they_moved(ready_win
     actions = panel.options.learner_actions
     with qtbot.waitSignal(ready_window.host.retrieval.memory_changed, timeout=30_000):
         actions["hope"].setChecked(True)
+    actions["cms_fast"].setChecked(True)
     actions["memory_delta"].setChecked(True)
     assert not actions["memory_gated"].isChecked(), "one write rule for the slots at a time"
     assert panel.options.chosen_learners() == ("memory_delta", "hope", "cms_fast", "domain")
