@@ -65,7 +65,9 @@ def model_mismatch(requested: NLMMConfig, trained: NLMMConfig) -> str | None:
 
 DEFAULT_MIX = 0.5   # a fine-tune on the user's data: half of each batch rehearses the built-in set
 # A quarter of the rates the model was trained with: on the demo model, 120 steps of `bench teach` at the full
-# rates lost 18 points of image->audio test R@1 (+77 on the taught voice); at a quarter, 9 (+70).
+# rates lost 18 points of image->audio test R@1 (+77 on the taught voice); at a quarter, 9 (+70). A model
+# whose last training ran slower (the demo's final 600 steps at 2e-4) is taught at that rate: at a quarter
+# of its first rates (5e-4) it lost 2.9 points of audio->image, at 2e-4 0.7.
 FINE_TUNE_LR_SCALE = 0.25
 FINE_TUNE_BATCH = 32    # at most: a step costs about its batch, so a one-minute teach takes more, smaller steps
 
@@ -86,13 +88,14 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
     short run (the checkpoint's 50 steps would be most of a one-minute teach), `mix` of each batch
     rehearsing the built-in set, batches of at most FINE_TUNE_BATCH, and every rate (outer and each CMS
     level's) the model was first trained with times `lr_scale` (so teaching a taught model again does not
-    shrink them again)."""
+    shrink them again), but never above the rate the checkpoint's own last training used: a model last
+    trained at a lower rate (the demo model's final stage) moves too far at more."""
     payload = load_checkpoint(path)
     cfg = checkpoint_config(payload, path)
     trained = checkpoint_config({"config": first_config(payload)}, path)
-    cfg.train.lr = trained.train.lr * lr_scale
+    cfg.train.lr = min(trained.train.lr * lr_scale, cfg.train.lr)
     for level, first in zip(cfg.cms_levels, trained.cms_levels):
-        level.lr = first.lr * lr_scale
+        level.lr = min(first.lr * lr_scale, level.lr)
     steps = steps or cfg.train.steps
     cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
     cfg.data.mix_builtin = mix

@@ -1,6 +1,7 @@
 """Fine-tuning from a trained checkpoint (`nlmm train --init`): the vocabulary grows without moving old
 words, the user's items mix with built-in ones, a fine-tune teaches what it was shown and leaves the parts
 reading other modalities as they were, it resumes exactly, and bad input is one line."""
+import copy
 import csv
 
 import pytest
@@ -233,3 +234,15 @@ def test_learn_only_keeps_the_other_modalities_as_they_were(small_checkpoint, da
                                     for w in (weight, start["model"][name])))}
     assert changed and all(name.startswith(("encoders.audio.", "heads.audio.")) for name in changed), \
         sorted(name for name in changed if not name.startswith("encoders.audio."))
+
+
+def test_a_fine_tune_never_trains_faster_than_the_model_last_did(small_checkpoint, tmp_path):
+    """A model last trained at a low rate (a final stage) is taught at that rate, not at a quarter of the
+    rates it was first trained with when those are higher; a quarter still applies when it is lower."""
+    from engine.training.checkpoint import save_checkpoint
+    payload = load_checkpoint(small_checkpoint)
+    first = copy.deepcopy(payload["config"])
+    first["train"]["lr"] = 100 * payload["config"]["train"]["lr"]
+    staged = save_checkpoint(tmp_path / "staged.pt", {**payload, "trained_config": first})
+    assert fine_tune_config(staged).train.lr == payload["config"]["train"]["lr"]
+    assert fine_tune_config(small_checkpoint).train.lr == pytest.approx(0.25 * payload["config"]["train"]["lr"])
