@@ -138,12 +138,14 @@ def main() -> int:
         shot("3-retrieval-sketch", "retrieval")
         retrieval.sketch.pad.clear()
 
-    # --- memory after adaptive queries
+    # --- memory after adaptive queries, every kind of learner on (the default leaves HOPE and the fast level
+    # off: the projections view would stay empty)
+    for learner in ("hope", "cms_fast"):
+        retrieval.options.learner_actions[learner].setChecked(True)
     retrieval.adapt.setChecked(True)
     for item in test[200:206]:
         query(lambda item=item: retrieval.query_file(str(item.image)))
-    # noisy, pitch-shifted recordings (as `nlmm bench ttt` makes them) open a stream domain in the
-    # audio domain memory
+    # noisy, pitch-shifted recordings (as `nlmm bench ttt` makes them): the audio domain memory routes them
     import soundfile
     from engine.bench.shifts import pitched_with_white_noise
     from engine.data.audio import load_audio
