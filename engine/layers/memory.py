@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.optim.reach import within_reach
+
 
 @dataclass
 class MemoryWrite:
@@ -109,8 +111,8 @@ class CentralMemory(nn.Module):
             slots = self.slots.float()
             write = self._gated_write if self.ttt_mode == "gated_topk" else self._l2_write
             new_slots = write(slots, item.float(), a)
-            if self.max_move:
-                new_slots = self._near_trained(new_slots)
+            if self.max_move:   # each slot, however long the stream
+                new_slots = within_reach(new_slots, self._trained_slots.float(), self.max_move, dim=-1)
             change = (new_slots - slots).norm(dim=-1)
             moved = torch.nonzero(change > 0).flatten()
             self.slots.copy_(new_slots.to(self.slots.dtype))
@@ -119,15 +121,6 @@ class CentralMemory(nn.Module):
             self.write_count += 1
             outputs.append(out)
         return torch.cat(outputs)
-
-    def _near_trained(self, slots: torch.Tensor) -> torch.Tensor:
-        """Each slot pulled back to within `max_move` x its trained norm of its trained value: however
-        long the stream, the memory cannot wander further from what the galleries were embedded with."""
-        trained = self._trained_slots.float()
-        delta = slots - trained
-        radius = self.max_move * trained.norm(dim=-1, keepdim=True)
-        scale = (radius / delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
-        return trained + delta * scale
 
     # ------------------------------------------------------------------ observe / restore
     @torch.no_grad()

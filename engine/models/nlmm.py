@@ -103,9 +103,9 @@ class NLMM(nn.Module):
         """Freeze every weight that does not read one of `modalities`: the other modalities' encoders, heads
         and decoders, and the central memory every modality passes through. Teaching the model a voice
         then leaves how it reads images and text exactly as it was, and the voice is learnt against them.
-        Returns how many parameters were frozen (none when `modalities` names them all)."""
+        Returns how many parameters were frozen (none when `modalities` is empty or names them all)."""
         keep = set(modalities)
-        if keep >= set(MODALITIES):
+        if not keep or keep >= set(MODALITIES):
             return 0
         frozen = 0
         for name, param in self.named_parameters():

@@ -170,7 +170,7 @@ class Trainer:
         self.model = NLMM(cfg).to(self.device)
         if start is not None:
             self.model.load_state_dict(start.state)
-        self.frozen_parameters = self.model.learn_only(cfg.train.learn_only) if cfg.train.learn_only else 0
+        self.frozen_parameters = self.model.learn_only(cfg.train.learn_only)
         forward_model = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
