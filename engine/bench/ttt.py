@@ -36,17 +36,23 @@ TARGET_GAIN, MAX_CLEAN_LOSS, MAX_DRIFT = 0.05, 0.01, 0.02
 
 def build_shifts(test, heldout, rate: int, size: int) -> list[Shift]:
     """Every shift at about `size` queries, spread evenly over its items (all numbers stay in)."""
-    picked = test[:: max(1, len(test) // size)][:size]
+    picked = spread_over_numbers(test, size)
     waves = clean_waves(picked, rate)
     labels = [i.label for i in picked]
-    flite = heldout["speech_engine"][:: max(1, len(heldout["speech_engine"]) // size)][:size]
-    fonts = heldout["fonts"][:: max(1, len(heldout["fonts"]) // size)][:size]
+    flite, fonts = spread_over_numbers(heldout["speech_engine"], size), spread_over_numbers(heldout["fonts"], size)
     return [Shift(HELD_OUT_ENGINE, "audio", [(w, rate) for w in clean_waves(flite, rate)], [i.label for i in flite]),
             Shift("recorded rooms (reverb)", "audio", reverberant(waves, rate), labels),
             Shift("pink noise 0 dB SNR", "audio", pink_noise(waves, rate, 0), labels),
             Shift("pitched +3 semitones, white noise 10 dB", "audio", pitched_with_white_noise(waves, rate), labels),
             Shift("fonts never trained on", "image", [i.image for i in fonts], [i.label for i in fonts]),
             Shift("handwriting photographed on paper (harsh)", "image", harsh_photos(picked), labels)]
+
+
+def spread_over_numbers(items: list, size: int) -> list:
+    """About `size` of `items`, every number equally often: sorted by number, then every k-th (the held-out
+    engine's clips come voice by voice, so every k-th of them alone kept only the even numbers)."""
+    ordered = sorted(items, key=lambda item: item.label)
+    return ordered[:: max(1, len(ordered) // size)][:size]
 
 
 def _top1(retriever: Retriever, modality: str, values: list, labels: list[int]) -> float:
