@@ -30,6 +30,8 @@ DELTA_RULES = ("normalized", "paper_exact")
 TTT_MODES = ("gated_topk", "l2_regression")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 IMAGE_PREPROCESS = ("ink", "photo")
+IMAGE_STEMS = ("patch", "conv")
+CONV_STEM_STRIDE = 8   # the conv stem: three stride-2 convolutions
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a config's name becomes part of a run folder's name
 MAX_CONFIG_BYTES = 1_000_000  # the biggest preset is 2 KB; a config is never a data file
 MAX_LR = 1000.0  # no rate here trains above ~1; 1e39 overflowed float32 inside torch.optim (a traceback)
@@ -100,6 +102,9 @@ class ImageConfig:
     # ink: handwriting (light strokes on dark, cropped to the writing; photos of paper are inverted);
     # photo: natural images (resize the short side, centre crop).
     preprocess: str = "ink"
+    # How pixels become patch tokens: patch, one linear map per patch (a ViT); conv, three 3x3 convolutions
+    # at stride 2 (patch_size 8). Either gives the same tokens to the trunk (`engine.models.encoders`).
+    stem: str = "patch"
 
 
 @dataclass
@@ -312,6 +317,10 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
     image = cfg.image
     _at_least("image.patch_size", image.patch_size, 1)
     _one_of("image.preprocess", image.preprocess, IMAGE_PREPROCESS)
+    _one_of("image.stem", image.stem, IMAGE_STEMS)
+    if image.stem == "conv" and image.patch_size != CONV_STEM_STRIDE:
+        raise ConfigError("image.stem", f"conv makes patches of {CONV_STEM_STRIDE} pixels (three stride-2 "
+                                        f"convolutions): it needs image.patch_size {CONV_STEM_STRIDE}, got {image.patch_size}")
     if image.channels not in (1, 3):
         raise ConfigError("image.channels", f"must be 1 (grey) or 3 (RGB), got {image.channels}")
     for side in ("height", "width"):

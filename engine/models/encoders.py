@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from engine.config import NLMMConfig
+from engine.config import ImageConfig, NLMMConfig
 from engine.layers.cms import ContinuumMemory
 from engine.layers.domain_memory import DomainMemory
 from engine.layers.fast_weights import FastWeightAttention, SoftmaxAttention
@@ -74,15 +74,27 @@ class TextEncoder(TokenEncoder):
         return self.trunk(self.embed(tokens), mask, "text")
 
 
+def image_stem(image: ImageConfig, d_model: int) -> nn.Module:
+    """Pixels (B, C, H, W) -> one d_model vector per patch, (B, d_model, H / patch, W / patch).
+    conv: the convolutions before the last have no bias, so the black background stays exactly zero; with
+    biases the same offset on every background pixel swamps the ink and the encoder does not learn (README,
+    Benchmarks -> robustness)."""
+    if image.stem == "patch":
+        return nn.Conv2d(image.channels, d_model, image.patch_size, stride=image.patch_size)
+    return nn.Sequential(nn.Conv2d(image.channels, 32, 3, stride=2, padding=1, bias=False), nn.GELU(),
+                         nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), nn.GELU(),
+                         nn.Conv2d(64, d_model, 3, stride=2, padding=1))
+
+
 class ImageEncoder(TokenEncoder):
-    """Images (B, C, H, W) in [0, 1] -> ViT patches -> (B, D)."""
+    """Images (B, C, H, W) in [0, 1] -> patch tokens (`image_stem`) -> (B, D)."""
 
     def __init__(self, cfg: NLMMConfig):
         image = cfg.image
         self.size = (image.channels, image.height, image.width)
         n_patches = (image.height // image.patch_size) * (image.width // image.patch_size)
         super().__init__(cfg, cfg.depth.image, n_patches)
-        self.patch = nn.Conv2d(image.channels, cfg.d_model, image.patch_size, stride=image.patch_size)
+        self.patch = image_stem(image, cfg.d_model)
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if images.dim() != 4 or tuple(images.shape[1:]) != self.size:

@@ -45,6 +45,8 @@ def bad(change: dict) -> ConfigError:
     ({"cms_levels.0.lr": -1.0}, "cms_levels[0].lr", "must be > 0"),
     ({"ttt.topk": 99}, "ttt.topk", "must be <= L_mem (32)"),
     ({"image.width": 60}, "image.width", "multiple of image.patch_size"),
+    ({"image.stem": "resnet"}, "image.stem", "must be one of"),
+    ({"image.stem": "conv", "image.patch_size": 16}, "image.stem", "needs image.patch_size 8, got 16"),
     ({"cms_mode": "nestd"}, "cms_mode", "did you mean 'nested'"),
     ({"d_model": "big"}, "d_model", "must be an integer, got 'big'"),
     ({"data.batch_size": 1}, "data.batch_size", "must be >= 2"),

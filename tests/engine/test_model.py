@@ -45,6 +45,24 @@ def test_each_modality_alone_and_all_together_run_forward_and_backward(modalitie
         assert all(p.grad is None for p in model.encoders[modality].parameters())
 
 
+def test_the_conv_stem_keeps_the_background_at_zero_and_learns_images():
+    """Only the last convolution has a bias: a blank page gives every token exactly that bias (with a bias
+    on each, the background's offset swamped the ink and nothing learnt). A model with it trains."""
+    cfg = small_config(precision="fp32")
+    cfg.image.stem = "conv"
+    cfg.depth.text = cfg.depth.image = cfg.depth.audio = 1
+    cfg.cms_levels[0].lr = cfg.train.lr = 2e-3
+    model = NLMM(cfg)
+    stem = model.encoders["image"].patch
+    tokens = stem(torch.zeros(2, 1, 32, 64))
+    assert tokens.shape == (2, 32, 4, 8)   # the same 4 x 8 patch tokens as the patch embedding
+    assert torch.equal(tokens, stem[-1].bias[None, :, None, None].expand_as(tokens))
+    step = TrainStep(model, cfg, torch.device("cpu"))
+    batch, _ = synthetic_batch(cfg, 8, torch.device("cpu"), seconds=0.3)
+    losses = [step(batch).loss for _ in range(12)]
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
 @pytest.mark.parametrize("attention,delta_rule,cms_mode", [("softmax", "normalized", "residual"),
                                                             ("hebbian", "normalized", "nested"),
                                                             ("fast_weight", "paper_exact", "nested")])
