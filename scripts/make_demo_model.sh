@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped demo model resources/demo/nlmm-demo.pt: trains configs/tiny.yaml (conv image stem) on the built-in
-# set (about 70 minutes on 2 quiet CPU cores, 2½ hours shared with other work: every clip and image is
+# Rebuilds the shipped demo model resources/demo/nlmm-demo.pt: trains configs/tiny.yaml (conv image stem) on
+# the built-in set (about 70 minutes on 2 quiet CPU cores, 2½ hours shared with other work: every clip and image is
 # augmented afresh each epoch), then trains only what hears for 600 more steps of batch 32 at lr 2e-4
 # (a fine-tune's defaults otherwise; about 5 minutes; images, text and the shared memory stay as they are:
 # README, The demo model), then keeps only what using the model needs.
