@@ -69,7 +69,7 @@ DEFAULT_MIX = 0.5   # a fine-tune on the user's data: half of each batch rehears
 # whose last training ran slower (the demo's final 600 steps at 2e-4) is taught at that rate: at a quarter
 # of its first rates (5e-4) it lost 2.9 points of audio->image, at 2e-4 0.7.
 FINE_TUNE_LR_SCALE = 0.25
-FINE_TUNE_BATCH = 32    # at most: a step costs about its batch, so a one-minute teach takes more, smaller steps
+FINE_TUNE_BATCH = 16    # at most: a step costs about its batch, so a one-minute teach takes more, smaller steps
 
 
 def first_config(payload: dict) -> dict:
