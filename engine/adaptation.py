@@ -35,6 +35,9 @@ MEMORY_RULES = {"memory_gated": "gated_topk", "memory_delta": "l2_regression"}
 # The slots' write rate for live queries: at the trained 0.5, 400 queries in fonts never seen cost 9.7
 # points of top-1 (the gallery was embedded with the trained slots); at 0.05, about 1 (README, Benchmarks).
 QUERY_MEMORY_LR = 0.05
+# The fast level's step per confident query, chosen on validation shifts (Festival's and Kokoro's val voices,
+# val clips in reverb and pink noise): 5e-3 was best or level on each; 1e-2 lost 0.5 on pink noise.
+FAST_LEVEL_LR = 5e-3
 
 
 def check_mechanisms(mechanisms) -> frozenset[str]:
@@ -49,7 +52,7 @@ def check_mechanisms(mechanisms) -> frozenset[str]:
 
 
 class Adapter:
-    def __init__(self, model, mechanisms, memory_modalities=MODALITIES, cms_lr: float = 1e-2,
+    def __init__(self, model, mechanisms, memory_modalities=MODALITIES, cms_lr: float = FAST_LEVEL_LR,
                  temperature: float = 0.07, reliable: float = 0.4, hope_lr: float | None = None,
                  memory_lr: float | None = None, max_move: float | None = 0.05):
         """`memory_modalities`: which queries the memory rule writes from (the config's
