@@ -159,6 +159,8 @@ class ResultsView(QWidget):
             self._timer.start(int(1000 * wait) + 1)
 
     def _show_due(self) -> None:
+        # A timer still pending from an earlier answer would show the next one too soon after this one.
+        self._timer.stop()
         due, self._due = self._due, None
         if due is None:
             return

@@ -114,6 +114,33 @@ def test_a_stream_of_answers_shows_the_newest_without_rebuilding_rows_for_each(r
     assert all(b - a >= ROWS_INTERVAL_S - 0.015 for a, b in zip(times, times[1:])), times
 
 
+
+def test_an_answer_shown_at_once_cancels_the_wait_of_an_earlier_one(qtbot, monkeypatch):
+    """Answers A, B (waits), C (due, shown at once), D: D must wait a whole interval after C, not be shown
+    when B's timer ends (a race the stream test above once caught: two rebuilds 2 ms apart)."""
+    from engine.events import Hit, QueryAnswer
+    from studio.panels import results_view
+    view = results_view.ResultsView()
+    qtbot.addWidget(view)
+    clock = [100.0]
+    monkeypatch.setattr(results_view.time, "monotonic", lambda: clock[0])
+    shown = []
+    view.shown.connect(lambda answer: shown.append(answer.query))
+
+    def answer(query):
+        return QueryAnswer(query, "text", {"image": (Hit("image", 0.5, 1, None, None),)}, 1.0)
+
+    view.show_answer(answer("A"), "A")
+    clock[0] += results_view.ROWS_INTERVAL_S - 0.001
+    view.show_answer(answer("B"), "B")           # 1 ms before its turn: a timer of about 2 ms
+    clock[0] += 1.0
+    view.show_answer(answer("C"), "C")           # long due: shown at once, and B with it replaced
+    view.show_answer(answer("D"), "D")
+    assert shown == ["A", "C"]
+    assert view._timer.remainingTime() > 1000 * results_view.ROWS_INTERVAL_S / 2, "D waits a whole interval"
+    qtbot.waitUntil(lambda: shown == ["A", "C", "D"], timeout=5_000)
+
+
 def test_no_microphone_disables_record_and_says_why(ready_window, monkeypatch):
     from studio import audio_capture
     monkeypatch.setattr(audio_capture, "input_devices",
