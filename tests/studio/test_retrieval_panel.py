@@ -114,7 +114,6 @@ def test_a_stream_of_answers_shows_the_newest_without_rebuilding_rows_for_each(r
     assert all(b - a >= ROWS_INTERVAL_S - 0.015 for a, b in zip(times, times[1:])), times
 
 
-
 def test_an_answer_shown_at_once_cancels_the_wait_of_an_earlier_one(qtbot, monkeypatch):
     """Answers A, B (waits), C (due, shown at once), D: D must wait a whole interval after C, not be shown
     when B's timer ends (a race the stream test above once caught: two rebuilds 2 ms apart)."""
