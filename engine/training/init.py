@@ -86,7 +86,7 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
                      batch_size: int | None = None, lr_scale: float = FINE_TUNE_LR_SCALE) -> NLMMConfig:
     """What a fine-tune trains with unless told otherwise: the checkpoint's config, a warm-up that fits a
     short run (the checkpoint's 50 steps would be most of a one-minute teach), `mix` of each batch
-    rehearsing the built-in set, batches of at most FINE_TUNE_BATCH, and every rate (outer and each CMS
+    rehearsing the built-in set, batches of at most FINE_TUNE_BATCH, every modality free to learn, and every rate (outer and each CMS
     level's) the model was first trained with times `lr_scale` (so teaching a taught model again does not
     shrink them again), but never above the rate the checkpoint's own last training used: a model last
     trained at a lower rate (the demo model's final stage) moves too far at more."""
@@ -97,6 +97,9 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
     for level, first in zip(cfg.cms_levels, trained.cms_levels):
         level.lr = min(first.lr * lr_scale, level.lr)
     steps = steps or cfg.train.steps
+    # What learns is what the user's items bring (`Trainer`), never what the checkpoint's own last stage
+    # chose: the demo model's audio-only stage froze the image encoder of every image fine-tune.
+    cfg.train.learn_only = []
     cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
     cfg.data.mix_builtin = mix
     cfg.data.batch_size = batch_size if batch_size is not None else min(cfg.data.batch_size, FINE_TUNE_BATCH)

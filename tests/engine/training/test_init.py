@@ -247,3 +247,22 @@ def test_a_fine_tune_never_trains_faster_than_the_model_last_did(small_checkpoin
     staged = save_checkpoint(tmp_path / "staged.pt", {**payload, "trained_config": first})
     assert fine_tune_config(staged).train.lr == payload["config"]["train"]["lr"]
     assert fine_tune_config(small_checkpoint).train.lr == pytest.approx(0.25 * payload["config"]["train"]["lr"])
+
+
+def test_an_image_folder_teaches_the_image_encoder_of_the_shipped_model(small_data_module, tmp_path, capsys):
+    """The shipped model's last stage learnt audio only (`train.learn_only: [audio]` in its config): a
+    fine-tune on a folder of images must learn the images it brings, not inherit that choice."""
+    from engine.paths import DEFAULT_CHECKPOINT
+    assert load_checkpoint(DEFAULT_CHECKPOINT)["config"]["train"]["learn_only"] == ["audio"]
+    folder = write_folder(tmp_path / "mine", [[i.image, "", "", i.label, "train"]
+                                               for i in small_data_module.splits["train"][:16]])
+    out = tmp_path / "run"
+    code = main(["train", "--init", str(DEFAULT_CHECKPOINT), "--data", f"folder:{folder}", "--steps", "2",
+                 "--batch-size", "8", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    payload, shipped = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(DEFAULT_CHECKPOINT)
+    assert payload["config"]["train"]["learn_only"] == ["image"]
+    changed = {name for name, weight in payload["model"].items() if not torch.equal(weight, shipped["model"][name])
+               and ".domain." not in name}   # the audio domain memory's statistics follow the rehearsed clips
+    assert any(name.startswith("encoders.image.") for name in changed)
+    assert all(name.startswith(("encoders.image.", "heads.image.")) for name in changed), sorted(changed)
