@@ -165,6 +165,17 @@ class Adapter:
         return watched
 
     @torch.no_grad()
+    def rebase(self, names) -> None:
+        """Weights `names` were changed outside test-time training (a correction): their values now are
+        what `reset()` restores and what the fast level is kept near."""
+        if self._trained is None:
+            return
+        state = self.model.state_dict()
+        for name in names:
+            self._trained[name] = state[name].detach().clone()
+        self._watched = None
+
+    @torch.no_grad()
     def reset(self) -> None:
         """Every weight and slot back to what it was before the first adapting query, bit for bit."""
         if self._trained is not None:

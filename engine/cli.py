@@ -210,32 +210,113 @@ def _gallery_items(spec: str):
     return [item for split in data.splits.values() for item in split]
 
 
+def _read_table(path: str) -> list[list[str]]:
+    """A small CSV as rows: UTF-8 (a BOM allowed) or UTF-16 with its BOM; comma, semicolon or tab between
+    cells, as the file's first lines show."""
+    import csv
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror or err})") from None
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 or UTF-16 text") from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    return [row for row in csv.reader(text.splitlines(), dialect) if any(cell.strip() for cell in row)]
+
+
+def _read_corrections_csv(path: str, queries: list[tuple[str, str]]) -> dict[int, str]:
+    """`--correct LABELS.csv` (rows `file,label`) -> {index of the query it labels: label}. A file is
+    matched as written, else by its resolved path, else by its name when only one query has that name."""
+    rows = _read_table(path)
+    if not rows:
+        raise UserError(f"{path}: no rows (expected 'file,label' rows)")
+    header = [cell.strip().casefold() for cell in rows[0]]
+    if header[:2] == ["file", "label"]:
+        rows = rows[1:]
+    given = {value: n for n, (modality, value) in enumerate(queries) if modality != "text"}
+    resolved = {str(Path(value).resolve()): n for value, n in given.items()}
+    names: dict[str, list[int]] = {}
+    for value, n in given.items():
+        names.setdefault(Path(value).name, []).append(n)
+    labels: dict[int, str] = {}
+    for line, row in enumerate(rows, start=2 if header[:2] == ["file", "label"] else 1):
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise UserError(f"{path}: line {line}: expected 'file,label', got {','.join(row)!r}")
+        file, label = row[0].strip(), row[1].strip()
+        n = given.get(file, resolved.get(str(Path(file).resolve())))
+        if n is None and len(names.get(Path(file).name, [])) == 1:
+            n = names[Path(file).name][0]
+        if n is None:
+            _stderr(f"nlmm: {path}: line {line}: {file} is not one of the queries; its label is not used")
+            continue
+        labels[n] = label
+    return labels
+
+
 def cmd_query(args: argparse.Namespace) -> int:
+    from engine.corrections import CorrectionsFileError
     from engine.retrieval import Retriever
+    from engine.vocabulary import ANSWER_GALLERY
     queries = args.queries or []  # in the order given on the command line
     if not queries:
         raise UserError("give at least one query: --image FILE, --audio FILE or --text TEXT")
+    labels = _read_corrections_csv(args.correct, queries) if args.correct else {}
     retriever = Retriever.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT, args.device)
     items = _gallery_items(args.gallery)
     if not items:
         raise UserError(f"gallery '{args.gallery}' has no items")
     retriever.build_gallery(items)
+    if args.memory:
+        try:
+            held = retriever.load_corrections(args.memory)
+        except (CorrectionsFileError, ValueError) as err:
+            raise UserError(f"--memory {err}") from None
+        _stderr(f"nlmm: {len(held.held)} corrections from {args.memory}")
     failures = 0
-    for modality, value in queries:
+    for n, (modality, value) in enumerate(queries):
         try:
             result = retriever.query(modality, value, k=args.k, adapt=args.adapt)
         except DataError as err:
             failures += 1
             _stderr(f"nlmm: {err}")
             continue
+        learnt, problem = None, None
+        if n in labels:
+            target = ANSWER_GALLERY[modality]
+            try:
+                learnt = retriever.correct(result.query_id, target, retriever.identity_of(target, labels[n]))
+            except ValueError as err:
+                problem = str(err)
+                _stderr(f"nlmm: {value}: not corrected: {err}")
         if args.json:
-            print(json.dumps(result.as_dict()), flush=True)
+            line = result.as_dict()
+            if args.correct:
+                line["corrected"] = learnt is not None
+                if learnt is not None:
+                    line["label"], line["learn_ms"] = labels[n], round(1e3 * learnt.seconds, 2)
+                elif problem:
+                    line["not_corrected"] = problem
+            print(json.dumps(line), flush=True)
         else:
             print(f"{modality} query {value!r}  ({result.latency_ms:.1f} ms)")
             for target, hits in result.results.items():
                 shown = ", ".join(f"{h.label if h.label is not None else (h.caption or h.path)} ({h.score:.2f})"
                                   for h in hits)
                 print(f"  {target:>5}: {shown}")
+            if learnt is not None:
+                print(f"  corrected: {labels[n]} (learnt in {1e3 * learnt.seconds:.0f} ms)", flush=True)
+    if args.memory_out:
+        try:
+            retriever.save_corrections(args.memory_out)
+        except CorrectionsFileError as err:
+            raise UserError(str(err)) from None
+        _stderr(f"nlmm: {len(retriever.corrections.corrections)} corrections written to {args.memory_out}")
     return 1 if failures == len(queries) else 0
 
 
@@ -476,6 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--adapt", action="store_true", help="test-time training: the memory adapts as queries stream")
     query.add_argument("--device", default=None)
     query.add_argument("--json", action="store_true", help="one JSON object per query per line")
+    query.add_argument("--correct", default=None, metavar="LABELS.csv",
+                       help="rows 'file,label': after each of these files is answered, its label is learnt as "
+                            "a correction (the next queries benefit)")
+    query.add_argument("--memory", default=None, metavar="FILE",
+                       help="start from the corrections saved in FILE (by --memory-out or the studio)")
+    query.add_argument("--memory-out", default=None, metavar="FILE",
+                       help="write the corrections held at the end to FILE (atomically)")
     query.set_defaults(func=cmd_query)
 
     export = sub.add_parser("export", help="export the encoders")

@@ -103,6 +103,7 @@ class MemoryFrame:
     write_count: int = 0
     audio_domains: dict | None = None   # the audio domain memory's stream domains (retrieval only)
     weights_moved: dict | None = None   # HOPE projections and fast CMS level: relative change (retrieval only)
+    corrections: CorrectionLearnt | None = None   # the user's corrections held, and what they moved (retrieval only)
     kind: str = _kind("memory")
 
 
@@ -121,6 +122,7 @@ class ModelLoaded:
     name: str
     config: dict                # the checkpoint's config as plain data
     device: str
+    note: str = ""              # what else came with it ("12 corrections carried on", or why they did not)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ class Hit:
     label: int | None
     caption: str | None
     path: str | None
+    identity: int = -1          # the answer it shows in its gallery (the label, or its pair): what a correction names
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -151,11 +154,31 @@ class QueryAnswer:
     adapt: bool = False
     embedding: np.ndarray | None = None
     threads: int = 1  # torch intra-op threads the query ran on
+    query_id: int = -1  # names this query to `Retriever.correct` (the recent ones are kept)
 
     def as_dict(self) -> dict:
         """One JSON-ready object (`nlmm query --json` prints one a line)."""
         flat = [hit.as_dict() for hits in self.results.values() for hit in hits]
         return {"query": self.query, "modality": self.modality, "results": flat, "latency_ms": self.latency_ms}
+
+
+@dataclass(frozen=True)
+class HeldCorrection:
+    """One correction the model holds, as the memory view lists it."""
+    query: str                  # the query as shown (a file name, "recording", the text)
+    modality: str               # what was asked
+    target: str                 # the gallery the right answer is in
+    label: str                  # the right answer
+    seconds: float              # how long learning it took
+
+
+@dataclass(frozen=True, eq=False)
+class CorrectionLearnt:
+    """A correction was learnt (or one forgotten, or all reset): what the model now holds and what it changed."""
+    held: tuple[HeldCorrection, ...]
+    moved: dict                 # modality -> {block / head: relative change of its weights since the first correction}
+    latest: int = -1            # the index in `held` of the correction just learnt (-1: none, after a forget or reset)
+    seconds: float = 0.0        # how long learning it took
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from engine.adaptation import QUERY_MEMORY_LR, Adapter
+from engine.corrections import Correction, CorrectionMemory, load_memory_file, save_memory_file
 from engine.config import NLMMConfig
 from engine.data.audio import LogMel, fit_length, load_audio, prepare_waveform, trim_silence
 from engine.data.dataset import Collate, DataSplits, Item, model_batch
@@ -26,16 +27,18 @@ from engine.data.errors import DataError
 from engine.data.image import image_from_array, load_image, prepare_image
 from engine.data.text import Tokenizer
 from engine.device import autocast, pick_device
-from engine.events import Hit, MemoryFrame, QueryAnswer
+from engine.events import CorrectionLearnt, HeldCorrection, Hit, MemoryFrame, QueryAnswer
 from engine.threads import intra_op_threads, threads_for
 from engine.training.checkpoint import load_model
 from engine.query_views import encode_image_queries
 from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
-from engine.vocabulary import DEFAULT_ADAPTATION, MODALITIES, SPLITS
+from engine.vocabulary import ANSWER_GALLERY, DEFAULT_ADAPTATION, MODALITIES, SPLITS
 
 # A query clip is read up to twice the length the model hears, so that a pause before the speech can
 # be trimmed; never the whole file (a 2-hour recording would be 2 GB of samples).
 QUERY_READ_FACTOR = 2.0
+RECENT_QUERIES = 64     # the queries a correction may still name (their prepared inputs are kept)
+ANCHOR_ITEMS = 256      # built-in training items a correction holds in place (engine/corrections.py)
 
 
 def gallery_items(data: DataSplits, split: str, limit: int) -> list[Item]:
@@ -59,6 +62,12 @@ class Retriever:
         self.threads_used = 0  # intra-op threads the last query ran on
         names, options = default_adaptation(cfg)
         self.adapter = Adapter(self.model, names, **options)
+        # The weights as loaded: `reset_memory` returns to them whatever adapted or was corrected since.
+        self._loaded_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.corrections = CorrectionMemory(self.model, anchors=self._anchor_inputs,
+                                            autocast=lambda: autocast(cfg.precision, device))
+        self._recent: dict[int, tuple[str, dict, str]] = {}   # query id -> (modality, prepared inputs, shown)
+        self._next_query = 0
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Retriever":
@@ -133,11 +142,15 @@ class Retriever:
     def set_adaptation(self, mechanisms, **options) -> None:
         """Which learners adapt from now on (`ADAPTATION_MECHANISMS`), with `Adapter`'s options (by default
         the query-time ones of `default_adaptation`); what the old ones changed is undone."""
-        self.adapter.reset()
+        self.adapter.reset()     # the corrections' weights are kept: `_corrected` rebased the adapter on them
         self.adapter = Adapter(self.model, mechanisms, **{**default_adaptation(self.cfg)[1], **options})
 
     @torch.no_grad()
     def embed(self, modality: str, value, adapt: bool = False) -> torch.Tensor:
+        return self._embed_one(modality, value, adapt)[0]
+
+    def _embed_one(self, modality: str, value, adapt: bool) -> tuple[torch.Tensor, dict]:
+        """-> (the query's embedding, its prepared inputs as a model batch of one row)."""
         with intra_op_threads(threads_for(1)):
             self.threads_used = torch.get_num_threads()
             sample = self.sample(modality, value)
@@ -149,13 +162,13 @@ class Retriever:
                     embedding = self._encode(modality, inputs)[0]   # one view writes, as one query should
                 if modality == "image":
                     embedding = self._encode_query(modality, inputs)[0]   # answered from what it wrote
-                target = self.galleries.get("text" if modality == "image" else "image")
+                target = self.galleries.get(ANSWER_GALLERY[modality])
                 if self.adapter.learns_online and target is not None and len(target.ids):
                     self.adapter.learn(modality, inputs, target.embeddings, target.ids,
                                        lambda: autocast(self.cfg.precision, self.device))
         if not torch.isfinite(embedding).all():
             raise DataError(f"{_shown(value)[:80]}: the model's embedding of this {modality} is not finite")
-        return embedding
+        return embedding, inputs
 
     @torch.no_grad()
     def embed_many(self, modality: str, values: list, batch_size: int = 64) -> torch.Tensor:
@@ -171,17 +184,117 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         start = time.perf_counter()
-        embedding = self.embed(modality, value, adapt)
+        with torch.no_grad():
+            embedding, inputs = self._embed_one(modality, value, adapt)
         results = {}
         for target in targets or [m for m in MODALITIES if m != modality]:
             gallery = self.galleries.get(target)
             if gallery is None or len(gallery.ids) == 0:
                 continue
-            scores = gallery.embeddings @ embedding
+            scores = self.corrections.adjust(modality, embedding, gallery.embeddings @ embedding, gallery.ids)
             top = scores.topk(min(k, len(scores)))
             results[target] = tuple(self._hit(gallery, int(i), float(s)) for s, i in zip(top.values, top.indices))
+        query_id = self._remember_query(modality, inputs, _shown(value))
         return QueryAnswer(_shown(value), modality, results, (time.perf_counter() - start) * 1e3, adapt,
-                           embedding.numpy(), self.threads_used)
+                           embedding.numpy(), self.threads_used, query_id)
+
+    def _remember_query(self, modality: str, inputs: dict, shown: str) -> int:
+        query_id, self._next_query = self._next_query, self._next_query + 1
+        self._recent[query_id] = (modality, {k: v.detach().cpu() for k, v in inputs.items()}, shown)
+        while len(self._recent) > RECENT_QUERIES:
+            self._recent.pop(next(iter(self._recent)))
+        return query_id
+
+    # ------------------------------------------------------------------ corrections
+    def identity_of(self, target: str, label) -> int:
+        """The identity in `target`'s gallery that `label` names: a label as given ("42", 42) or a caption
+        the gallery holds ("forty two"). A ValueError names what the gallery holds when none matches."""
+        gallery = self.galleries.get(target)
+        if gallery is None or len(gallery.ids) == 0:
+            raise ValueError(f"there is no {target} gallery to correct an answer in")
+        wanted = str(label).strip()
+        for item, identity in zip(gallery.items, gallery.ids.tolist()):
+            if item.label is not None and str(item.label) == wanted:
+                return int(identity)
+        captions = self.galleries.get("text")
+        folded = wanted.casefold()
+        if captions is not None:
+            for item, identity in zip(captions.items, captions.ids.tolist()):
+                if item.text is not None and item.text.strip().casefold() == folded:
+                    if bool((gallery.ids == identity).any()):
+                        return int(identity)
+        known = sorted({str(i.label) for i in gallery.items if i.label is not None}, key=lambda x: (len(x), x))
+        hint = f" (it holds labels {', '.join(known[:5])}{', …' if len(known) > 5 else ''})" if known else ""
+        raise ValueError(f"'{wanted}' is not an answer of the {target} gallery{hint}")
+
+    def correct(self, query_id: int, target: str, identity: int) -> CorrectionLearnt:
+        """The answer of query `query_id` in `target`'s gallery should have been `identity`: learn it now."""
+        if query_id not in self._recent:
+            raise ValueError("that query is no longer held: ask it again, then correct its answer")
+        gallery = self.galleries.get(target)
+        if gallery is None or len(gallery.ids) == 0:
+            raise ValueError(f"there is no {target} gallery to correct an answer in")
+        modality, inputs, shown = self._recent[query_id]
+        label = next((str(item.label) for item, i in zip(gallery.items, gallery.ids.tolist())
+                      if i == identity and item.label is not None), None)
+        if label is None:
+            label = next((item.text or Path(str(item.image or item.audio)).name
+                          for item, i in zip(gallery.items, gallery.ids.tolist()) if i == identity), str(identity))
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        with intra_op_threads(threads_for(1)):
+            learnt = self.corrections.learn(Correction(modality, target, int(identity), label, shown, inputs),
+                                            gallery.embeddings, gallery.ids)
+        self._corrected()
+        return self.corrections_held(latest=len(self.corrections.corrections) - 1, seconds=learnt.seconds)
+
+    def forget_correction(self, index: int, progress=None) -> CorrectionLearnt:
+        """Drop one correction; the others are learnt again from the weights as loaded."""
+        def gallery_of(target):
+            gallery = self.galleries.get(target)
+            if gallery is None:
+                raise ValueError(f"the {target} gallery a correction names is not built")
+            return gallery.embeddings, gallery.ids
+        with intra_op_threads(threads_for(1)):
+            self.corrections.forget(index, gallery_of, progress)
+        self._corrected()
+        return self.corrections_held()
+
+    def corrections_held(self, latest: int = -1, seconds: float = 0.0) -> CorrectionLearnt:
+        held = tuple(HeldCorrection(c.name, c.modality, c.target, c.label, c.seconds)
+                     for c in self.corrections.corrections)
+        return CorrectionLearnt(held, self.corrections.weights_moved(), latest, seconds)
+
+    def save_corrections(self, path) -> Path:
+        """The corrections and the weights they moved, written atomically to `path`."""
+        return save_memory_file(path, self.corrections.state())
+
+    def load_corrections(self, path) -> CorrectionLearnt:
+        """Carry on with the corrections saved in `path` (those held now are dropped first)."""
+        self.corrections.restore(load_memory_file(path))
+        self._corrected()
+        return self.corrections_held()
+
+    def _corrected(self) -> None:
+        """What the corrections moved is the starting point of test-time adaptation from now on (its reset
+        keeps them, and the fast level is held near them, not pulled back to before them)."""
+        self.adapter.rebase(self.corrections.moved_names())
+
+    def _anchor_inputs(self, modality: str) -> dict | None:
+        """Built-in training items of `modality`, prepared as queries are: what a correction holds in place."""
+        from engine.data.builtin import load_builtin_manifest
+        try:
+            train = load_builtin_manifest()["train"]
+        except DataError:
+            return None
+        chosen = train[:: max(1, len(train) // ANCHOR_ITEMS)][:ANCHOR_ITEMS]
+        values = {"image": lambda i: i.image, "audio": lambda i: i.audio, "text": lambda i: i.text}[modality]
+        samples = []
+        for n, item in enumerate(chosen):
+            try:
+                samples.append(self.sample(modality, values(item), n))
+            except DataError:
+                continue
+        return self._inputs(samples) if samples else None
 
     def top1_labels(self, items: list[Item]) -> list[tuple[str, int | None]]:
         """For each item, the modality it is asked with (its audio, else its image, else its text) and the
@@ -192,7 +305,7 @@ class Retriever:
         out: list[tuple[str, int | None]] = [(m, None) for m in asked]
         for modality in ("audio", "image", "text"):
             rows = [i for i, m in enumerate(asked) if m == modality and getattr(items[i], m) is not None]
-            target = self.galleries.get("text" if modality == "image" else "image")
+            target = self.galleries.get(ANSWER_GALLERY[modality])
             if not rows or target is None or len(target.ids) == 0:
                 continue
             for i in rows:
@@ -208,11 +321,16 @@ class Retriever:
         item = gallery.items[row]
         path = item.image if gallery.modality == "image" else item.audio if gallery.modality == "audio" else None
         caption = item.text if gallery.modality == "text" else None
-        return Hit(gallery.modality, score, item.label, caption, str(path) if path is not None else None)
+        return Hit(gallery.modality, score, item.label, caption, str(path) if path is not None else None,
+                   int(gallery.ids[row]))
 
+    @torch.no_grad()
     def reset_memory(self) -> None:
-        """Undo every test-time change (slots, projections, levels, acoustic domains)."""
+        """Undo every test-time change (slots, projections, levels, acoustic domains) and every correction:
+        the model is the one loaded, bit for bit."""
         self.adapter.reset()
+        self.corrections.reset()
+        self.model.load_state_dict(self._loaded_state)
 
     def memory_frame(self) -> MemoryFrame:
         """The central memory (change since the last reset), the audio domain memory's stream domains and how
@@ -221,7 +339,7 @@ class Retriever:
         domains = self.model.encoders["audio"].domain.describe() if "audio" in self.model.encoders else None
         return MemoryFrame("retrieval", snapshot["write_count"], snapshot["slots"], snapshot["change"],
                            snapshot["last_write_slots"], snapshot["write_count"], domains,
-                           self.adapter.weights_moved())
+                           self.adapter.weights_moved(), self.corrections_held())
 
 
 def default_adaptation(cfg: NLMMConfig) -> tuple[tuple[str, ...], dict]:

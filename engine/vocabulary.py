@@ -20,6 +20,10 @@ BATCH_KEYS = frozenset(f"{m}{suffix}" for m in MODALITIES for suffix in ("", "_m
 
 SPLITS = ("train", "val", "test")
 
+# The gallery a query's label is answered from when one answer is scored (a bench's top-1, a correction
+# given as a label): an image is read as a caption, a recording and a text as an image.
+ANSWER_GALLERY = {"image": "text", "audio": "image", "text": "image"}
+
 SAMPLE_RATE = 16000  # Hz: what the models hear (the audio config's default) and the built-in set's recordings
 
 # The test-time learners a query stream may adapt (`engine/adaptation.py` says what each one changes).

@@ -23,7 +23,7 @@ from engine.bench.shifts import Shift, clean_waves, harsh_photos, pink_noise, pi
 from engine.data.builtin import load_builtin_manifest, load_heldout
 from engine.data.dataset import Item
 from engine.retrieval import Retriever
-from engine.vocabulary import DEFAULT_ADAPTATION, MODALITIES
+from engine.vocabulary import ANSWER_GALLERY, DEFAULT_ADAPTATION, MODALITIES
 
 # Each learner alone (the slots written by every query modality at the trained rate), all of them, and
 # what `--adapt` and the studio do by default (`default_adaptation`: its learners, writers and rates).
@@ -56,7 +56,7 @@ def spread_over_numbers(items: list, size: int) -> list:
 
 
 def _top1(retriever: Retriever, modality: str, values: list, labels: list[int]) -> float:
-    target = "text" if modality == "image" else "image"
+    target = ANSWER_GALLERY[modality]
     return recall(retriever, modality, values, labels, targets=(target,))[f"{modality}->{target}"]["R@1"]
 
 

@@ -47,8 +47,8 @@ def test_query_prints_one_json_object_per_query_in_order(trained, tmp_path):
         targets = [r["modality"] for r in line["results"]]
         assert len(targets) == 6 and line["modality"] not in targets
         for result in line["results"]:
-            assert set(result) == {"modality", "score", "label", "caption", "path"}
-            assert 0 <= result["label"] < 100
+            assert set(result) == {"modality", "score", "label", "caption", "path", "identity"}
+            assert 0 <= result["label"] < 100 and result["identity"] == result["label"]   # labelled: one answer a label
     errors = proc.stderr.strip().splitlines()
     assert len(errors) == 2 and "broken.png" in errors[0] and "missing.wav: file not found" in errors[1]
 

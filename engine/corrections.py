@@ -1,0 +1,404 @@
+"""Corrections: the user points at the right answer of a query, and the model learns it at once.
+
+A correction is one labelled query: what was asked (its prepared input), in which modality, and which
+identity of another modality's gallery is the right answer. `CorrectionMemory.learn()` takes it in a few
+milliseconds, on the query thread, with no run folder and no training thread, by two learners together:
+
+  slots        the corrected query's embedding is written as a key into a store of the user's examples,
+               its value the right identity. A later query close to a key has that identity's score raised
+               (a soft nearest-neighbour vote): what was taught is answered right again at once.
+  encoder      a few Adam steps of the query modality's encoder and head on the correction, replaying a
+               sample of the earlier corrections, with built-in items as anchors: their embeddings are held
+               where the trained model put them. The style of the user's writing or voice is learnt, so
+               numbers never corrected benefit too, while the other skills stay.
+
+`nlmm bench corrections` measures them (alone and together: README, Corrections). `reset()` restores the
+model bit for bit; `forget(i)` drops one correction and learns the rest again from the trained weights.
+The state (corrections, keys, weights moved, optimiser) is saved with `save()` and loaded with `load()`.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from engine.config import atomic_write_bytes
+from engine.vocabulary import MODALITIES
+
+# The learners a correction runs (`CORRECTION_LEARNERS`); both by default (README, Corrections).
+CORRECTION_LEARNERS = ("slots", "encoder")
+STEPS = 3              # Adam steps per correction
+LR = 1e-3              # their rate on the encoder's weights
+REPLAY = 15            # earlier corrections of the same modality replayed with each new one
+ANCHORS = 8            # built-in items held in place per step
+ANCHOR_WEIGHT = 4.0    # how strongly (1 - cosine to the trained embedding)
+TEMPERATURE = 0.05     # of the correction's loss over the gallery's identities
+SLOT_SHARPNESS = 20.0  # a key's vote: exp(SLOT_SHARPNESS * (cos - 1)), ~1 at the key, ~0.02 at cos 0.8
+SLOT_WEIGHT = 0.5      # the largest score a vote adds (scores are cosines in [-1, 1])
+FORMAT = "nlmm-corrections"
+VERSION = 1
+
+
+@dataclass
+class Correction:
+    """One taught answer. `inputs` is the prepared query (a model batch of one row, on the CPU)."""
+    modality: str                 # what was asked: text, image or audio
+    target: str                   # the gallery the right answer is in
+    identity: int                 # the right answer's identity in that gallery (its label)
+    label: str                    # how it is shown
+    name: str                     # the query as shown: a file name, "recording", the text
+    inputs: dict[str, torch.Tensor]
+    seconds: float = 0.0          # how long learning it took
+    key: torch.Tensor | None = field(default=None, repr=False)   # its embedding when taught (slots)
+
+
+class CorrectionMemory:
+    """The user's corrections and what they changed, beside a model that answers queries."""
+
+    def __init__(self, model, learners=CORRECTION_LEARNERS, anchors=None, steps: int = STEPS, lr: float = LR,
+                 replay: int = REPLAY, anchor_weight: float = ANCHOR_WEIGHT, parts: str = "encoder",
+                 autocast=contextlib.nullcontext, seed: int = 0, augment: bool = True):
+        """`anchors`: a callable modality -> model batch of built-in inputs of that modality (or None when
+        there are none); their trained embeddings are what the encoder is held to. `parts`: which weights
+        learn, "encoder" (the modality's encoder and head) or "fast" (its fastest CMS level only)."""
+        unknown = sorted(set(learners) - set(CORRECTION_LEARNERS))
+        if unknown:
+            raise ValueError(f"unknown correction learner {', '.join(unknown)}; "
+                             f"expected some of {', '.join(CORRECTION_LEARNERS)}")
+        self.model, self.learners = model, frozenset(learners)
+        self.anchor_source, self.steps, self.lr, self.replay = anchors, steps, lr, replay
+        self.anchor_weight, self.parts, self.autocast = anchor_weight, parts, autocast
+        self.corrections: list[Correction] = []
+        self._trained: dict[str, torch.Tensor] = {}     # weights as trained, of modalities a correction moved
+        self._optimisers: dict[str, torch.optim.Optimizer] = {}
+        self._anchors: dict[str, tuple[dict, torch.Tensor] | None] = {}
+        self._rng = random.Random(seed)
+        self._generator = torch.Generator().manual_seed(seed)
+        self.seed, self.augment = seed, augment
+        self.last_written: dict = {}   # what the last correction wrote, for the memory view
+
+    # ------------------------------------------------------------------ what learns
+    def parameters(self, modality: str) -> dict[str, torch.nn.Parameter]:
+        encoder_prefix, head_prefix = f"encoders.{modality}.", f"heads.{modality}."
+        fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
+        out = {}
+        for name, param in self.model.named_parameters():
+            if self.parts == "fast":
+                if name.startswith(encoder_prefix) and f".cms.levels.{fast}." in name:
+                    out[name] = param
+            elif name.startswith((encoder_prefix, head_prefix)):
+                out[name] = param
+        return out
+
+    def _optimiser(self, modality: str) -> torch.optim.Optimizer:
+        if modality not in self._optimisers:
+            params = self.parameters(modality)
+            for name, param in params.items():
+                self._trained.setdefault(name, param.detach().clone())
+            self._optimisers[modality] = torch.optim.Adam(list(params.values()), lr=self.lr)
+        return self._optimisers[modality]
+
+    def _anchor_batch(self, modality: str):
+        """Built-in inputs of `modality` and their trained embeddings (computed once, before any step)."""
+        if modality not in self._anchors:
+            batch = self.anchor_source(modality) if self.anchor_source is not None else None
+            if batch is None:
+                self._anchors[modality] = None
+            else:
+                with torch.no_grad(), self.autocast():
+                    trained = self.model.encode(modality, batch[modality], batch.get(f"{modality}_mask")).float()
+                self._anchors[modality] = (batch, trained)
+        return self._anchors[modality]
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, correction: Correction, gallery: torch.Tensor, identities: torch.Tensor) -> Correction:
+        """Learn one correction against the target gallery's rows (N, D) and their identities (N,).
+        Returns it with `seconds` and, for the slots, its key filled in."""
+        if correction.modality not in MODALITIES or correction.target not in MODALITIES:
+            raise ValueError(f"a correction needs a query and a gallery modality, got "
+                             f"{correction.modality!r} -> {correction.target!r}")
+        if correction.modality == correction.target:
+            raise ValueError("a correction's right answer is in another modality's gallery than the query's")
+        if not bool((identities == correction.identity).any()):
+            raise ValueError(f"'{correction.label}' is not in the {correction.target} gallery")
+        start = time.perf_counter()
+        self.corrections.append(correction)
+        moved = {}
+        if "encoder" in self.learners:
+            moved = self._steps(correction, gallery, identities)
+        if "slots" in self.learners:
+            self._write_key(correction)
+        correction.seconds = time.perf_counter() - start
+        self.last_written = {"correction": len(self.corrections) - 1, "modality": correction.modality,
+                             "moved": moved, "slot": len(self.corrections) - 1 if "slots" in self.learners else None}
+        return correction
+
+    def _loss(self, modality: str, rows: list[Correction], gallery: torch.Tensor, identities: torch.Tensor):
+        inputs = _stack([c.inputs for c in rows], modality)
+        inputs[modality] = self._jitter(modality, inputs[modality])
+        with self.autocast():
+            embedding = self.model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float()
+        answers, index = torch.unique(identities, return_inverse=True)
+        logits = embedding @ gallery.to(embedding.device).T / TEMPERATURE
+        # log p(identity) = logsumexp over that identity's rows - logsumexp over all rows
+        per_answer = torch.full((len(rows), len(answers)), -math.inf, device=logits.device)
+        per_answer = per_answer.scatter_reduce(1, index.to(logits.device).expand(len(rows), -1), logits,
+                                               reduce="amax", include_self=True)
+        target = torch.tensor([int((answers == c.identity).nonzero()[0]) for c in rows], device=logits.device)
+        loss = F.cross_entropy(per_answer, target)
+        anchors = self._anchor_batch(modality)
+        if anchors is not None and self.anchor_weight > 0:
+            batch, trained = anchors
+            pick = self._rng.sample(range(len(trained)), min(ANCHORS, len(trained)))
+            chosen = {k: v[pick] for k, v in batch.items() if k.startswith(modality)}
+            with self.autocast():
+                now = self.model.encode(modality, chosen[modality], chosen.get(f"{modality}_mask")).float()
+            loss = loss + self.anchor_weight * (1 - (now * trained[pick]).sum(-1)).mean()
+        return loss
+
+    def _jitter(self, modality: str, rows: torch.Tensor) -> torch.Tensor:
+        """Each replayed row changed as a new render or recording of it would be, so that a few examples
+        teach the style rather than their exact pixels or frames: images moved, scaled, turned, slanted and
+        their strokes made thinner or bolder; recordings shifted in time and level, a band of frames masked."""
+        if modality == "text" or not self.augment:
+            return rows
+        g = self._generator
+        n = len(rows)
+        if modality == "image":
+            angle = (torch.rand(n, generator=g) - 0.5) * 2 * math.radians(8)
+            scale = 1 + (torch.rand(n, generator=g) - 0.5) * 0.3
+            shear = (torch.rand(n, generator=g) - 0.5) * 0.4
+            shift = (torch.rand(n, 2, generator=g) - 0.5) * 0.2
+            cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+            theta = torch.stack([torch.stack([cos, -sin + shear, shift[:, 0]], -1),
+                                 torch.stack([sin, cos, shift[:, 1]], -1)], 1).to(rows.dtype)
+            grid = F.affine_grid(theta, list(rows.shape), align_corners=False)
+            out = F.grid_sample(rows, grid.to(rows.device), align_corners=False, padding_mode="zeros")
+            weight = torch.randint(-1, 2, (n,), generator=g)   # thinner, as drawn, bolder
+            bolder, thinner = F.max_pool2d(out, 3, 1, 1), -F.max_pool2d(-out, 3, 1, 1)
+            pick = weight.to(rows.device).view(-1, *[1] * (rows.dim() - 1))
+            return torch.where(pick > 0, bolder, torch.where(pick < 0, thinner, out))
+        frames = rows.shape[-1]
+        out = torch.empty_like(rows)
+        for i in range(n):
+            row = torch.roll(rows[i], int(torch.randint(-frames // 10, frames // 10 + 1, (1,), generator=g)), dims=-1)
+            row = row + float(torch.randn(1, generator=g)) * 0.5   # level (log-mel)
+            width = int(torch.randint(0, frames // 8 + 1, (1,), generator=g))
+            at = int(torch.randint(0, frames - width + 1, (1,), generator=g))
+            row[..., at: at + width] = row.mean()
+            out[i] = row
+        return out
+
+    def _steps(self, correction: Correction, gallery, identities) -> dict[str, float]:
+        modality = correction.modality
+        optimiser = self._optimiser(modality)
+        earlier = [c for c in self.corrections[:-1] if c.modality == modality and c.target == correction.target]
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                rows = [correction] + self._rng.sample(earlier, min(self.replay, len(earlier)))
+                optimiser.zero_grad(set_to_none=True)
+                self._loss(modality, rows, gallery, identities).backward()
+                optimiser.step()
+        return self.weights_moved().get(modality, {})
+
+    @torch.no_grad()
+    def _write_key(self, correction: Correction) -> None:
+        inputs = correction.inputs
+        with self.autocast():
+            key = self.model.encode(correction.modality, inputs[correction.modality],
+                                    inputs.get(f"{correction.modality}_mask")).float()[0]
+        correction.key = F.normalize(key, dim=-1).cpu()
+
+    # ------------------------------------------------------------------ answering
+    @torch.no_grad()
+    def adjust(self, modality: str, embedding: torch.Tensor, scores: torch.Tensor,
+               identities: torch.Tensor) -> torch.Tensor:
+        """A query's scores (N,) over a gallery whose rows show `identities` (N,), with the slots' votes
+        added: each key of a correction of a query of the same modality adds up to SLOT_WEIGHT to the rows
+        of its identity (in any gallery: galleries built together share identities), by how close the query
+        is to the key."""
+        if "slots" not in self.learners:
+            return scores
+        held = [c for c in self.corrections if c.modality == modality and c.key is not None]
+        if not held:
+            return scores
+        keys = torch.stack([c.key for c in held])
+        votes = torch.exp(SLOT_SHARPNESS * (keys @ F.normalize(embedding.float(), dim=-1) - 1))
+        bonus: dict[int, float] = {}
+        for c, vote in zip(held, votes.tolist()):
+            bonus[c.identity] = max(bonus.get(c.identity, 0.0), vote)
+        out = scores.clone()
+        for identity, vote in bonus.items():
+            out[identities == identity] += SLOT_WEIGHT * vote
+        return out
+
+    # ------------------------------------------------------------------ undo
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Every correction gone; the model's weights back to what they were, bit for bit."""
+        params = dict(self.model.named_parameters())
+        for name, value in self._trained.items():
+            params[name].copy_(value)
+        self._trained, self._optimisers, self.corrections, self.last_written = {}, {}, [], {}
+        self._rng = random.Random(self.seed)
+        self._generator = torch.Generator().manual_seed(self.seed)
+
+    def forget(self, index: int, gallery_of, progress=None) -> Correction:
+        """Drop correction `index` and learn the others again from the trained weights, in their order
+        (`gallery_of(target)` -> (rows, identities) of that gallery). Returns the dropped correction."""
+        if not 0 <= index < len(self.corrections):
+            raise IndexError(f"no correction {index + 1}: {len(self.corrections)} held")
+        kept = list(self.corrections)
+        dropped = kept.pop(index)
+        self.reset()
+        for n, correction in enumerate(kept):
+            rows, identities = gallery_of(correction.target)
+            self.learn(correction, rows, identities)
+            if progress is not None:
+                progress(n + 1, len(kept))
+        return dropped
+
+    def moved_names(self) -> list[str]:
+        """The weights the corrections may have moved (since the first of each modality)."""
+        return list(self._trained)
+
+    @torch.no_grad()
+    def weights_moved(self) -> dict[str, dict[str, float]]:
+        """How far each corrected modality's weights moved from their trained values, per block and head,
+        relative to their trained norm: {"image": {"block 1": 0.004, "head": 0.01, ...}}."""
+        params = dict(self.model.named_parameters())
+        sums: dict[str, dict[str, list[float]]] = {}
+        for name, trained in self._trained.items():
+            parts = name.split(".")
+            modality = parts[1]
+            where = f"block {int(parts[parts.index('blocks') + 1]) + 1}" if "blocks" in parts else \
+                "head" if parts[0] == "heads" else "front end"
+            pair = sums.setdefault(modality, {}).setdefault(where, [0.0, 0.0])
+            pair[0] += float((params[name].detach().float() - trained.float()).pow(2).sum())
+            pair[1] += float(trained.float().pow(2).sum())
+        return {m: {w: (d / max(t, 1e-12)) ** 0.5 for w, (d, t) in parts.items()} for m, parts in sums.items()}
+
+    # ------------------------------------------------------------------ keeping
+    def state(self) -> dict:
+        """Everything needed to carry on where this left off: plain tensors, numbers and strings (it loads
+        with weights_only). The weights as trained are named by a digest, so that the file can only be used
+        with the model it was made on."""
+        params = dict(self.model.named_parameters())
+        return {"format": FORMAT, "version": VERSION, "learners": sorted(self.learners), "parts": self.parts,
+                "corrections": [{"modality": c.modality, "target": c.target, "identity": c.identity,
+                                 "label": c.label, "name": c.name, "seconds": c.seconds,
+                                 "inputs": {k: v.cpu() for k, v in c.inputs.items()},
+                                 "key": c.key} for c in self.corrections],
+                "weights": {name: params[name].detach().cpu().clone() for name in self._trained},
+                "trained_digest": _digest(self._trained),
+                "optimisers": {m: opt.state_dict() for m, opt in self._optimisers.items()},
+                "sampling": {"replay": list(self._rng.getstate()[1]), "augment": self._generator.get_state()}}
+
+    @torch.no_grad()
+    def restore(self, state: dict) -> None:
+        """Carry on from `state()`'s output, on the model it was made on (anything held now is reset first).
+        A ValueError says why a state does not fit this model; nothing changes then."""
+        self.reset()
+        params = dict(self.model.named_parameters())
+        unknown = sorted(set(state["weights"]) - set(params))
+        if unknown:
+            raise ValueError(f"the corrections were made on another model (this one has no {unknown[0]})")
+        for name, value in state["weights"].items():
+            if params[name].shape != value.shape:
+                raise ValueError(f"the corrections were made on another model ({name} is "
+                                 f"{tuple(value.shape)} there, {tuple(params[name].shape)} here)")
+        if _digest({name: params[name] for name in state["weights"]}) != state["trained_digest"]:
+            raise ValueError("the corrections were made on another model (its weights differ from this one's)")
+        corrections = [Correction(c["modality"], c["target"], int(c["identity"]), str(c["label"]), str(c["name"]),
+                                  dict(c["inputs"]), float(c["seconds"]), c["key"]) for c in state["corrections"]]
+        for modality in sorted({name.split(".")[1] for name in state["weights"]}):
+            self._optimiser(modality)
+            self._anchor_batch(modality)     # held where the trained weights put them, as before the first
+        for modality, saved in state["optimisers"].items():
+            self._optimiser(modality).load_state_dict(saved)
+        for name, value in state["weights"].items():
+            params[name].copy_(value.to(params[name].device))
+        if "sampling" in state:   # what is replayed and how it is changed goes on as it would have
+            self._rng.setstate((3, tuple(int(v) for v in state["sampling"]["replay"]), None))
+            self._generator.set_state(state["sampling"]["augment"])
+        self.corrections = corrections
+
+
+def _stack(batches: list[dict[str, torch.Tensor]], modality: str) -> dict[str, torch.Tensor]:
+    """One-row model batches of one modality -> one batch (text rows padded to the longest)."""
+    rows = [b[modality] for b in batches]
+    if rows[0].dim() >= 2 and modality == "text":
+        width = max(r.shape[1] for r in rows)
+        rows = [F.pad(r, (0, width - r.shape[1])) for r in rows]
+        return {modality: torch.cat(rows), f"{modality}_mask": torch.cat(rows) != 0}
+    out = {modality: torch.cat(rows)}
+    if all(f"{modality}_mask" in b for b in batches):
+        masks = [b[f"{modality}_mask"] for b in batches]
+        width = max(m.shape[1] for m in masks)
+        out[f"{modality}_mask"] = torch.cat([F.pad(m, (0, width - m.shape[1])) for m in masks])
+    return out
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class CorrectionsFileError(ValueError):
+    """A corrections file that cannot be used; the message names the file and the problem."""
+
+
+def save_memory_file(path: str | os.PathLike, state: dict) -> Path:
+    """Written atomically (temp file, fsync, rename): a crash or kill mid-write leaves the last good file."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as err:
+        raise CorrectionsFileError(f"{path}: cannot write the corrections ({err.strerror or err}); "
+                                   "the previous file is kept") from None
+    return path
+
+
+def memory_file_for(checkpoint: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Where the corrections made on `checkpoint` are kept in `folder`: named by the checkpoint's name and
+    content, so that each model finds its own (and a retrained file at the same path starts afresh)."""
+    checkpoint = Path(checkpoint)
+    digest = hashlib.sha256()
+    with checkpoint.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return Path(folder) / f"{checkpoint.stem}-{digest.hexdigest()[:16]}.corrections.pt"
+
+
+def load_memory_file(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CorrectionsFileError(f"{path}: corrections file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds here (pickle, zip, runtime): all mean "unusable"
+        text = str(err).strip().splitlines()
+        raise CorrectionsFileError(f"{path}: not a readable corrections file "
+                                   f"({(text[0] if text else type(err).__name__)[:160]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CorrectionsFileError(f"{path}: not an NLMM corrections file (no '{FORMAT}' marker)")
+    if state.get("version", 0) > VERSION:
+        raise CorrectionsFileError(f"{path}: written by a newer NLMM (format version {state['version']})")
+    missing = [k for k in ("corrections", "weights", "trained_digest", "optimisers") if k not in state]
+    if missing:
+        raise CorrectionsFileError(f"{path}: incomplete corrections file (no '{missing[0]}')")
+    return state
