@@ -49,14 +49,15 @@ def _count_parameters(cfg_dict: dict) -> int | None:
 class EngineHost(QObject):
     failed = Signal(str, str)           # a task's title and one-line error, for the status bar
 
-    def __init__(self, parent: QObject | None = None, device: str | None = None):
+    def __init__(self, parent: QObject | None = None, device: str | None = None,
+                 corrections_folder: str | None = None):
         super().__init__(parent)
         self.closed = False
         self.live: set[Task] = set()        # queued or running: cancelled on shutdown
         self.relay = Relay(self)
         self.engine_thread = TaskThread("nlmm-engine")
         self.files_thread = TaskThread("nlmm-files")
-        self.retrieval = RetrievalSession(self, device)
+        self.retrieval = RetrievalSession(self, device, corrections_folder)
         self.training = TrainingSession(self, device)
         self.engine_thread.start()
         self.files_thread.start()

@@ -57,7 +57,9 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.setTabPosition(Qt.AllDockWidgetAreas, QTabWidget.North)
 
-        self.host = host = EngineHost(self, options.device)
+        # The user's corrections are kept beside the studio's settings (one file per model).
+        corrections = Path(self.settings.fileName()).parent / "corrections"
+        self.host = host = EngineHost(self, options.device, str(corrections))
 
         self.model_panel = ModelPanel(file_dialogs=self.dialogs)
         self.training_panel = TrainingPanel(options.runs_dir, file_dialogs=self.dialogs)
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self.retrieval_panel.teach_requested.connect(self.teach)
         self.retrieval_panel.model_taught.connect(lambda path: self.settings.setValue("checkpoint/last", path))
         self.memory_panel.reset_requested.connect(self.retrieval_panel.reset_memory)
+        self.memory_panel.forget_requested.connect(self.retrieval_panel.forget_correction)
         host.retrieval.memory_changed.connect(self.memory_panel.add_frame)
         self.retrieval_panel.results.shown.connect(self.joint_panel.show_query)
         self.joint_panel.play_requested.connect(self.retrieval_panel.play)

@@ -1,6 +1,7 @@
 """Memory: the central memory's slots as a heatmap, each slot's change since the last reset, the slots the
-last query wrote, the audio domain memory's stream domains, how far the HOPE projections and the fast CMS
-level moved (each test-time learner in its own view), and a replay slider over the recent frames.
+last query wrote, the audio domain memory's stream domains, how far the HOPE projections, the fast CMS
+level and the user's corrections moved the weights (each learner in its own colour), the corrections held
+(each one removable), and a replay slider over the recent frames.
 
 Frames (`engine.events.MemoryFrame`) arrive from the retrieval session after each load, query and reset,
 and from a training run (≤ 30 a second); every frame is kept for the replay slider, but the view redraws at most 30 times a second, showing the newest frame,
@@ -17,15 +18,18 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
+from studio.panels.corrections_list import CorrectionsList
+
 HISTORY = 300
 DRAW_INTERVAL_S = 1 / 30  # the most often the view redraws
 WRITE_COLOR = "#ff7f0e"
 BAR_COLOR = "#1f77b4"
-WEIGHT_COLORS = {"projections": "#2ca02c", "fast level": "#9467bd"}
+WEIGHT_COLORS = {"projections": "#2ca02c", "fast level": "#9467bd", "corrections": "#d62728"}
 
 
 class MemoryPanel(QWidget):
     reset_requested = Signal()
+    forget_requested = Signal(int)      # the index of a correction to drop
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -46,7 +50,8 @@ class MemoryPanel(QWidget):
         self.source_label.setObjectName("memorySource")
         self.fps_label = QLabel("")
         self.reset_button = QPushButton("Reset memory")
-        self.reset_button.setToolTip("Restore the retrieval model's trained slots")
+        self.reset_button.setToolTip("Restore the retrieval model as loaded: its trained slots and weights, "
+                                     "every correction dropped")
         self.reset_button.clicked.connect(self.reset_requested)
         top = QHBoxLayout()
         top.addWidget(self.source_label, 1)
@@ -98,8 +103,8 @@ class MemoryPanel(QWidget):
         self._bar_brush, self._write_brush = pg.mkBrush(BAR_COLOR), pg.mkBrush(WRITE_COLOR)
         # HOPE's self-modifying projections and the fast CMS level learn from queries too (when chosen):
         # how far each block's weights moved, relative to their trained size.
-        self.weight_plot = self.plots.addPlot(row=3, col=0, title="Projections (HOPE, green) and fast CMS level "
-                                              "(purple): relative change since the last reset")
+        self.weight_plot = self.plots.addPlot(row=3, col=0, title="Projections (HOPE, green), fast CMS level "
+                                              "(purple) and corrections (red): relative change since the last reset")
         self.weight_plot.setLabel("left", "‖ΔW‖ / ‖W‖")
         self.weight_plot.getAxis("left").enableAutoSIPrefix(False)
         self.weight_bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8)
@@ -133,9 +138,13 @@ class MemoryPanel(QWidget):
         replay_row.addWidget(self.frame_label)
         replay_row.addWidget(self.live)
 
+        self.corrections = CorrectionsList()
+        self.corrections.forget_requested.connect(self.forget_requested)
+
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.plots, 1)
+        layout.addWidget(self.corrections)
         layout.addWidget(legend)
         layout.addWidget(self.domain_label)
         layout.addLayout(replay_row)
@@ -196,7 +205,13 @@ class MemoryPanel(QWidget):
         self.bars.setOpts(x=np.arange(n), height=frame.change, width=0.8, brushes=brushes)
         self._bar_top = _follow_top(self.bar_plot, self._bar_top, frame.change)
         self._draw_domains(frame.audio_domains)
-        self._draw_weights(frame.weights_moved or {})
+        moved = dict(frame.weights_moved or {})
+        if frame.corrections is not None and frame.corrections.moved:
+            moved["corrections"] = {f"{m} {where}": v for m, wheres in frame.corrections.moved.items()
+                                    for where, v in wheres.items()}
+        self._draw_weights(moved)
+        if frame.source == "retrieval":     # a training run's frames say nothing of the corrections
+            self.corrections.show_held(frame.corrections)
         self.shown = frame
         self.frames_drawn += 1
         now = time.perf_counter()

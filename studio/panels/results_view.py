@@ -1,5 +1,7 @@
 """The answers of the Retrieval panel: what was asked, how long the model took, and the top k of every
-other modality as rows (thumbnail, caption or play button, label, score).
+other modality as rows (thumbnail, caption or play button, label, score). Each row's ✓ says "this is the
+right one", and when none is, the right answer can be typed: either is a correction the model learns at
+once (`correction_requested`, `label_given`).
 
 Rows are widgets (thumbnails, rich text), made once and filled again with each answer (building them
 afresh, thumbnails read from disk, cost ~8 ms an answer); a stream of answers shows the newest at most 10
@@ -13,7 +15,10 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from engine.vocabulary import ANSWER_GALLERY
 
 MODALITY_TITLES = {"image": "Images", "text": "Captions", "audio": "Spoken clips"}
 ROWS_INTERVAL_S = 0.1   # answers arriving faster than this (a stream of queries) are shown coalesced
@@ -27,6 +32,7 @@ def _escape(text: str) -> str:
 class ResultRow(QFrame):
     """One hit: made once for its modality, then shown again with each new answer (`show_hit`)."""
     play_requested = Signal(str)
+    right_one = Signal(object)          # the Hit the user marked as the right answer
 
     def __init__(self, modality: str, thumbnails: dict[tuple, QPixmap]):
         super().__init__()
@@ -54,6 +60,12 @@ class ResultRow(QFrame):
         self.score.setObjectName("score")
         self.score.setToolTip("cosine similarity to the query")
         layout.addWidget(self.score)
+        self.right_button = QToolButton()
+        self.right_button.setObjectName("rightOne")
+        self.right_button.setText("✓")
+        self.right_button.setToolTip("This is the right one: the model learns it now")
+        self.right_button.clicked.connect(lambda: self.hit is not None and self.right_one.emit(self.hit))
+        layout.addWidget(self.right_button)
 
     def show_hit(self, rank: int, hit, play_reason: str | None, matches: bool) -> None:
         """`matches`: the hit has the top hit's label (drawn green, so that agreeing answers stand out)."""
@@ -95,6 +107,8 @@ class ResultsView(QWidget):
     shown = Signal(object)              # the rows now show this QueryAnswer
     shown_asked = Signal(object, object)  # what was asked (as given to show_answer) and its QueryAnswer, shown
     play_requested = Signal(str)
+    correction_requested = Signal(object, object)   # the QueryAnswer shown and the Hit marked right in it
+    label_given = Signal(object, str, str)          # the QueryAnswer shown, the gallery, the right answer typed
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -114,6 +128,21 @@ class ResultsView(QWidget):
         self.rows_widget = QWidget()
         self.rows_layout = QHBoxLayout(self.rows_widget)
         self.area.setWidget(self.rows_widget)
+        self.answer = None                # the QueryAnswer the rows show
+        self.right_label = QLineEdit()
+        self.right_label.setObjectName("rightLabel")
+        self.right_label.setPlaceholderText("None is right? Type the right answer (a label or a caption)")
+        self.right_label.returnPressed.connect(self._typed)
+        self.learn_button = QPushButton("Learn it")
+        self.learn_button.setToolTip("The model learns the answer typed for the query shown, now")
+        self.learn_button.clicked.connect(self._typed)
+        self.learnt_label = QLabel("")
+        self.learnt_label.setObjectName("learntLabel")
+        self.learnt_label.setWordWrap(True)
+        correction = QHBoxLayout()
+        correction.addWidget(self.right_label, 1)
+        correction.addWidget(self.learn_button)
+        self._set_correctable(False)
         self.rows: dict[str, list[ResultRow]] = {}
         self._shape: tuple[tuple[str, int], ...] = ()     # (modality, k) of each column of rows
         self._thumbnails: dict[tuple, QPixmap] = {}     # (path, mtime) -> scaled thumbnail
@@ -130,6 +159,33 @@ class ResultsView(QWidget):
         layout.addLayout(header)
         layout.addWidget(self.error_label)
         layout.addWidget(self.area, 1)
+        layout.addLayout(correction)
+        layout.addWidget(self.learnt_label)
+
+    # ------------------------------------------------------------------ corrections
+    def _set_correctable(self, on: bool) -> None:
+        self.right_label.setEnabled(on)
+        self.learn_button.setEnabled(on)
+
+    def _typed(self) -> None:
+        text = self.right_label.text().strip()
+        if self.answer is None or not text:
+            return
+        target = ANSWER_GALLERY[self.answer.modality]
+        if target not in self.answer.results:
+            target = next(iter(self.answer.results))
+        self.label_given.emit(self.answer, target, text)
+
+    def learning(self, label: str) -> None:
+        self.learnt_label.setText(f"Learning “{label}”…")
+
+    def show_learnt(self, learnt) -> None:
+        """A CorrectionLearnt: what was learnt, how fast, how many are held."""
+        self.right_label.clear()
+        if 0 <= learnt.latest < len(learnt.held):
+            c = learnt.held[learnt.latest]
+            self.learnt_label.setText(f"✓ Learnt: {c.modality} “{c.query}” is {c.label} ({1e3 * learnt.seconds:.0f} ms"
+                                      f"); the next query benefits. {len(learnt.held)} corrections held (Memory panel).")
 
     def searching(self, modality: str, description: str) -> None:
         self.error_label.setText("")
@@ -166,6 +222,8 @@ class ResultsView(QWidget):
             return
         answer, asked = due
         self.shown_at = time.monotonic()
+        self.answer = answer
+        self._set_correctable(answer.query_id >= 0 and bool(answer.results))
         shape = tuple((modality, len(answer.results[modality])) for modality in MODALITY_TITLES
                       if answer.results.get(modality) is not None)
         if shape != self._shape:
@@ -194,6 +252,8 @@ class ResultsView(QWidget):
             for _ in range(k):
                 row = ResultRow(modality, self._thumbnails)
                 row.play_requested.connect(self.play_requested)
+                row.right_one.connect(lambda hit: self.answer is not None
+                                      and self.correction_requested.emit(self.answer, hit))
                 column.addWidget(row)
                 self.rows[modality].append(row)
             column.addStretch(1)

@@ -3,6 +3,9 @@ hands-free listening, an audio file or text, and see the top-k of every other mo
 captions, scores and a play button. "Teach" fine-tunes the model in use on that data set
 (studio/panels/teach_box.py).
 
+Marking a result row as the right one (✓), or typing the right answer, is a correction: the model learns
+it at once (engine/corrections.py) and keeps it; the Memory panel lists what it holds.
+
 "Adapt memory" makes each query also adapt the model (test-time training, by the learners the Learners
 menu chose) — the Memory panel shows what moved; "Reset memory" undoes it all. "Add to my data set" appends
 what was dropped or recorded (with the text box as its caption) to a folder data set. Each query is a
@@ -115,6 +118,8 @@ class RetrievalPanel(QWidget):
         self.results.play_reason = self.speech.play_reason
         self.results.play_requested.connect(self.play)
         self.results.shown_asked.connect(self.heard_answered)     # only utterances are passed as `asked`
+        self.results.correction_requested.connect(self.correct)
+        self.results.label_given.connect(self.correct_label)
         body = QHBoxLayout()
         body.addWidget(left_widget, 0)
         body.addWidget(self.results, 1)
@@ -169,6 +174,8 @@ class RetrievalPanel(QWidget):
         self._update_enabled()
 
     def _model_loaded(self, loaded) -> None:
+        if loaded.note:
+            self.message.emit(loaded.note)
         self.model_ready = True
         self.model_path = loaded.path
         audio = loaded.config["audio"]
@@ -307,6 +314,36 @@ class RetrievalPanel(QWidget):
     def show_error(self, message: str) -> None:
         self.results.show_error(message)
         self.message.emit(message)
+
+    # ------------------------------------------------------------------ corrections
+    def correct(self, answer, hit):
+        """`hit` is the right answer of `answer`'s query: the model learns it now. Returns the task."""
+        if self.session is None:
+            return None
+        shown = hit.label if hit.label is not None else (hit.caption or Path(hit.path or "").name)
+        return self._learning(self.session.correct(answer.query_id, hit.modality, hit.identity), str(shown))
+
+    def correct_label(self, answer, target: str, label: str):
+        """None of `answer`'s rows is right: `label` (a label or caption of `target`'s gallery) is."""
+        if self.session is None:
+            return None
+        return self._learning(self.session.correct_label(answer.query_id, target, label), label)
+
+    def _learning(self, task, label: str):
+        self.results.learning(label)
+        task.result.connect(self.results.show_learnt)
+        task.result.connect(lambda learnt: self.message.emit(f"Learnt “{label}” in {1e3 * learnt.seconds:.0f} ms"))
+        task.error.connect(lambda message: (self.results.learnt_label.setText(""), self.show_error(message)))
+        return task
+
+    def forget_correction(self, index: int):
+        if self.session is None:
+            return None
+        task = self.session.forget_correction(index)
+        task.result.connect(lambda learnt: self.message.emit(f"Correction {index + 1} forgotten; "
+                                                             f"{len(learnt.held)} held"))
+        task.error.connect(self.show_error)
+        return task
 
     # ------------------------------------------------------------------ memory & data set
     def reset_memory(self) -> None:

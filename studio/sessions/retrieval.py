@@ -2,7 +2,9 @@
 Task whose result is a frozen dataclass of `engine.events`.
 
 The memory view follows every change of the central memory, whoever caused it (a load, a query, a
-reset), through `memory_changed`; everything else goes back to the one who asked, on its own task.
+correction, a reset), through `memory_changed`; everything else goes back to the one who asked, on its
+own task. The user's corrections are kept in `corrections_folder` (one file per model, written atomically
+after each change) and carried on when that model is loaded again.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from studio.tasks import Task
 class RetrievalSession(QObject):
     memory_changed = Signal(object)     # MemoryFrame, after a load, a query or a reset
 
-    def __init__(self, host, device: str | None = None):
+    def __init__(self, host, device: str | None = None, corrections_folder: str | None = None):
         super().__init__(host)
         self.host, self.device = host, device
+        self.corrections_folder = corrections_folder    # None: corrections are not kept between launches
+        self.corrections_file = None    # where the model in use keeps its corrections: engine thread only
         self.retriever = None           # touched on the engine thread only
         self.gallery = None             # (its items, GalleryReady): engine thread only
         self.learners = None            # the test-time learners chosen (None: the engine's default)
@@ -41,7 +45,21 @@ class RetrievalSession(QObject):
         return self.host.submit("joint space", lambda task: _joint_map(self._loaded()))
 
     def reset_memory(self) -> Task:
+        """Undo every test-time change and every correction (the kept file too)."""
         return self.host.submit("memory", lambda task: self._reset_memory())
+
+    def correct(self, query_id: int, target: str, identity: int) -> Task:
+        """-> CorrectionLearnt. The answer of query `query_id` in `target`'s gallery is `identity` (a result
+        row's `Hit.identity`): learnt at once, kept in the corrections file."""
+        return self.host.submit("correction", lambda task: self._correct(query_id, target, identity=identity))
+
+    def correct_label(self, query_id: int, target: str, label: str) -> Task:
+        """-> CorrectionLearnt. As `correct`, the right answer typed: a label or a caption of the gallery."""
+        return self.host.submit("correction", lambda task: self._correct(query_id, target, label=label))
+
+    def forget_correction(self, index: int) -> Task:
+        """-> CorrectionLearnt. Correction `index` is dropped; the others are learnt again."""
+        return self.host.submit("correction", lambda task: self._forget(task, int(index)))
 
     def choose_learners(self, mechanisms) -> Task:
         """Which test-time learners adapt from now on (names of ADAPTATION_MECHANISMS), for this model and
@@ -67,10 +85,54 @@ class RetrievalSession(QObject):
         retriever = Retriever.from_checkpoint(path, self.device)
         if self.learners is not None:
             retriever.set_adaptation(self.learners)
-        self.retriever = retriever
+        note, kept_in = self._carry_on(retriever, path)
+        self.retriever, self.corrections_file = retriever, kept_in
         cfg = retriever.cfg
         self.memory_changed.emit(retriever.memory_frame())
-        return ModelLoaded(path, cfg.name, config_to_dict(cfg), str(retriever.device))
+        return ModelLoaded(path, cfg.name, config_to_dict(cfg), str(retriever.device), note)
+
+    def _carry_on(self, retriever, path: str):
+        """The corrections kept for this model, loaded into `retriever` -> (what happened, in a few words;
+        the file they are kept in, or None)."""
+        from engine.corrections import CorrectionsFileError, memory_file_for
+        if self.corrections_folder is None:
+            return "", None
+        try:
+            kept_in = memory_file_for(path, self.corrections_folder)
+        except OSError as err:
+            return f"corrections are not kept ({err.strerror or err})", None
+        if not kept_in.is_file():
+            return "", kept_in
+        try:
+            held = retriever.load_corrections(kept_in)
+        except (CorrectionsFileError, ValueError) as err:
+            # the unusable file is left as it is (renamed aside), never overwritten by the next correction
+            aside = kept_in.with_name(kept_in.name + ".unusable")
+            kept_in.replace(aside)
+            return f"earlier corrections not loaded ({err}); the file is kept as {aside.name}", kept_in
+        return (f"{len(held.held)} corrections carried on" if held.held else ""), kept_in
+
+    def _correct(self, query_id: int, target: str, identity: int | None = None, label: str | None = None):
+        retriever = self._loaded()
+        if identity is None:
+            identity = retriever.identity_of(target, label)
+        learnt = retriever.correct(query_id, target, identity)
+        self._keep(retriever)
+        self.memory_changed.emit(retriever.memory_frame())
+        return learnt
+
+    def _forget(self, task: Task, index: int):
+        retriever = self._loaded()
+        task.report(0, 0)
+        learnt = retriever.forget_correction(index, progress=task.report)
+        self._keep(retriever)
+        self.memory_changed.emit(retriever.memory_frame())
+        return learnt
+
+    def _keep(self, retriever) -> None:
+        """The corrections written to their file (atomically: a crash leaves the previous one)."""
+        if self.corrections_file is not None:
+            retriever.save_corrections(self.corrections_file)
 
     def _build_gallery(self, task: Task, source: str, split: str, limit: int):
         from engine.data.sources import load_source
@@ -102,9 +164,10 @@ class RetrievalSession(QObject):
         if self.learners is not None:
             after.set_adaptation(self.learners)
         after.build_gallery(items, progress=task.report)
+        _, kept_in = self._carry_on(after, checkpoint)
         asked_after = after.top1_labels(mine)
         task.check()
-        self.retriever = after          # the swap: from here on queries use the taught model
+        self.retriever, self.corrections_file = after, kept_in   # the swap: from here on the taught model answers
         self.memory_changed.emit(after.memory_frame())
         rows = tuple(TaughtItem(_name(item, modality), modality, int(item.label), was, now)
                      for item, (modality, was), (_, now) in zip(mine, asked_before, asked_after))
@@ -125,6 +188,7 @@ class RetrievalSession(QObject):
     def _reset_memory(self) -> None:
         if self.retriever is not None:      # no model: nothing to reset
             self.retriever.reset_memory()
+            self._keep(self.retriever)
             self.memory_changed.emit(self.retriever.memory_frame())
 
     def _choose_learners(self, mechanisms: tuple[str, ...]) -> None:
