@@ -267,6 +267,25 @@ class CorrectionMemory:
                 progress(n + 1, len(kept))
         return dropped
 
+    @contextlib.contextmanager
+    def as_trained(self):
+        """Inside, the weights the corrections moved are as trained: galleries are embedded so, whenever
+        they are built, since a correction changes how the user's queries are read, not the reference."""
+        params = dict(self.model.named_parameters())
+        if not self._trained:
+            yield
+            return
+        with torch.no_grad():
+            corrected = {name: params[name].detach().clone() for name in self._trained}
+            for name, value in self._trained.items():
+                params[name].copy_(value)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, value in corrected.items():
+                    params[name].copy_(value)
+
     def moved_names(self) -> list[str]:
         """The weights the corrections may have moved (since the first of each modality)."""
         return list(self._trained)

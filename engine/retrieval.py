@@ -77,12 +77,14 @@ class Retriever:
 
     # ------------------------------------------------------------------ gallery
     def build_gallery(self, items: list[Item], progress=None, batch_size: int = 128) -> None:
-        """Embed `items` as the gallery. The old gallery stays in use until the new one is complete, so a
-        failed or cancelled build (an exception from `progress`) leaves search working as before."""
+        """Embed `items` as the gallery (with the weights as trained, whatever the corrections moved). The old
+        gallery stays in use until the new one is complete, so a failed or cancelled build (an exception from
+        `progress`) leaves search working as before."""
         ids = item_identity(items)
         present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
         galleries = {}
-        with intra_op_threads(threads_for(batch_size)):
+        # embedded as trained: corrections change how the user's queries are read, not the reference items
+        with intra_op_threads(threads_for(batch_size)), self.corrections.as_trained():
             for n, modality in enumerate(present):
                 step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
                 galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,

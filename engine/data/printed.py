@@ -13,6 +13,8 @@ from engine.data.builtin import IMAGE_SIZE  # (height, width)
 
 GLYPH_SIZE = 32
 GLYPHS_FILE = "glyphs.npz"   # train_fonts: (fonts, 10, 32, 32) uint8; train_font_names: (fonts,) str
+# Handwriting fonts the built-in set never uses (scripts/make_styles.py): atlas (fonts, 10, 32, 32), names.
+STYLES_FILE = "styles.npz"
 
 
 def _trim_columns(glyph: np.ndarray) -> np.ndarray:
@@ -64,3 +66,11 @@ class PrintedSynth:
 
     def __call__(self, label: int, rng: np.random.Generator) -> np.ndarray:
         return compose(label, self.atlas[int(rng.integers(len(self.atlas)))], rng)
+
+
+def handwriting_styles(root=None) -> dict[str, np.ndarray]:
+    """The never-used handwriting fonts' glyphs by font name: what a user's own handwriting is like to the
+    model (`nlmm bench corrections`, `nlmm bench teach`)."""
+    from engine.data.builtin import BUILTIN_ROOT
+    with np.load((root or BUILTIN_ROOT) / STYLES_FILE) as data:
+        return {str(name): atlas for name, atlas in zip(data["names"], data["atlas"])}

@@ -22,6 +22,11 @@ EXCLUDED_FAMILIES = {"D050000L", "Balker", "Marked Fool", "Swift", "Winks", "fla
 # Dustismo Roman, Berenika and Klaudia are one designer's pairs).
 HELDOUT_FAMILIES = {"Humor Sans", "Comic Neue", "Fira Code", "Cantarell", "P052", "TeX Gyre Pagella", "Berenika",
                     "Klaudia", "Domestic Manners", "Tomson Talks", "Dustismo", "Dustismo Roman", "It wasn't me"}
+# Handwriting families of the correction styles (resources/builtin/styles.npz, scripts/make_styles.py): never
+# in the built-in set, neither trained on nor among its held-out fonts; the generator skips them when installed.
+STYLE_PACKAGES = "fonts-bwht fonts-dkg-handwriting fonts-ecolier-court fonts-rufscript"
+STYLE_FAMILIES = {"Because We Build", "Because We Connect", "Because We Create", "Because We Learn",
+                  "Because We Mentor", "Because We Organize", "DkgHandwriting", "Ecolier_court", "Rufscript"}
 # Hershey single-stroke families: the "drawn with a mouse or a finger" style. Held out: cursive, timesi.
 MIN_STROKE = 1.3  # pixels at GLYPH_SIZE
 STROKE_SPLITS = {"train": ("futural", "rowmans", "scripts", "greek", "timesr", "futuram"),
@@ -43,14 +48,17 @@ def font_split(family: str) -> str:
     return "heldout" if family in HELDOUT_FAMILIES else "train"
 
 
-def installed_fonts() -> list[Font]:
-    """One file per (family, style), OpenType/TrueType before Type 1, sorted by name."""
+def installed_fonts(styles: bool = False) -> list[Font]:
+    """One file per (family, style), OpenType/TrueType before Type 1, sorted by name: the built-in set's
+    fonts, or with `styles` the correction styles' (STYLE_FAMILIES) only."""
     out = subprocess.run(["fc-list", "--format=%{family[0]}|%{style[0]}|%{file}\n"], capture_output=True,
                          text=True, check=True).stdout
     chosen: dict[tuple[str, str], str] = {}
     for line in sorted(set(out.splitlines())):
         family, style, path = line.split("|")
         if family in EXCLUDED_FAMILIES or not path.lower().endswith((".ttf", ".otf", ".t1", ".pfb")):
+            continue
+        if (family in STYLE_FAMILIES) != styles:
             continue
         key = (family, style)
         if key not in chosen or (chosen[key].endswith((".t1", ".pfb")) and not path.endswith((".t1", ".pfb"))):
