@@ -128,6 +128,9 @@ def _letterbox(grey: np.ndarray, aspect: float) -> np.ndarray:
     return canvas
 
 
+MIN_INK_PIXELS = 8   # the fewest pixels of ink that still make a number
+
+
 def flatten_background(grey: np.ndarray) -> np.ndarray:
     """(H, W) grey in [0, 1] of dark writing on paper -> ink strength in [0, 1] against the local paper.
 
@@ -178,6 +181,8 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     if float(np.median(grey)) > 0.5:  # dark writing on paper (the paper is most of the picture)
         grey = flatten_background(grey)
     low, high = np.percentile(grey, [1, 99.5])
+    if high - low < 0.05:   # ink on under 0.5 % of the pixels (a thin, small "1"): its own brightest pixels
+        high = float(np.sort(grey, axis=None)[-min(grey.size, MIN_INK_PIXELS)])
     if high - low < 0.05:
         raise DataError(f"{name}: image has no content (a single flat colour)")
     grey = np.clip((grey - low) / (high - low), 0, 1)

@@ -165,3 +165,16 @@ def test_pixels_that_are_not_an_image_are_one_line_data_errors(pixels, message):
 def test_blank_pixels_say_the_drawing_is_empty():
     with pytest.raises(DataError, match="no content"):
         prepare_image(image_from_array(np.full((60, 120), 255, np.uint8), "drawing"), INK, "drawing")
+
+
+def test_a_thin_small_one_is_read_and_a_lone_speck_is_not():
+    """Ink on under 0.5 % of the pixels is still a number (a thin "1" in a 32 x 64 image: 12 pixels); a
+    speck of fewer pixels than any number has is not."""
+    one = np.zeros((32, 64), np.uint8)
+    one[10:22, 31] = 220
+    tensor = prepare_image(Image.fromarray(one, "L"), INK)
+    assert tensor.shape == (1, 32, 64) and float(tensor.max()) > 0.5
+    speck = np.zeros((32, 64), np.uint8)
+    speck[10:13, 31] = 220
+    with pytest.raises(DataError, match="no content"):
+        prepare_image(Image.fromarray(speck, "L"), INK)
