@@ -368,6 +368,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                            **({"steps": args.steps} if args.steps else {}))
         if not args.json:
             print(teach.format_table(result))
+    elif args.what == "corrections":
+        from engine.bench import corrections
+        result = corrections.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
+                                 quick=args.quick)
+        if not args.json:
+            print(corrections.format_table(result))
     elif args.what == "robustness":
         from engine.bench import robustness
         result = robustness.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
@@ -494,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
-    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness", "teach"],
+    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness", "teach", "corrections"],
                        help="kernels: delta rule + training step; train: time to target recall; "
                             "query: live query latency; ttt: the test-time learners on shifted query streams; "
                             "teach: fine-tune on a voice never heard, recall before/after")
@@ -507,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=at_least(1), default=None,
                        help="teach: the fine-tune's planned steps (its schedule; --budget may end it sooner)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach, ttt: small sizes, checks that it runs")
+    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach, ttt, corrections: small sizes, checks that it runs")
     bench.add_argument("--drift", type=at_least(0), default=0, metavar="N",
                        help="ttt: also adapt on N queries of the held-out engine and follow top-1 (target: 10000)")
     bench.add_argument("--mechanisms", default=None, metavar="A,B",

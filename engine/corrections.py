@@ -66,7 +66,7 @@ class CorrectionMemory:
 
     def __init__(self, model, learners=CORRECTION_LEARNERS, anchors=None, steps: int = STEPS, lr: float = LR,
                  replay: int = REPLAY, anchor_weight: float = ANCHOR_WEIGHT, parts: str = "encoder",
-                 autocast=contextlib.nullcontext, seed: int = 0, augment: bool = True):
+                 autocast=contextlib.nullcontext, seed: int = 0):
         """`anchors`: a callable modality -> model batch of built-in inputs of that modality (or None when
         there are none); their trained embeddings are what the encoder is held to. `parts`: which weights
         learn, "encoder" (the modality's encoder and head) or "fast" (its fastest CMS level only)."""
@@ -82,20 +82,27 @@ class CorrectionMemory:
         self._optimisers: dict[str, torch.optim.Optimizer] = {}
         self._anchors: dict[str, tuple[dict, torch.Tensor] | None] = {}
         self._rng = random.Random(seed)
-        self._generator = torch.Generator().manual_seed(seed)
-        self.seed, self.augment = seed, augment
+        self.seed = seed
         self.last_written: dict = {}   # what the last correction wrote, for the memory view
 
     # ------------------------------------------------------------------ what learns
     def parameters(self, modality: str) -> dict[str, torch.nn.Parameter]:
-        encoder_prefix, head_prefix = f"encoders.{modality}.", f"heads.{modality}."
+        """The weights a correction of a `modality` query moves, by their name in the model (`parts`)."""
         fast = min(self.model.cfg.cms_levels, key=lambda level: level.chunk_size).name
         out = {}
         for name, param in self.model.named_parameters():
-            if self.parts == "fast":
-                if name.startswith(encoder_prefix) and f".cms.levels.{fast}." in name:
+            parts = name.split(".")
+            if parts[0] == "heads" and parts[1] == modality:
+                if self.parts == "encoder":
                     out[name] = param
-            elif name.startswith((encoder_prefix, head_prefix)):
+                continue
+            if parts[:2] != ["encoders", modality]:
+                continue
+            block = int(parts[3]) if parts[2] == "blocks" else None
+            front = block is None and parts[2] not in ("position", "norm")
+            if (self.parts == "encoder" or (self.parts == "front" and front)
+                    or (self.parts == "front+1" and (front or block == 0))
+                    or (self.parts == "fast" and f".cms.levels.{fast}." in name)):
                 out[name] = param
         return out
 
@@ -144,7 +151,6 @@ class CorrectionMemory:
 
     def _loss(self, modality: str, rows: list[Correction], gallery: torch.Tensor, identities: torch.Tensor):
         inputs = _stack([c.inputs for c in rows], modality)
-        inputs[modality] = self._jitter(modality, inputs[modality])
         with self.autocast():
             embedding = self.model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float()
         answers, index = torch.unique(identities, return_inverse=True)
@@ -164,39 +170,6 @@ class CorrectionMemory:
                 now = self.model.encode(modality, chosen[modality], chosen.get(f"{modality}_mask")).float()
             loss = loss + self.anchor_weight * (1 - (now * trained[pick]).sum(-1)).mean()
         return loss
-
-    def _jitter(self, modality: str, rows: torch.Tensor) -> torch.Tensor:
-        """Each replayed row changed as a new render or recording of it would be, so that a few examples
-        teach the style rather than their exact pixels or frames: images moved, scaled, turned, slanted and
-        their strokes made thinner or bolder; recordings shifted in time and level, a band of frames masked."""
-        if modality == "text" or not self.augment:
-            return rows
-        g = self._generator
-        n = len(rows)
-        if modality == "image":
-            angle = (torch.rand(n, generator=g) - 0.5) * 2 * math.radians(8)
-            scale = 1 + (torch.rand(n, generator=g) - 0.5) * 0.3
-            shear = (torch.rand(n, generator=g) - 0.5) * 0.4
-            shift = (torch.rand(n, 2, generator=g) - 0.5) * 0.2
-            cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-            theta = torch.stack([torch.stack([cos, -sin + shear, shift[:, 0]], -1),
-                                 torch.stack([sin, cos, shift[:, 1]], -1)], 1).to(rows.dtype)
-            grid = F.affine_grid(theta, list(rows.shape), align_corners=False)
-            out = F.grid_sample(rows, grid.to(rows.device), align_corners=False, padding_mode="zeros")
-            weight = torch.randint(-1, 2, (n,), generator=g)   # thinner, as drawn, bolder
-            bolder, thinner = F.max_pool2d(out, 3, 1, 1), -F.max_pool2d(-out, 3, 1, 1)
-            pick = weight.to(rows.device).view(-1, *[1] * (rows.dim() - 1))
-            return torch.where(pick > 0, bolder, torch.where(pick < 0, thinner, out))
-        frames = rows.shape[-1]
-        out = torch.empty_like(rows)
-        for i in range(n):
-            row = torch.roll(rows[i], int(torch.randint(-frames // 10, frames // 10 + 1, (1,), generator=g)), dims=-1)
-            row = row + float(torch.randn(1, generator=g)) * 0.5   # level (log-mel)
-            width = int(torch.randint(0, frames // 8 + 1, (1,), generator=g))
-            at = int(torch.randint(0, frames - width + 1, (1,), generator=g))
-            row[..., at: at + width] = row.mean()
-            out[i] = row
-        return out
 
     def _steps(self, correction: Correction, gallery, identities) -> dict[str, float]:
         modality = correction.modality
@@ -250,7 +223,6 @@ class CorrectionMemory:
             params[name].copy_(value)
         self._trained, self._optimisers, self.corrections, self.last_written = {}, {}, [], {}
         self._rng = random.Random(self.seed)
-        self._generator = torch.Generator().manual_seed(self.seed)
 
     def forget(self, index: int, gallery_of, progress=None) -> Correction:
         """Drop correction `index` and learn the others again from the trained weights, in their order
@@ -320,7 +292,7 @@ class CorrectionMemory:
                 "weights": {name: params[name].detach().cpu().clone() for name in self._trained},
                 "trained_digest": _digest(self._trained),
                 "optimisers": {m: opt.state_dict() for m, opt in self._optimisers.items()},
-                "sampling": {"replay": list(self._rng.getstate()[1]), "augment": self._generator.get_state()}}
+                "sampling": list(self._rng.getstate()[1])}
 
     @torch.no_grad()
     def restore(self, state: dict) -> None:
@@ -346,25 +318,23 @@ class CorrectionMemory:
             self._optimiser(modality).load_state_dict(saved)
         for name, value in state["weights"].items():
             params[name].copy_(value.to(params[name].device))
-        if "sampling" in state:   # what is replayed and how it is changed goes on as it would have
-            self._rng.setstate((3, tuple(int(v) for v in state["sampling"]["replay"]), None))
-            self._generator.set_state(state["sampling"]["augment"])
+        if "sampling" in state:   # what is replayed and the anchors drawn go on as they would have
+            self._rng.setstate((3, tuple(int(v) for v in state["sampling"]), None))
         self.corrections = corrections
 
 
 def _stack(batches: list[dict[str, torch.Tensor]], modality: str) -> dict[str, torch.Tensor]:
-    """One-row model batches of one modality -> one batch (text rows padded to the longest)."""
+    """One-row model batches of one modality -> one batch, padded as the data set's collate pads them
+    (text tokens and log-mel frames along their last axis, with the mask saying what is real)."""
     rows = [b[modality] for b in batches]
-    if rows[0].dim() >= 2 and modality == "text":
-        width = max(r.shape[1] for r in rows)
-        rows = [F.pad(r, (0, width - r.shape[1])) for r in rows]
-        return {modality: torch.cat(rows), f"{modality}_mask": torch.cat(rows) != 0}
-    out = {modality: torch.cat(rows)}
-    if all(f"{modality}_mask" in b for b in batches):
-        masks = [b[f"{modality}_mask"] for b in batches]
-        width = max(m.shape[1] for m in masks)
-        out[f"{modality}_mask"] = torch.cat([F.pad(m, (0, width - m.shape[1])) for m in masks])
-    return out
+    mask_key = f"{modality}_mask"
+    if modality == "image":
+        return {modality: torch.cat(rows)}
+    width = max(r.shape[-1] for r in rows)
+    masks = [b[mask_key] if mask_key in b else torch.ones(r.shape[0], r.shape[-1], dtype=torch.bool, device=r.device)
+             for b, r in zip(batches, rows)]
+    return {modality: torch.cat([F.pad(r, (0, width - r.shape[-1])) for r in rows]),
+            mask_key: torch.cat([F.pad(m, (0, width - m.shape[-1])) for m in masks])}
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:
