@@ -364,7 +364,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "teach":
         from engine.bench import teach
         result = teach.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
-                           budget_s=args.budget or 60.0, quick=args.quick,
+                           budget_s=args.budget or 60.0, quick=args.quick, case=args.case,
                            **({"steps": args.steps} if args.steps else {}))
         if not args.json:
             print(teach.format_table(result))
@@ -513,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=at_least(1), default=None,
                        help="teach: the fine-tune's planned steps (its schedule; --budget may end it sooner)")
     bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    bench.add_argument("--case", choices=["voice", "handwriting"], default="voice",
+                       help="teach: what the user teaches, a voice in a loud room (default) or a handwriting")
     bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach, ttt, corrections: small sizes, checks that it runs")
     bench.add_argument("--drift", type=at_least(0), default=0, metavar="N",
                        help="ttt: also adapt on N queries of the held-out engine and follow top-1 (target: 10000)")
