@@ -36,12 +36,13 @@ from engine.vocabulary import MODALITIES
 
 # The learners a correction runs (`CORRECTION_LEARNERS`); both by default (README, Corrections).
 CORRECTION_LEARNERS = ("slots", "encoder")
-STEPS = 3              # Adam steps per correction
-LR = 1e-3              # their rate on the encoder's weights
+# Chosen on the corrections bench's shifts (docs/corrections.md): one step is what fits in 100 ms.
+STEPS = 1              # Adam steps per correction
+LR = 3e-4              # their rate on the encoder's weights
 REPLAY = 15            # earlier corrections of the same modality replayed with each new one
 ANCHORS = 8            # built-in items held in place per step
-ANCHOR_WEIGHT = 4.0    # how strongly (1 - cosine to the trained embedding)
-TEMPERATURE = 0.05     # of the correction's loss over the gallery's identities
+ANCHOR_WEIGHT = 20.0   # how strongly (1 - cosine to the trained embedding)
+TEMPERATURE = 0.1      # of the correction's loss over the gallery's answers
 SLOT_SHARPNESS = 20.0  # a key's vote: exp(SLOT_SHARPNESS * (cos - 1)), ~1 at the key, ~0.02 at cos 0.8
 SLOT_WEIGHT = 0.5      # the largest score a vote adds (scores are cosines in [-1, 1])
 FORMAT = "nlmm-corrections"
@@ -77,13 +78,13 @@ class CorrectionMemory:
         self.model, self.learners = model, frozenset(learners)
         self.anchor_source, self.steps, self.lr, self.replay = anchors, steps, lr, replay
         self.anchor_weight, self.parts, self.autocast = anchor_weight, parts, autocast
+        self.optimizer = "adam"
         self.corrections: list[Correction] = []
         self._trained: dict[str, torch.Tensor] = {}     # weights as trained, of modalities a correction moved
         self._optimisers: dict[str, torch.optim.Optimizer] = {}
         self._anchors: dict[str, tuple[dict, torch.Tensor] | None] = {}
         self._rng = random.Random(seed)
         self.seed = seed
-        self.last_written: dict = {}   # what the last correction wrote, for the memory view
 
     # ------------------------------------------------------------------ what learns
     def parameters(self, modality: str) -> dict[str, torch.nn.Parameter]:
@@ -106,12 +107,18 @@ class CorrectionMemory:
                 out[name] = param
         return out
 
+    def batch_size(self) -> int:
+        """Rows of one step: the correction, those replayed with it and the anchors."""
+        return 1 + self.replay + ANCHORS
+
     def _optimiser(self, modality: str) -> torch.optim.Optimizer:
         if modality not in self._optimisers:
             params = self.parameters(modality)
             for name, param in params.items():
                 self._trained.setdefault(name, param.detach().clone())
-            self._optimisers[modality] = torch.optim.Adam(list(params.values()), lr=self.lr)
+            self._optimisers[modality] = (torch.optim.SGD(list(params.values()), lr=self.lr, momentum=0.9)
+                                          if self.optimizer == "sgd" else
+                                          torch.optim.Adam(list(params.values()), lr=self.lr))
         return self._optimisers[modality]
 
     def _anchor_batch(self, modality: str):
@@ -139,39 +146,39 @@ class CorrectionMemory:
             raise ValueError(f"'{correction.label}' is not in the {correction.target} gallery")
         start = time.perf_counter()
         self.corrections.append(correction)
-        moved = {}
-        if "encoder" in self.learners:
-            moved = self._steps(correction, gallery, identities)
-        if "slots" in self.learners:
-            self._write_key(correction)
+        key = self._steps(correction, gallery, identities) if "encoder" in self.learners else None
+        if "slots" in self.learners:   # the key: its embedding as the step read it (or, alone, as now read)
+            correction.key = (F.normalize(key.float(), dim=-1).cpu() if key is not None
+                              else self._embedding(correction))
         correction.seconds = time.perf_counter() - start
-        self.last_written = {"correction": len(self.corrections) - 1, "modality": correction.modality,
-                             "moved": moved, "slot": len(self.corrections) - 1 if "slots" in self.learners else None}
         return correction
 
     def _loss(self, modality: str, rows: list[Correction], gallery: torch.Tensor, identities: torch.Tensor):
+        """-> (the loss of one step, the first row's embedding). The corrections and the anchors go through
+        the encoder as one batch."""
         inputs = _stack([c.inputs for c in rows], modality)
+        anchors = self._anchor_batch(modality) if self.anchor_weight > 0 else None
+        if anchors is not None:
+            batch, trained = anchors
+            pick = self._rng.sample(range(len(trained)), min(ANCHORS, len(trained)))
+            inputs = _stack([inputs, {k: v[pick] for k, v in batch.items() if k.startswith(modality)}], modality)
         with self.autocast():
             embedding = self.model.encode(modality, inputs[modality], inputs.get(f"{modality}_mask")).float()
+        embedding, held = embedding[: len(rows)], embedding[len(rows):]
         answers, index = torch.unique(identities, return_inverse=True)
         logits = embedding @ gallery.to(embedding.device).T / TEMPERATURE
-        # log p(identity) = logsumexp over that identity's rows - logsumexp over all rows
+        # an answer's score is its best row's, as the top-1 reads it
         per_answer = torch.full((len(rows), len(answers)), -math.inf, device=logits.device)
         per_answer = per_answer.scatter_reduce(1, index.to(logits.device).expand(len(rows), -1), logits,
                                                reduce="amax", include_self=True)
         target = torch.tensor([int((answers == c.identity).nonzero()[0]) for c in rows], device=logits.device)
         loss = F.cross_entropy(per_answer, target)
-        anchors = self._anchor_batch(modality)
-        if anchors is not None and self.anchor_weight > 0:
-            batch, trained = anchors
-            pick = self._rng.sample(range(len(trained)), min(ANCHORS, len(trained)))
-            chosen = {k: v[pick] for k, v in batch.items() if k.startswith(modality)}
-            with self.autocast():
-                now = self.model.encode(modality, chosen[modality], chosen.get(f"{modality}_mask")).float()
-            loss = loss + self.anchor_weight * (1 - (now * trained[pick]).sum(-1)).mean()
-        return loss
+        if anchors is not None:
+            loss = loss + self.anchor_weight * (1 - (held * trained[pick]).sum(-1)).mean()
+        return loss, embedding[0].detach()
 
-    def _steps(self, correction: Correction, gallery, identities) -> dict[str, float]:
+    def _steps(self, correction: Correction, gallery, identities) -> torch.Tensor:
+        """`steps` steps on the correction and a sample of the earlier ones -> its embedding as the last read it."""
         modality = correction.modality
         optimiser = self._optimiser(modality)
         earlier = [c for c in self.corrections[:-1] if c.modality == modality and c.target == correction.target]
@@ -179,17 +186,18 @@ class CorrectionMemory:
             for _ in range(self.steps):
                 rows = [correction] + self._rng.sample(earlier, min(self.replay, len(earlier)))
                 optimiser.zero_grad(set_to_none=True)
-                self._loss(modality, rows, gallery, identities).backward()
+                loss, first = self._loss(modality, rows, gallery, identities)
+                loss.backward()
                 optimiser.step()
-        return self.weights_moved().get(modality, {})
+        return first
 
     @torch.no_grad()
-    def _write_key(self, correction: Correction) -> None:
+    def _embedding(self, correction: Correction) -> torch.Tensor:
         inputs = correction.inputs
         with self.autocast():
             key = self.model.encode(correction.modality, inputs[correction.modality],
                                     inputs.get(f"{correction.modality}_mask")).float()[0]
-        correction.key = F.normalize(key, dim=-1).cpu()
+        return F.normalize(key, dim=-1).cpu()
 
     # ------------------------------------------------------------------ answering
     @torch.no_grad()
@@ -221,7 +229,7 @@ class CorrectionMemory:
         params = dict(self.model.named_parameters())
         for name, value in self._trained.items():
             params[name].copy_(value)
-        self._trained, self._optimisers, self.corrections, self.last_written = {}, {}, [], {}
+        self._trained, self._optimisers, self.corrections = {}, {}, []
         self._rng = random.Random(self.seed)
 
     def forget(self, index: int, gallery_of, progress=None) -> Correction:

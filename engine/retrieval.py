@@ -243,7 +243,7 @@ class Retriever:
             label = next((item.text or Path(str(item.image or item.audio)).name
                           for item, i in zip(gallery.items, gallery.ids.tolist()) if i == identity), str(identity))
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        with intra_op_threads(threads_for(1)):
+        with intra_op_threads(threads_for(self.corrections.batch_size())):
             learnt = self.corrections.learn(Correction(modality, target, int(identity), label, shown, inputs),
                                             gallery.embeddings, gallery.ids)
         self._corrected()
@@ -256,7 +256,7 @@ class Retriever:
             if gallery is None:
                 raise ValueError(f"the {target} gallery a correction names is not built")
             return gallery.embeddings, gallery.ids
-        with intra_op_threads(threads_for(1)):
+        with intra_op_threads(threads_for(self.corrections.batch_size())):
             self.corrections.forget(index, gallery_of, progress)
         self._corrected()
         return self.corrections_held()

@@ -138,6 +138,33 @@ def main() -> int:
         shot("3-retrieval-sketch", "retrieval")
         retrieval.sketch.pad.clear()
 
+    # --- a correction: a number in a handwriting the model never saw, misread, then its right answer typed;
+    # asked again, it is read right, and the Memory panel lists what was taught and what it moved
+    if wanted("3-retrieval-correction", "4-memory-corrections"):
+        import numpy as np
+        from PIL import Image
+        from engine.data.printed import compose, handwriting_styles
+        atlas, rng = handwriting_styles()["Because We Create Regular"], np.random.default_rng(4)
+        for number in (47, 58, 63, 74, 86, 91, 29, 35):
+            path = scratch / f"my-{number}.png"
+            Image.fromarray(compose(number, atlas, rng)).save(path)
+            query(lambda path=path: retrieval.query_file(str(path)))
+            if shown[-1].results["text"][0].label != number:
+                break
+        results = retrieval.results
+        results.right_label.setText(str(number))
+        learnt = len(window.memory_panel.frames)
+        results.learn_button.click()
+        wait(lambda: results.learnt_label.text().startswith("✓") or errors, 60, "the correction")
+        wait(lambda: len(window.memory_panel.frames) > learnt, 10, "the memory frame")
+        query(lambda: retrieval.query_file(str(path)))
+        results.learnt_label.setText(results.learnt_label.text() + "  Asked again: "
+                                     f"{shown[-1].results['text'][0].caption!r}")
+        shot("3-retrieval-correction", "retrieval")
+        window.memory_panel.corrections.rows.setCurrentRow(0)
+        shot("4-memory-corrections", "memory")
+        retrieval.reset_memory()
+
     # --- memory after adaptive queries, every kind of learner on (the default leaves HOPE and the fast level
     # off: the projections view would stay empty)
     for learner in ("hope", "cms_fast"):
