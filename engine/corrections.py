@@ -41,7 +41,7 @@ STEPS = 1              # Adam steps per correction
 LR = 3e-4              # their rate on the encoder's weights
 REPLAY = 15            # earlier corrections of the same modality replayed with each new one
 ANCHORS = 8            # built-in items held in place per step
-ANCHOR_WEIGHT = 20.0   # how strongly (1 - cosine to the trained embedding)
+ANCHOR_WEIGHT = 40.0   # how strongly (1 - cosine to the trained embedding)
 TEMPERATURE = 0.1      # of the correction's loss over the gallery's answers
 SLOT_SHARPNESS = 20.0  # a key's vote: exp(SLOT_SHARPNESS * (cos - 1)), ~1 at the key, ~0.02 at cos 0.8
 SLOT_WEIGHT = 0.5      # the largest score a vote adds (scores are cosines in [-1, 1])
@@ -85,6 +85,7 @@ class CorrectionMemory:
         self._anchors: dict[str, tuple[dict, torch.Tensor] | None] = {}
         self._rng = random.Random(seed)
         self.seed = seed
+        self._moved: dict | None = None   # weights_moved() since the corrections last changed
 
     # ------------------------------------------------------------------ what learns
     def parameters(self, modality: str) -> dict[str, torch.nn.Parameter]:
@@ -146,6 +147,7 @@ class CorrectionMemory:
             raise ValueError(f"'{correction.label}' is not in the {correction.target} gallery")
         start = time.perf_counter()
         self.corrections.append(correction)
+        self._moved = None
         key = self._steps(correction, gallery, identities) if "encoder" in self.learners else None
         if "slots" in self.learners:   # the key: its embedding as the step read it (or, alone, as now read)
             correction.key = (F.normalize(key.float(), dim=-1).cpu() if key is not None
@@ -229,7 +231,7 @@ class CorrectionMemory:
         params = dict(self.model.named_parameters())
         for name, value in self._trained.items():
             params[name].copy_(value)
-        self._trained, self._optimisers, self.corrections = {}, {}, []
+        self._trained, self._optimisers, self.corrections, self._moved = {}, {}, [], None
         self._rng = random.Random(self.seed)
 
     def forget(self, index: int, gallery_of, progress=None) -> Correction:
@@ -273,7 +275,10 @@ class CorrectionMemory:
     @torch.no_grad()
     def weights_moved(self) -> dict[str, dict[str, float]]:
         """How far each corrected modality's weights moved from their trained values, per block and head,
-        relative to their trained norm: {"image": {"block 1": 0.004, "head": 0.01, ...}}."""
+        relative to their trained norm: {"image": {"block 1": 0.004, "head": 0.01, ...}}. Measured once
+        after each change of the corrections (a viewer asks after every query)."""
+        if self._moved is not None:
+            return self._moved
         params = dict(self.model.named_parameters())
         sums: dict[str, dict[str, list[float]]] = {}
         for name, trained in self._trained.items():
@@ -284,7 +289,8 @@ class CorrectionMemory:
             pair = sums.setdefault(modality, {}).setdefault(where, [0.0, 0.0])
             pair[0] += float((params[name].detach().float() - trained.float()).pow(2).sum())
             pair[1] += float(trained.float().pow(2).sum())
-        return {m: {w: (d / max(t, 1e-12)) ** 0.5 for w, (d, t) in parts.items()} for m, parts in sums.items()}
+        self._moved = {m: {w: (d / max(t, 1e-12)) ** 0.5 for w, (d, t) in parts.items()} for m, parts in sums.items()}
+        return self._moved
 
     # ------------------------------------------------------------------ keeping
     def state(self) -> dict:
@@ -326,6 +332,7 @@ class CorrectionMemory:
             self._optimiser(modality).load_state_dict(saved)
         for name, value in state["weights"].items():
             params[name].copy_(value.to(params[name].device))
+        self._moved = None
         if "sampling" in state:   # what is replayed and the anchors drawn go on as they would have
             self._rng.setstate((3, tuple(int(v) for v in state["sampling"]), None))
         self.corrections = corrections
