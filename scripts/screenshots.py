@@ -161,6 +161,8 @@ def main() -> int:
         results.learnt_label.setText(results.learnt_label.text() + "  Asked again: "
                                      f"{shown[-1].results['text'][0].caption!r}")
         shot("3-retrieval-correction", "retrieval")
+        window.show_panel("memory")
+        pause(0.3)
         window.memory_panel.corrections.rows.setCurrentRow(0)
         shot("4-memory-corrections", "memory")
         retrieval.reset_memory()

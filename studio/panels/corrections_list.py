@@ -3,6 +3,8 @@ removable ("Forget"): what the user taught, what it cost, and which parts of the
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout
 
@@ -17,6 +19,7 @@ class CorrectionsList(QGroupBox):
         self.rows = QListWidget()
         self.rows.setObjectName("correctionRows")
         self.rows.setToolTip("Each answer you marked right (Retrieval panel): the model learnt it at once")
+        self.rows.setMaximumHeight(120)      # the plots above keep the room
         self.rows.currentRowChanged.connect(lambda row: self.forget_button.setEnabled(row >= 0))
         self.forget_button = QPushButton("Forget")
         self.forget_button.setToolTip("Drop the chosen correction; the others are learnt again")
@@ -39,7 +42,7 @@ class CorrectionsList(QGroupBox):
             self.held = held
             self.rows.clear()
             for n, c in enumerate(held, start=1):
-                self.rows.addItem(f"{n}. {c.modality} “{c.query}” → {c.label} ({c.target})  ·  "
+                self.rows.addItem(f"{n}. {c.modality} “{shown(c.query)}” → {c.label} ({c.target})  ·  "
                                   f"{1e3 * c.seconds:.0f} ms")
             self.rows.scrollToBottom()
             self.forget_button.setEnabled(self.rows.currentRow() >= 0)
@@ -50,11 +53,16 @@ class CorrectionsList(QGroupBox):
         parts = ", ".join(f"{m} {where} {100 * v:.2f} %" for m, wheres in moved.items() for where, v in wheres.items())
         latest = (f"The last one, “{held[learnt.latest].label}”, was learnt in {1e3 * learnt.seconds:.0f} ms. "
                   if 0 <= learnt.latest < len(held) else "")
-        self.summary.setText(f"{len(held)} held. {latest}Weights moved since the first (of their trained size): "
-                             f"{parts or 'none'}; the slots hold {len(held)} keys.")
+        self.summary.setText(f"{len(held)} held, one slot each. {latest}Weights moved since the first (of their "
+                             f"trained size): {parts or 'none'}.")
 
     def _forget(self) -> None:
         row = self.rows.currentRow()
         if 0 <= row < len(self.held):
             self.forget_button.setEnabled(False)
             self.forget_requested.emit(row)
+
+
+def shown(query: str) -> str:
+    """A query as a person reads it: a file by its name, a text or a recording as it is."""
+    return Path(query).name if "/" in query or "\\" in query else query

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QLineEdit
                                QToolButton, QVBoxLayout, QWidget)
 
 from engine.vocabulary import ANSWER_GALLERY
+from studio.panels.corrections_list import shown
 
 MODALITY_TITLES = {"image": "Images", "text": "Captions", "audio": "Spoken clips"}
 ROWS_INTERVAL_S = 0.1   # answers arriving faster than this (a stream of queries) are shown coalesced
@@ -184,7 +185,7 @@ class ResultsView(QWidget):
         self.right_label.clear()
         if 0 <= learnt.latest < len(learnt.held):
             c = learnt.held[learnt.latest]
-            self.learnt_label.setText(f"✓ Learnt: {c.modality} “{c.query}” is {c.label} ({1e3 * learnt.seconds:.0f} ms"
+            self.learnt_label.setText(f"✓ Learnt: {c.modality} “{shown(c.query)}” is {c.label} ({1e3 * learnt.seconds:.0f} ms"
                                       f"); the next query benefits. {len(learnt.held)} corrections held (Memory panel).")
 
     def searching(self, modality: str, description: str) -> None:
