@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import math
 import os
 import random
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine.config import atomic_write_bytes
+from engine.training.checkpoint import load_payload, save_payload
 from engine.vocabulary import MODALITIES
 
 # The learners a correction runs (`CORRECTION_LEARNERS`); both by default (README, Corrections).
@@ -366,15 +365,7 @@ class CorrectionsFileError(ValueError):
 
 def save_memory_file(path: str | os.PathLike, state: dict) -> Path:
     """Written atomically (temp file, fsync, rename): a crash or kill mid-write leaves the last good file."""
-    path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as err:
-        raise CorrectionsFileError(f"{path}: cannot write the corrections ({err.strerror or err}); "
-                                   "the previous file is kept") from None
-    return path
+    return save_payload(path, state, CorrectionsFileError, "corrections file")
 
 
 def memory_file_for(checkpoint: str | os.PathLike, folder: str | os.PathLike) -> Path:
@@ -390,14 +381,7 @@ def memory_file_for(checkpoint: str | os.PathLike, folder: str | os.PathLike) ->
 
 def load_memory_file(path: str | os.PathLike) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise CorrectionsFileError(f"{path}: corrections file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds here (pickle, zip, runtime): all mean "unusable"
-        text = str(err).strip().splitlines()
-        raise CorrectionsFileError(f"{path}: not a readable corrections file "
-                                   f"({(text[0] if text else type(err).__name__)[:160]})") from None
+    state = load_payload(path, CorrectionsFileError, "corrections file")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CorrectionsFileError(f"{path}: not an NLMM corrections file (no '{FORMAT}' marker)")
     if state.get("version", 0) > VERSION:

@@ -27,17 +27,38 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
-def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """A write that fails (disk full, `ulimit -f`, read-only) is a CheckpointError; the old file stays."""
+def save_payload(path: str | os.PathLike, payload: dict, error: type[ValueError], what: str) -> Path:
+    """`payload` (tensors and plain data) written atomically; a write that fails (disk full, `ulimit -f`,
+    read-only) is an `error` naming the file and `what` it held, and the old file stays."""
     path = Path(path)
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    torch.save(payload, buffer)
     try:
         atomic_write_bytes(path, buffer.getvalue())
     except OSError as err:
-        raise CheckpointError(f"{path}: cannot write the checkpoint ({err.strerror or err}); "
-                              "the previous one is kept") from None
+        raise error(f"{path}: cannot write the {what} ({err.strerror or err}); the previous one is kept") from None
     return path
+
+
+def load_payload(path: str | os.PathLike, error: type[ValueError], what: str, map_location="cpu"):
+    """What `save_payload` wrote, read with weights_only (it can never run code); a missing or unreadable
+    file is an `error` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds here (pickle, zip, runtime): all mean "unusable"
+        text = str(err).strip().splitlines()
+        reason = text[0] if text else type(err).__name__
+        if "Weights only load failed" in reason or "weights_only" in str(err):
+            reason = "it holds Python objects beyond tensors (refused: loading it could run code)"
+        raise error(f"{path}: not a readable {what} ({reason[:200]})") from None
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """A write that fails (disk full, `ulimit -f`, read-only) is a CheckpointError; the old file stays."""
+    return save_payload(path, {"format": FORMAT, "version": VERSION, **payload}, CheckpointError, "checkpoint")
 
 
 def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
@@ -48,16 +69,7 @@ def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many kinds here (pickle, zip, runtime): all mean "unusable"
-        text = str(err).strip().splitlines()
-        reason = text[0] if text else type(err).__name__
-        if "Weights only load failed" in reason or "weights_only" in str(err):
-            reason = "it holds Python objects beyond tensors (refused: loading it could run code)"
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:200]})") from None
+    payload = load_payload(path, CheckpointError, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an NLMM checkpoint (no '{FORMAT}' marker)")
     if payload.get("version", 0) > VERSION:
