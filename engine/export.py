@@ -5,16 +5,20 @@ chunk loop is unrolled at export time:
   text  (B, max_tokens) int64 token ids, (B, max_tokens) bool mask
   image (B, C, H, W) float in [0, 1]
   audio (B, n_mels, max_frames) float log-mel, (B, max_frames) bool mask
-Every export is reloaded and checked against the PyTorch model (max abs difference <= 1e-4).
+Every export is made in memory, reloaded and checked against the PyTorch model (max abs difference <=
+1e-4), and only then written, atomically (temp file, fsync, rename): a full disk or a kill never leaves a
+half-written encoder behind, and a failed write is an OSError naming the file.
 """
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from engine.config import NLMMConfig
+from engine.config import NLMMConfig, atomic_write_bytes
 from engine.data.audio import LogMel
 from engine.models.nlmm import NLMM
 
@@ -58,30 +62,43 @@ def export_encoders(model: NLMM, cfg: NLMMConfig, fmt: str, out: str | Path) -> 
     out.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     report = {}
-    for modality in ("text", "image", "audio"):
-        wrapper = (ImageExport(model, "image") if modality == "image" else EncoderExport(model, modality)).eval()
-        inputs = example_inputs(cfg, modality)
-        check = example_inputs(cfg, modality, seed=1)
-        with torch.no_grad():
-            expected = wrapper(*check)
-        if fmt == "torchscript":
-            path = out / f"{modality}.pt"
-            with torch.no_grad():
-                traced = torch.jit.trace(wrapper, inputs, check_trace=False)
-            torch.jit.save(traced, str(path))
-            with torch.no_grad():
-                got = torch.jit.load(str(path))(*check)
-        else:
-            path = out / f"{modality}.onnx"
-            got = _onnx_roundtrip(wrapper, inputs, check, path)
-        diff = float((got - expected).abs().max())
-        if diff > TOLERANCE:
-            raise RuntimeError(f"{path}: exported {modality} encoder differs from the model by {diff:.2e}")
-        report[modality] = {"path": str(path), "max_abs_diff": diff}
+    with warnings.catch_warnings():
+        # The tracer warns of every Python branch on a shape; the chunk loop is unrolled on purpose, and
+        # each export is checked against the model below.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        for modality in ("text", "image", "audio"):
+            report[modality] = _export_one(model, cfg, modality, fmt, out)
     return report
 
 
-def _onnx_roundtrip(wrapper, inputs, check, path: Path) -> torch.Tensor:
+def _export_one(model: NLMM, cfg: NLMMConfig, modality: str, fmt: str, out: Path) -> dict:
+    """One encoder made in memory, checked against the model, then written atomically."""
+    wrapper = (ImageExport(model, "image") if modality == "image" else EncoderExport(model, modality)).eval()
+    inputs = example_inputs(cfg, modality)
+    check = example_inputs(cfg, modality, seed=1)
+    with torch.no_grad():
+        expected = wrapper(*check)
+    if fmt == "torchscript":
+        path = out / f"{modality}.pt"
+        with torch.no_grad():
+            traced = torch.jit.trace(wrapper, inputs, check_trace=False)
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+        data = buffer.getvalue()
+        with torch.no_grad():
+            got = torch.jit.load(io.BytesIO(data))(*check)
+    else:
+        path = out / f"{modality}.onnx"
+        data, got = _onnx_roundtrip(wrapper, inputs, check)
+    diff = float((got - expected).abs().max())
+    if diff > TOLERANCE:
+        raise RuntimeError(f"{path}: exported {modality} encoder differs from the model by {diff:.2e}")
+    atomic_write_bytes(path, data)
+    return {"path": str(path), "max_abs_diff": diff}
+
+
+def _onnx_roundtrip(wrapper, inputs, check) -> tuple[bytes, torch.Tensor]:
+    """-> (the ONNX model, what onnxruntime computes from `check` with it)."""
     try:
         import onnxruntime
     except ImportError:
@@ -89,9 +106,11 @@ def _onnx_roundtrip(wrapper, inputs, check, path: Path) -> torch.Tensor:
                            "(pip install onnx onnxscript onnxruntime)") from None
     names = ["inputs", "mask"][: len(inputs)]
     dynamic = {name: {0: "batch"} for name in names}
+    buffer = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(wrapper, inputs, str(path), input_names=names, output_names=["embedding"],
+        torch.onnx.export(wrapper, inputs, buffer, input_names=names, output_names=["embedding"],
                           dynamic_axes=dynamic, dynamo=False, opset_version=17)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    data = buffer.getvalue()
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     feed = {name: tensor.numpy() for name, tensor in zip(names, check)}
-    return torch.from_numpy(session.run(None, feed)[0])
+    return data, torch.from_numpy(session.run(None, feed)[0])

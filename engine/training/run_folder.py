@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from glob import escape as glob_escape
 from pathlib import Path
 
 LOCK = ".lock"
@@ -22,9 +23,22 @@ def _describe(err: OSError) -> str:
     return err.strerror or type(err).__name__
 
 
-def check_usable(path: Path) -> None:
-    """Fail early, before data is loaded, when `path` cannot be a run folder or another run holds it."""
-    RunFolder(path).release()
+def check_usable(path: Path, holds_a_run: bool = False) -> None:
+    """Fail early, before data is loaded, when `path` cannot be a run folder or another run holds it.
+    `holds_a_run`: the folder's files belong to a run this one does not continue (no --resume), so it
+    is refused rather than overwritten."""
+    if holds_a_run:
+        raise RunFolderError(f"{path}: already holds a training run; continue it with --resume, or give "
+                             "--out a new folder (nothing was changed)")
+    created = not Path(path).exists()
+    folder = RunFolder(path)
+    folder.release()
+    if created:     # checked, not yet used: a run refused later leaves no folder behind
+        (Path(path) / LOCK).unlink(missing_ok=True)
+        try:
+            Path(path).rmdir()
+        except OSError:
+            pass
 
 
 class RunFolder:
@@ -46,12 +60,14 @@ class RunFolder:
             raise RunFolderError(f"{self.path}: another training run is writing into this folder; "
                                  "wait for it or choose another --out") from None
 
-    def sweep_temp_files(self) -> list[str]:
-        """Remove what killed atomic writes left (`.<name>.<random>.tmp`, see engine.config)."""
+    def sweep_temp_files(self, written: tuple[str, ...]) -> list[str]:
+        """Remove what killed atomic writes of the run's own files (`written`, e.g. checkpoint.pt) left:
+        `.<name>.<random>.tmp` (engine.config.atomic_write_bytes). Any other file is the user's."""
         removed = []
-        for stale in self.path.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-            removed.append(stale.name)
+        for name in written:
+            for stale in self.path.glob(f".{glob_escape(name)}.*.tmp"):
+                stale.unlink(missing_ok=True)
+                removed.append(stale.name)
         return removed
 
     def release(self) -> None:

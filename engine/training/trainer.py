@@ -39,8 +39,8 @@ from engine.training.checkpoint import (CheckpointError, checkpoint_config, load
 from engine.training.distributed import DistInfo
 from engine.training.evaluate import evaluate
 from engine.training.init import start_from
-from engine.training.run_folder import RunFolder, check_usable
-from engine.training.runs import CHECKPOINT, RunLog
+from engine.training.run_folder import RunFolder, RunFolderError, check_usable
+from engine.training.runs import CHECKPOINT, CONFIG, METRICS, RunLog
 from engine.training.step import TrainStep, batch_labels, shares_a_pair
 from engine.vocabulary import MODALITIES
 
@@ -129,13 +129,16 @@ class Trainer:
         self.state = "idle"
         self._warned: set[str] = set()
         self.skipped_batches = 0
-        if self.dist.is_main:
-            check_usable(self.out_dir)
+        if self.dist.is_main:   # a run already there is continued (resume) or left alone, never overwritten
+            check_usable(self.out_dir, holds_a_run=not resume and (self.out_dir / CHECKPOINT).exists())
 
         if resume and init is not None:
             raise ValueError("a run either resumes (its own checkpoint) or starts from another (init), not both")
         resume_payload = None
         if resume:
+            if not (self.out_dir / CHECKPOINT).exists() and (self.out_dir / METRICS).exists():
+                raise RunFolderError(f"{self.out_dir}: its run stopped before its first checkpoint, so there is "
+                                     "nothing to resume; run again without --resume to start it afresh")
             resume_payload = load_checkpoint(self.out_dir / CHECKPOINT)
             for key in ("train_state", "rng", "step"):
                 if key not in resume_payload:
@@ -328,7 +331,7 @@ class Trainer:
         self.state = "running"
         try:
             if folder is not None:
-                for name in folder.sweep_temp_files():
+                for name in folder.sweep_temp_files((CHECKPOINT, CONFIG)):
                     self.emit(DataWarning(f"removed {name}, left by a checkpoint write that was killed"))
                 save_config(self.cfg, self.out_dir / "config.yaml")
             self.model.memory.mark_trained()

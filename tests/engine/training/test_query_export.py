@@ -93,3 +93,24 @@ def test_onnx_export_of_the_shipped_demo_model_passes_its_own_check(tmp_path):
     model, cfg, _, _ = load_model(DEFAULT_CHECKPOINT)
     report = export_encoders(model, cfg, "onnx", tmp_path)
     assert all(info["max_abs_diff"] <= 1e-5 for info in report.values()), report
+
+
+@pytest.mark.parametrize("fmt,suffix", [("torchscript", "pt"), ("onnx", "onnx")])
+def test_an_export_that_cannot_be_written_is_one_line_and_leaves_no_partial_file(tmp_path, fmt, suffix):
+    """A full disk (`ulimit -f` here): TorchScript aborted the process and left a partial text.pt, ONNX a
+    truncated file. Now each encoder is written whole, atomically, or not at all."""
+    import resource
+    import subprocess
+    import sys
+    from engine.paths import DEFAULT_CHECKPOINT
+    out = tmp_path / "exported"
+
+    def small_files():   # each demo encoder is ~2.5 MB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "export", "--checkpoint", str(DEFAULT_CHECKPOINT),
+                           "--format", fmt, "--out", str(out)], capture_output=True, text=True, timeout=600,
+                          preexec_fn=small_files, cwd=Path(__file__).resolve().parents[3])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "terminate called" not in proc.stderr
+    assert proc.stderr.strip().startswith("nlmm: ") and "File too large" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert list(out.iterdir()) == [], "no encoder file, whole or partial, and no temp file"

@@ -258,3 +258,38 @@ def test_resuming_from_a_slimmed_checkpoint_is_a_clear_error(small_cfg, small_da
     with pytest.raises(CheckpointError, match="cannot resume from it: it holds no 'train_state' "
                                               r"\(a checkpoint slimmed for using the model"):
         Trainer(small_cfg, small_data, tmp_path / "slim", "cpu", 4, resume=True, tensorboard=False)
+
+
+def test_a_run_is_never_overwritten_by_a_new_one_into_its_folder(small_cfg, small_data, tmp_path):
+    """`--out runs/same` again without --resume: the step-2 checkpoint and its log stay as they were."""
+    from engine.training.run_folder import RunFolderError
+    run(small_cfg, small_data, tmp_path, 2)
+    kept = {name: (tmp_path / name).read_bytes() for name in ("checkpoint.pt", "metrics.jsonl", "config.yaml")}
+    with pytest.raises(RunFolderError, match="already holds a training run; continue it with --resume"):
+        Trainer(small_cfg, small_data, tmp_path, "cpu", 3, tensorboard=False)
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == kept
+    run(small_cfg, small_data, tmp_path, 3, resume=True)      # asked: it goes on
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+
+
+def test_a_refused_run_leaves_no_folder_and_a_log_without_checkpoint_says_why_it_cannot_resume(
+        small_cfg, small_data, tmp_path):
+    from engine.training.run_folder import RunFolderError
+    out = tmp_path / "new"
+    with pytest.raises(ValueError, match="not both"):
+        Trainer(small_cfg, small_data, out, "cpu", 3, resume=True, init="x.pt", tensorboard=False)
+    assert not out.exists()
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"kind": "step", "step": 1}\n')
+    with pytest.raises(RunFolderError, match="stopped before its first checkpoint, so there is nothing to resume"):
+        Trainer(small_cfg, small_data, out, "cpu", 3, resume=True, tensorboard=False)
+
+
+def test_only_the_runs_own_temp_files_are_swept(small_cfg, small_data, tmp_path):
+    """A killed checkpoint write's temp file goes; a user's `.mynotes.tmp` in the folder stays."""
+    run(small_cfg, small_data, tmp_path, 2)
+    mine = tmp_path / ".mynotes.tmp"
+    mine.write_text("my notes")
+    (tmp_path / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half")
+    run(small_cfg, small_data, tmp_path, 3, resume=True)
+    assert mine.read_text() == "my notes" and not (tmp_path / ".checkpoint.pt.k1ll3d.tmp").exists()
