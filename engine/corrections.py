@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine.training.checkpoint import load_payload, save_payload
+from engine.training.checkpoint import load_payload, save_payload, state_digest
 from engine.vocabulary import MODALITIES
 
 # The learners a correction runs (`CORRECTION_LEARNERS`); both by default (README, Corrections).
@@ -303,7 +303,7 @@ class CorrectionMemory:
                                  "inputs": {k: v.cpu() for k, v in c.inputs.items()},
                                  "key": c.key} for c in self.corrections],
                 "weights": {name: params[name].detach().cpu().clone() for name in self._trained},
-                "trained_digest": _digest(self._trained),
+                "trained_digest": state_digest(self._trained),
                 "optimisers": {m: opt.state_dict() for m, opt in self._optimisers.items()},
                 "sampling": list(self._rng.getstate()[1])}
 
@@ -320,7 +320,7 @@ class CorrectionMemory:
             if params[name].shape != value.shape:
                 raise ValueError(f"the corrections were made on another model ({name} is "
                                  f"{tuple(value.shape)} there, {tuple(params[name].shape)} here)")
-        if _digest({name: params[name] for name in state["weights"]}) != state["trained_digest"]:
+        if state_digest({name: params[name] for name in state["weights"]}) != state["trained_digest"]:
             raise ValueError("the corrections were made on another model (its weights differ from this one's)")
         corrections = [Correction(c["modality"], c["target"], int(c["identity"]), str(c["label"]), str(c["name"]),
                                   dict(c["inputs"]), float(c["seconds"]), c["key"]) for c in state["corrections"]]
@@ -349,14 +349,6 @@ def _stack(batches: list[dict[str, torch.Tensor]], modality: str) -> dict[str, t
              for b, r in zip(batches, rows)]
     return {modality: torch.cat([F.pad(r, (0, width - r.shape[-1])) for r in rows]),
             mask_key: torch.cat([F.pad(m, (0, width - m.shape[-1])) for m in masks])}
-
-
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 class CorrectionsFileError(ValueError):

@@ -5,6 +5,7 @@ checkpoint intact. Read with `torch.load(weights_only=True)`: a checkpoint can n
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -56,9 +57,21 @@ def load_payload(path: str | os.PathLike, error: type[ValueError], what: str, ma
         raise error(f"{path}: not a readable {what} ({reason[:200]})") from None
 
 
+def state_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """A SHA-256 of named tensors' values (names, shapes and bytes): what a file's weights must match."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """A write that fails (disk full, `ulimit -f`, read-only) is a CheckpointError; the old file stays."""
-    return save_payload(path, {"format": FORMAT, "version": VERSION, **payload}, CheckpointError, "checkpoint")
+    """A write that fails (disk full, `ulimit -f`, read-only) is a CheckpointError; the old file stays. The
+    weights' digest goes with them: a byte changed on disk is found when the file is loaded."""
+    return save_payload(path, {"format": FORMAT, "version": VERSION, **payload,
+                               "digest": state_digest(payload["model"])}, CheckpointError, "checkpoint")
 
 
 def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
@@ -77,6 +90,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("config", "model", "tokenizer"):
         if key not in payload:
             raise CheckpointError(f"{path}: incomplete checkpoint (no '{key}')")
+    if "digest" in payload and payload["digest"] != state_digest(payload["model"]):   # older files have none
+        raise CheckpointError(f"{path}: damaged: its weights do not match the digest written with them "
+                              "(a changed or corrupted byte); use another copy")
     return payload
 
 

@@ -338,7 +338,9 @@ class Trainer:
             self._memory_at_start = self.model.memory.slots.detach().clone() if self.memory_listeners else None
             return self._loop()
         except FloatingPointError as err:
-            return self._failed(f"{err}; training stopped, the last good checkpoint is kept")
+            kept = ("the last good checkpoint is kept" if (self.out_dir / CHECKPOINT).exists()
+                    else "no checkpoint was written yet")
+            return self._failed(f"{err}; training stopped, {kept}")
         except (CheckpointError, OSError) as err:  # disk full, `ulimit -f`, the folder made read-only
             reason = str(err) if isinstance(err, CheckpointError) else f"{err.filename or self.out_dir}: " \
                 f"{err.strerror or err}"

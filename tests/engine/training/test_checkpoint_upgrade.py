@@ -44,3 +44,20 @@ def test_a_version_1_run_resumes_with_the_losses_version_1_gave(tmp_path):
     losses = {e.step: e.loss for e in events if e.kind == "step"}
     assert losses == pytest.approx(V1_RESUMED_LOSSES, rel=1e-5)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["version"] == 2
+
+
+def test_a_checkpoint_with_one_byte_changed_is_refused_by_its_digest(tmp_path):
+    """One flipped byte in the weights loaded silently (a weight off by 69.3, and `nlmm export` then
+    reported 0.0 difference). Checkpoints now carry their weights' digest, checked on load."""
+    import pytest
+    from engine.paths import DEFAULT_CHECKPOINT
+    from engine.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    payload = load_checkpoint(DEFAULT_CHECKPOINT)
+    path = save_checkpoint(tmp_path / "good.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
+    assert load_checkpoint(path)["digest"]
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * 0.6)] ^= 0x40
+    broken = tmp_path / "flipped.pt"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="flipped.pt: damaged: its weights do not match"):
+        load_checkpoint(broken)

@@ -87,10 +87,22 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(small_c
     trainer.step_fn.loss.forward = nan_after_four
     final = trainer.run()
     assert final.kind == "failed" and "at step 5" in final.message
+    assert "the last good checkpoint is kept" in final.message
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert payload["step"] == 4
     assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
     assert any(e.kind == "failed" for e in events)
+
+
+def test_a_nan_before_any_checkpoint_says_none_was_written(small_cfg, small_data, tmp_path):
+    """It spoke of "the last good checkpoint" when there was none."""
+    trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 10, tensorboard=False)
+    original_loss = trainer.step_fn.loss.forward
+    trainer.step_fn.loss.forward = lambda *args: (lambda total, pairs: (total * float("nan"), pairs))(
+        *original_loss(*args))
+    final = trainer.run()
+    assert final.kind == "failed" and "at step 1" in final.message, final.message
+    assert "no checkpoint was written yet" in final.message and not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_pause_resume_and_stop_from_another_thread(small_cfg, small_data, tmp_path):
