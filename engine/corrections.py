@@ -7,14 +7,15 @@ milliseconds, on the query thread, with no run folder and no training thread, by
   slots        the corrected query's embedding is written as a key into a store of the user's examples,
                its value the right identity. A later query close to a key has that identity's score raised
                (a soft nearest-neighbour vote): what was taught is answered right again at once.
-  encoder      a few Adam steps of the query modality's encoder and head on the correction, replaying a
-               sample of the earlier corrections, with built-in items as anchors: their embeddings are held
-               where the trained model put them. The style of the user's writing or voice is learnt, so
-               numbers never corrected benefit too, while the other skills stay.
+  encoder      one Adam step (STEPS) of the query modality's encoder and head on the correction, replaying
+               a sample of the earlier corrections, with built-in items as anchors: their embeddings are
+               held where the trained model put them. The style of the user's writing or voice is learnt,
+               so numbers never corrected benefit too, while the other skills stay.
 
-`nlmm bench corrections` measures them (alone and together: README, Corrections). `reset()` restores the
+`nlmm bench corrections` measures them (alone and together: docs/corrections.md). `reset()` restores the
 model bit for bit; `forget(i)` drops one correction and learns the rest again from the trained weights.
-The state (corrections, keys, weights moved, optimiser) is saved with `save()` and loaded with `load()`.
+`state()` holds everything (corrections, keys, weights moved, optimiser, sampling) and `restore()` carries
+on from it; `save_memory_file` / `load_memory_file` keep it on disk.
 """
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ class CorrectionMemory:
                  autocast=contextlib.nullcontext, seed: int = 0):
         """`anchors`: a callable modality -> model batch of built-in inputs of that modality (or None when
         there are none); their trained embeddings are what the encoder is held to. `parts`: which weights
-        learn, "encoder" (the modality's encoder and head) or "fast" (its fastest CMS level only)."""
+        learn, "encoder" (the modality's encoder and head), "front" (its front end: patch stem, audio
+        convolutions, token embedding), "front+1" (and the first block) or "fast" (its fastest CMS level)."""
         unknown = sorted(set(learners) - set(CORRECTION_LEARNERS))
         if unknown:
             raise ValueError(f"unknown correction learner {', '.join(unknown)}; "
@@ -77,7 +79,6 @@ class CorrectionMemory:
         self.model, self.learners = model, frozenset(learners)
         self.anchor_source, self.steps, self.lr, self.replay = anchors, steps, lr, replay
         self.anchor_weight, self.parts, self.autocast = anchor_weight, parts, autocast
-        self.optimizer = "adam"
         self.corrections: list[Correction] = []
         self._trained: dict[str, torch.Tensor] = {}     # weights as trained, of modalities a correction moved
         self._optimisers: dict[str, torch.optim.Optimizer] = {}
@@ -116,9 +117,7 @@ class CorrectionMemory:
             params = self.parameters(modality)
             for name, param in params.items():
                 self._trained.setdefault(name, param.detach().clone())
-            self._optimisers[modality] = (torch.optim.SGD(list(params.values()), lr=self.lr, momentum=0.9)
-                                          if self.optimizer == "sgd" else
-                                          torch.optim.Adam(list(params.values()), lr=self.lr))
+            self._optimisers[modality] = torch.optim.Adam(list(params.values()), lr=self.lr)
         return self._optimisers[modality]
 
     def _anchor_batch(self, modality: str):
@@ -237,7 +236,7 @@ class CorrectionMemory:
         """Drop correction `index` and learn the others again from the trained weights, in their order
         (`gallery_of(target)` -> (rows, identities) of that gallery). Returns the dropped correction."""
         if not 0 <= index < len(self.corrections):
-            raise IndexError(f"no correction {index + 1}: {len(self.corrections)} held")
+            raise ValueError(f"no correction {index + 1}: {len(self.corrections)} held")
         kept = list(self.corrections)
         dropped = kept.pop(index)
         self.reset()
