@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections import Counter
 from typing import Iterable
 
 from engine.data.errors import DataError
 
 PAD, UNK = "<pad>", "<unk>"
-_WORD = re.compile(r"[a-z]+|\d+")
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Myanmar, Khmer) are read a character
+# at a time; every other script by runs of letters, as English always was.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+_WORD = re.compile(rf"[{_UNSPACED}]|[^\W\d_{_UNSPACED}]+|\d+")
 
 
 def words(text: str, limit: int | None = None) -> list[str]:
-    """Lower-case words and digit runs: "Forty-two!" -> ["forty", "two"]; "42" -> ["42"]. With `limit`,
-    the first that many (a pasted book costs no more than its first words)."""
-    return [match.group() for match in itertools.islice(_WORD.finditer(text.lower()), limit)]
+    """Words and digit runs, in any script: "Forty-two!" -> ["forty", "two"]; "42" -> ["42"]; "über café"
+    -> ["über", "café"]; "сорок два" -> ["сорок", "два"]; "四十二" -> ["四", "十", "二"]. Text is NFKC-normalised
+    and case-folded first (full-width "４２" is "42", "Straße" is "strasse") and digits of any script are
+    read as 0-9. With `limit`, the first that many (a pasted book costs no more than its first words)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return [_ascii_digits(match.group()) for match in itertools.islice(_WORD.finditer(text), limit)]
+
+
+def _ascii_digits(word: str) -> str:
+    return "".join(str(unicodedata.digit(c)) for c in word) if word[0].isdigit() else word
 
 
 class Tokenizer:

@@ -265,3 +265,13 @@ def test_bench_teach_json_reports_before_and_after_and_what_ran():
 def test_bench_teach_with_a_missing_checkpoint_is_one_line(tmp_path):
     proc = nlmm("bench", "teach", "--checkpoint", str(tmp_path / "none.pt"))
     assert proc.returncode == 2 and "checkpoint not found" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_query_the_terminal_cannot_encode_is_printed_escaped(tmp_path):
+    """`PYTHONIOENCODING=ascii` and an emoji query without --json: UnicodeEncodeError before."""
+    import os
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "query", "--text", "forty two \U0001f600", "--k", "1"],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "\\U0001f600" in proc.stdout or "\\u" in proc.stdout.lower()

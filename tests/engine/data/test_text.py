@@ -33,3 +33,29 @@ def test_empty_text_is_a_data_error_and_long_text_is_truncated():
     with pytest.raises(DataError, match="no words"):
         tok.encode("?!", 16)
     assert len(tok.encode("forty two " * 1000, 16)) == 16  # 10,000 characters
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("сорок два", ["сорок", "два"]),                 # Cyrillic: was "no words to read"
+    ("über café", ["über", "café"]),                 # was ["ber", "caf"]
+    ("四十二", ["四", "十", "二"]),                      # a script without spaces, read by characters
+    ("ＦＯＲＴＹ ＴＷＯ ４２", ["forty", "two", "42"]),    # full-width forms (NFKC)
+    ("Straße", ["strasse"]),                         # case folding, not lower()
+    ("٤٢", ["42"]),                                  # Arabic-Indic digits read as 0-9
+])
+def test_text_in_any_language_is_read_as_words(text, expected):
+    assert words(text) == expected
+
+
+def test_every_built_in_caption_reads_as_it_always_did():
+    """Unicode words must not change what the shipped model was trained on: ASCII splits as [a-z]+|\\d+."""
+    import re
+    from engine.data.builtin import load_builtin_manifest
+    old = re.compile(r"[a-z]+|\d+")
+    captions = {item.text for split in load_builtin_manifest().values() for item in split}
+    assert captions and all(words(c) == old.findall(c.lower()) for c in captions)
+
+
+def test_a_russian_caption_teaches_words_of_its_own():
+    tok = Tokenizer.build(["forty two"], max_size=64).grown(["сорок два"])
+    assert tok.encode("сорок два", 16) == [tok.index["сорок"], tok.index["два"]]
