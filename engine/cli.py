@@ -211,23 +211,16 @@ def _gallery_items(spec: str):
 
 
 def _read_table(path: str) -> list[list[str]]:
-    """A small CSV as rows: UTF-8 (a BOM allowed) or UTF-16 with its BOM; comma, semicolon or tab between
-    cells, as the file's first lines show."""
+    """A small CSV as rows, in any encoding and separator Excel writes (engine/data/table.py)."""
     import csv
+    from engine.data.table import read_text
     try:
-        raw = Path(path).read_bytes()
+        text, dialect, _ = read_text(Path(path).read_bytes())
     except OSError as err:
         raise UserError(f"{path}: cannot read it ({err.strerror or err})") from None
-    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
-    try:
-        text = raw.decode(encoding)
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 or UTF-16 text") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [row for row in csv.reader(text.splitlines(), dialect) if any(cell.strip() for cell in row)]
+        raise UserError(f"{path}: not text (neither UTF-8, UTF-16 nor Windows-1252)") from None
+    return [row for row in csv.reader(text, dialect) if any(cell.strip() for cell in row)]
 
 
 def _read_corrections_csv(path: str, queries: list[tuple[str, str]]) -> dict[int, str]:

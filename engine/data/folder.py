@@ -25,6 +25,7 @@ import soundfile as sf
 
 from engine.data.dataset import PROGRESS_EVERY, SPLITS, DataSplits, Item
 from engine.data.errors import DataError, first_line
+from engine.data.table import read_text
 from engine.vocabulary import SAMPLE_RATE
 
 INDEX = "items.csv"
@@ -45,14 +46,16 @@ def load_folder(root: str | Path, progress=None) -> DataSplits:
     if not index.is_file():
         raise DataError(f"{root}: no {INDEX} (columns: image,text,audio,label; see the README)")
     try:
-        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise become part
-        # of the first column's name (and that column silently lost). The shared lock waits out a
-        # FolderWriter's append, so no half-written row is read.
-        with index.open(newline="", encoding="utf-8-sig") as handle:
+        # Any encoding and separator Excel writes (engine/data/table.py): a byte-order mark would otherwise
+        # become part of the first column's name. The shared lock waits out a FolderWriter's append, so no
+        # half-written row is read.
+        with index.open("rb") as handle:
             fcntl.flock(handle, fcntl.LOCK_SH)
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = list(reader)
+            data = handle.read()
+        text, dialect, found = read_text(data)
+        reader = csv.DictReader(text, dialect=dialect)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{index}: not a readable CSV file ({first_line(err)})") from None
     if not {"image", "text", "audio"} & set(header):
@@ -93,7 +96,8 @@ def load_folder(root: str | Path, progress=None) -> DataSplits:
         progress(len(rows), len(rows))
     missing = {modality: f"{count} named in {index}, none of them found under {root}"
                for modality, count in named.items() if skipped[f"missing {modality}"] == count}
-    return DataSplits(f"folder:{root}", splits, skipped, missing=missing,
+    notes = [] if found == "UTF-8, cells separated by commas" else [f"{index}: read as {found}"]
+    return DataSplits(f"folder:{root}", splits, skipped, notes=notes, missing=missing,
                       label_names={i: name for name, i in label_ids.items()})
 
 

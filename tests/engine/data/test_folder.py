@@ -120,3 +120,24 @@ def test_a_modality_named_in_the_csv_but_never_found_is_reported_missing(tmp_pat
                                              f"{tmp_path / 'items.csv'}, none of them found under {tmp_path})")
     (tmp_path / "items.csv").write_text("image,text,audio\n,one,\n,two,\n")  # empty columns: not expected
     assert load_folder(tmp_path).missing == {}
+
+
+@pytest.mark.parametrize("encoding,separator,found", [
+    ("cp1252", ";", "Windows-1252, cells separated by semicolons"),    # Excel "CSV" where the decimal mark is ","
+    ("utf-16", "\t", "UTF-16, cells separated by tabs"),                # Excel "Unicode text"
+    ("utf-8-sig", ",", None),                                          # Excel "CSV UTF-8": nothing to say
+])
+def test_csv_files_as_excel_writes_them_are_read_and_say_how(tmp_path, encoding, separator, found):
+    rows = [["image", "text", "audio", "label", "split"], ["", "un café crème", "", "café", "train"],
+            ["", "zwölf Äpfel", "", "zwölf", "train"]]
+    (tmp_path / "items.csv").write_bytes("\r\n".join(separator.join(r) for r in rows).encode(encoding))
+    data = load_folder(tmp_path)
+    assert [i.text for i in data.splits["train"]] == ["un café crème", "zwölf Äpfel"]
+    assert sorted(data.label_names.values()) == ["café", "zwölf"]
+    assert data.notes == ([f"{tmp_path / 'items.csv'}: read as {found}"] if found else [])
+
+
+def test_a_csv_that_is_not_text_is_one_line(tmp_path):
+    (tmp_path / "items.csv").write_bytes(b"image,text\n\x81\x8d\x8f\x90\x9d\x00\xff" * 3)
+    with pytest.raises(DataError, match="not a readable CSV file"):
+        load_folder(tmp_path)
