@@ -21,6 +21,17 @@ class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit status 2."""
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0 (`--budget -1` is refused before any work)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got '{text}'") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {text}")
+    return value
+
+
 def at_least(low: int):
     """An argparse type: a whole number >= low (`--steps 0`, `--k -3` are refused before any work)."""
     def parse(text: str) -> int:
@@ -112,6 +123,9 @@ def _config_before_overrides(args: argparse.Namespace):
     if args.init is None:
         if args.mix_builtin is not None:
             raise UserError("--mix-builtin mixes built-in items into a fine-tune: it needs --init CHECKPOINT")
+        if args.resume and args.config:
+            raise UserError(f"--resume continues the run with the config it was started with; --config "
+                            f"{args.config} would not be used: give one")
         return load_config(args.config or "tiny")
     if args.resume:
         raise UserError("--init starts a new run from a trained model and --resume continues a run: give one")
@@ -347,11 +361,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _print_query_table(result)
     elif args.what == "ttt":
         from engine.bench import ttt
-        unknown = [m for m in (args.mechanisms or "").split(",") if m and m not in ttt.ABLATION]
-        if unknown:
-            raise UserError(f"--mechanisms: unknown {', '.join(unknown)}; expected some of {', '.join(ttt.ABLATION)}")
+        named = [m.strip() for m in (args.mechanisms or "").split(",") if m.strip()]
+        unknown = [m for m in named if m not in ttt.ABLATION]
+        if unknown or (args.mechanisms is not None and not named):
+            raise UserError(f"--mechanisms: {'unknown ' + ', '.join(unknown) if unknown else 'names none'}; "
+                            f"expected some of {', '.join(ttt.ABLATION)}")
         result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick,
-                         drift=args.drift, mechanisms=args.mechanisms.split(",") if args.mechanisms else None)
+                         drift=args.drift, mechanisms=named or None)
         if not args.json:
             print(ttt.format_table(result))
     elif args.what == "teach":
@@ -500,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
     bench.add_argument("--checkpoint", default=None,
                        help="for query/ttt/robustness/teach (default: the shipped demo model)")
-    bench.add_argument("--budget", type=float, default=None,
+    bench.add_argument("--budget", type=positive_seconds, default=None,
                        help="seconds of training at most (train: default 900; teach: default 60)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     bench.add_argument("--steps", type=at_least(1), default=None,

@@ -120,6 +120,8 @@ def test_a_too_short_clip_given_to_query_is_one_line(tmp_path):
     (["train", "--steps", "0"], "nlmm train: argument --steps: must be at least 1, got 0"),
     (["train", "--steps", "-5"], "nlmm train: argument --steps: must be at least 1, got -5"),
     (["train", "--batch-size", "1"], "nlmm train: argument --batch-size: must be at least 2, got 1"),
+    (["bench", "teach", "--budget", "-1"], "nlmm bench: argument --budget: must be above 0 seconds, got -1"),
+    (["bench", "ttt", "--mechanisms", ",,,"], "nlmm: --mechanisms: names none; expected some of"),
 ])
 def test_numbers_out_of_range_are_one_line(tmp_path, args, message):
     """`--k -3` ended in topk's RuntimeError; `--steps 0` trained the config's steps, `--steps -5` "finished"
@@ -275,3 +277,10 @@ def test_a_query_the_terminal_cannot_encode_is_printed_escaped(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "\\U0001f600" in proc.stdout or "\\u" in proc.stdout.lower()
+
+
+def test_resume_with_another_config_is_refused_not_ignored(tmp_path):
+    """`--resume --config X` silently trained with the run's own config."""
+    out = tmp_path / "run"
+    proc = nlmm("train", "--resume", "--config", str(short_config(tmp_path)), "--out", str(out))
+    one_line_error(proc, "nlmm: --resume continues the run with the config it was started with")
