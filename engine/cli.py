@@ -32,6 +32,16 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def at_most(high: int, parse):
+    """An argparse type: what `parse` reads, and no more than `high`."""
+    def bounded(text: str):
+        value = parse(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+    return bounded
+
+
 def at_least(low: int):
     """An argparse type: a whole number >= low (`--steps 0`, `--k -3` are refused before any work)."""
     def parse(text: str) -> int:
@@ -529,8 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ttt: also adapt on N queries of the held-out engine and follow top-1 (target: 10000)")
     bench.add_argument("--mechanisms", default=None, metavar="A,B",
                        help="ttt: which of memory_gated, memory_delta, hope, cms_fast, domain, all (default: every one)")
-    bench.add_argument("--load", type=at_least(0), default=1,
-                       help="query: CPU-bound background processes in the loaded phase (default 1)")
+    bench.add_argument("--load", type=at_most(64, at_least(0)), default=1,
+                       help="query: CPU-bound background processes in the loaded phase (default 1, at most 64)")
     bench.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")

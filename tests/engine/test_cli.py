@@ -284,3 +284,39 @@ def test_resume_with_another_config_is_refused_not_ignored(tmp_path):
     out = tmp_path / "run"
     proc = nlmm("train", "--resume", "--config", str(short_config(tmp_path)), "--out", str(out))
     one_line_error(proc, "nlmm: --resume continues the run with the config it was started with")
+
+
+def test_busy_processes_of_a_benchmark_end_with_it_however_it_ends():
+    """`nlmm bench query --load 2` then SIGTERM left two busy loops under PID 1 at 100 % CPU."""
+    import os
+    import signal
+    import time
+    script = """
+import time
+from engine.bench.query import busy_processes
+with busy_processes(2, settle_s=0.1) as pids:
+    print(*pids, flush=True)
+    time.sleep(60)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    assert len(pids) == 2 and all(os.path.exists(f"/proc/{pid}") for pid in pids)
+    parent.send_signal(signal.SIGKILL)      # no cleanup code runs: the children must notice by themselves
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in pids)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"      # a zombie has ended (only its parent's wait is missing)
+
+
+def test_a_load_beyond_reason_is_refused():
+    proc = nlmm("bench", "query", "--load", "100000")
+    one_line_error(proc, "nlmm bench: argument --load: must be at most 64, got 100000")
