@@ -24,7 +24,7 @@ from studio.panels.memory_panel import MemoryPanel
 from studio.panels.model_panel import ModelPanel
 from studio.panels.retrieval_panel import RetrievalPanel
 from studio.panels.training_panel import TrainingPanel
-from studio.settings_values import int_setting
+from studio.settings_values import bytes_setting, int_setting, str_setting
 
 PANELS = [("model", "Model && levels"), ("training", "Training"), ("retrieval", "Retrieval"), ("memory", "Memory"),
           ("joint", "Joint space")]
@@ -167,13 +167,13 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ settings
     def _restore(self) -> None:
         settings = self.settings
-        geometry = settings.value("window/geometry")
+        geometry = bytes_setting(settings, "window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        state = settings.value("window/state")
+        state = bytes_setting(settings, "window/state")
         if state is not None and int_setting(settings, "window/layout_version", 0) == LAYOUT_VERSION:
             self.restoreState(state, LAYOUT_VERSION)
-        config = self.options.config or settings.value("config/last", "") or "tiny"
+        config = self.options.config or str_setting(settings, "config/last") or "tiny"
         try:
             if Path(config).suffix in (".yaml", ".yml") and Path(config).exists():
                 if not self.model_panel.open_yaml(config):
@@ -183,11 +183,11 @@ class MainWindow(QMainWindow):
         except Exception as err:  # noqa: BLE001 - a broken last config must not stop the studio
             self.show_message(f"Could not restore the last config: {err}")
             self.model_panel.load_preset("tiny")
-        data = settings.value("training/data", "builtin")
+        data = str_setting(settings, "training/data", "builtin")
         if data:
             self.training_panel.set_data_spec(str(data))
         if self.options.load_checkpoint_on_start:
-            checkpoint = self.options.checkpoint or settings.value("checkpoint/last", "") or ""
+            checkpoint = self.options.checkpoint or str_setting(settings, "checkpoint/last")
             if not checkpoint or not Path(checkpoint).exists():
                 checkpoint = str(DEFAULT_CHECKPOINT)
             if Path(checkpoint).exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLineEdit, QPushButton
 
+from studio.settings_values import str_setting
 from studio.panels.sketch_pad import save_png
 
 
@@ -34,7 +35,7 @@ class DatasetAdder(QGroupBox):
         layout.addWidget(self.label)
         layout.addWidget(self.add_button)
         if settings is not None:
-            self.path.setText(str(settings.value("dataset/folder", "") or ""))
+            self.path.setText(str_setting(settings, "dataset/folder"))
 
     def _choose(self) -> None:
         folder = self.dialogs.folder(self, "Choose (or create) your data set folder")

@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from studio.panels.data_source import DataSourceFields
-from studio.settings_values import int_setting
+from studio.settings_values import int_setting, str_setting
 
 SPLITS = [("test", "test"), ("validation", "val"), ("train", "train"), ("all items", "all")]
 MAX_ITEMS = 100_000
@@ -54,8 +54,8 @@ class GalleryPicker(QWidget):
         row.addWidget(self.size)
         row.addWidget(self.use_button)
         if settings is not None:
-            self.set_choice(str(settings.value("gallery/source", "builtin") or "builtin"),
-                            str(settings.value("gallery/split", "test") or "test"),
+            self.set_choice(str_setting(settings, "gallery/source", "builtin") or "builtin",
+                            str_setting(settings, "gallery/split", "test") or "test",
                             int_setting(settings, "gallery/size", size))
 
     # ------------------------------------------------------------------ state

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QProgre
 from engine.config import AudioConfig
 from studio import audio_capture
 from engine.data.utterances import VAD_RATE
+from studio.settings_values import str_setting
 from studio.listening import HandsFreeListener
 
 
@@ -86,7 +87,7 @@ class SpeechInput(QGroupBox):
         self.mic.clear()
         for device in devices:
             self.mic.addItem(device["name"], device["name"])
-        preferred = self.settings.value("audio/device", "") if self.settings is not None else ""
+        preferred = str_setting(self.settings, "audio/device") if self.settings is not None else ""
         if preferred and self.mic.findData(preferred) >= 0:
             self.mic.setCurrentIndex(self.mic.findData(preferred))
         self.mic.blockSignals(False)

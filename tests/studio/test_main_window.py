@@ -137,6 +137,23 @@ def test_settings_holding_a_non_integer_gallery_size_do_not_stop_the_launch(make
     assert window.isVisible() and window.retrieval_panel.gallery_picker.size.value() == 200  # the default
 
 
+def test_settings_of_the_wrong_kind_do_not_stop_the_launch(make_window, tmp_path):
+    """A window geometry or layout that is not bytes aborted the studio at every launch (exit 134); a
+    list where a path belongs (an ini file reads "a, b" as one) is the default too."""
+    from PySide6.QtCore import QSettings
+    stale = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    stale.setValue("window/geometry", "not bytes")
+    stale.setValue("window/state", 12)
+    stale.setValue("window/layout_version", 2)
+    stale.setValue("checkpoint/last", ["a", "b"])
+    stale.setValue("gallery/source", 42)
+    stale.setValue("dataset/folder", ["x", "y"])
+    stale.sync()
+    window = make_window(load_checkpoint=False, gallery_size=None)
+    assert window.isVisible()
+    assert window.retrieval_panel.dataset.path.text() == ""
+
+
 def test_closing_the_studio_removes_its_temporary_folder(make_window, tmp_path):
     """Every launch left an empty /tmp/nlmm-studio-* behind (23 after one test run)."""
     import tempfile
