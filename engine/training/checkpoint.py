@@ -90,6 +90,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("config", "model", "tokenizer"):
         if key not in payload:
             raise CheckpointError(f"{path}: incomplete checkpoint (no '{key}')")
+    vocabulary = payload["tokenizer"].get("vocabulary") if isinstance(payload["tokenizer"], dict) else None
+    if not (isinstance(vocabulary, list) and all(isinstance(word, str) for word in vocabulary)
+            and vocabulary[:2] == ["<pad>", "<unk>"]):
+        raise CheckpointError(f"{path}: its tokenizer is missing or damaged (expected a vocabulary starting "
+                              "with '<pad>', '<unk>')")
+    if not isinstance(payload["model"], dict) or not all(torch.is_tensor(v) for v in payload["model"].values()):
+        raise CheckpointError(f"{path}: its weights are missing or damaged (expected named tensors)")
     if "digest" in payload and payload["digest"] != state_digest(payload["model"]):   # older files have none
         raise CheckpointError(f"{path}: damaged: its weights do not match the digest written with them "
                               "(a changed or corrupted byte); use another copy")

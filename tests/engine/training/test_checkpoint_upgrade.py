@@ -61,3 +61,22 @@ def test_a_checkpoint_with_one_byte_changed_is_refused_by_its_digest(tmp_path):
     broken.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="flipped.pt: damaged: its weights do not match"):
         load_checkpoint(broken)
+
+
+def test_a_checkpoint_without_a_usable_tokenizer_is_one_line(tmp_path):
+    """`tokenizer: None` was a TypeError traceback in `nlmm query` and `bench robustness`."""
+    import subprocess
+    import sys
+    import pytest
+    from engine.paths import DEFAULT_CHECKPOINT
+    from engine.training.checkpoint import CheckpointError, load_checkpoint
+    payload = load_checkpoint(DEFAULT_CHECKPOINT)
+    for n, tokenizer in enumerate((None, {"vocabulary": ["a", "b"]}, {"vocabulary": None})):
+        path = tmp_path / f"tok{n}.pt"
+        torch.save({**payload, "tokenizer": tokenizer}, path)
+        with pytest.raises(CheckpointError, match="its tokenizer is missing or damaged"):
+            load_checkpoint(path)
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "query", "--checkpoint", str(tmp_path / "tok0.pt"),
+                           "--text", "seven"], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[3])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "tokenizer is missing" in proc.stderr
