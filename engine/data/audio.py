@@ -52,6 +52,9 @@ def _check_format(rate: int, channels: int, name: str) -> None:
         raise DataError(f"{name}: {channels} channels (at most {MAX_CHANNELS})")
 
 
+FAR_BEYOND_FULL_SCALE = 1e3
+
+
 def prepare_waveform(data: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
     """(frames,) or (frames, channels) samples of any numeric type -> mono float32 at `sample_rate`."""
     data = np.asarray(data)
@@ -72,7 +75,11 @@ def prepare_waveform(data: np.ndarray, rate: int, sample_rate: int, name: str = 
     if data.shape[0] < MIN_SECONDS * rate:
         raise DataError(f"{name}: audio too short ({1000 * data.shape[0] / rate:.1f} ms; "
                         f"at least {1000 * MIN_SECONDS:.0f} ms)")
-    mono = data.mean(axis=1)
+    peak = float(np.abs(data).max(initial=0.0))
+    # Float files may hold any scale (x1e30 overflowed every square to infinity): far beyond full scale, the
+    # clip is brought back to it (the log-mel normalises each clip's level anyway; a codec's slight
+    # overshoot of 1.0 is left as it is, so that the built-in clips read exactly as before).
+    mono = (data / np.float32(peak) if peak > FAR_BEYOND_FULL_SCALE else data).mean(axis=1)
     if rate != sample_rate:
         mono = resample(mono, rate, sample_rate)
     if np.abs(mono).max(initial=0.0) < SILENCE_PEAK:
@@ -89,6 +96,8 @@ def trim_silence(wave: np.ndarray, sample_rate: int, threshold_db: float = -35.0
         return wave
     rms = np.sqrt((wave[: n * hop].reshape(n, hop) ** 2).mean(axis=1) + 1e-12)
     loud = np.nonzero(20 * np.log10(rms / rms.max()) > threshold_db)[0]
+    if not len(loud):     # no frame stands out (a level the squares cannot hold): nothing to cut
+        return wave
     pad = int(pad_ms * sample_rate / 1000)
     start, end = max(0, loud[0] * hop - pad), min(len(wave), (loud[-1] + 1) * hop + pad)
     return wave[start:end]

@@ -164,3 +164,15 @@ def test_a_query_reads_no_more_of_a_long_file_than_it_can_use(tmp_path):
         tracemalloc.stop()
     assert mel.shape[-1] == retriever.log_mel.n_frames(2 * RATE)
     assert peak < 4 * (4 * RATE * 4)  # a few copies of 4 s of float32 samples, not 10 minutes
+
+
+@pytest.mark.parametrize("scale", [1e18, 1e30])
+def test_a_float_file_at_any_scale_is_heard_like_the_same_clip_at_full_scale(tmp_path, scale):
+    """x1e30 was an IndexError in the query (every square overflowed), x1e18 a NaN loss in training."""
+    wave = (0.3 * np.sin(np.arange(16000) / 5.0) * np.hanning(16000)).astype(np.float32)
+    sf.write(tmp_path / "plain.wav", wave, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "huge.wav", wave * np.float32(scale), 16000, subtype="FLOAT")
+    plain, huge = (load_audio(tmp_path / name, 16000, 10.0) for name in ("plain.wav", "huge.wav"))
+    np.testing.assert_allclose(huge, plain / np.abs(plain).max(), rtol=1e-5, atol=1e-7)   # at full scale
+    assert len(trim_silence(huge, 16000)) == len(trim_silence(plain, 16000))
+    assert torch.isfinite(LogMel(AudioConfig())(torch.from_numpy(huge))).all()
