@@ -32,6 +32,7 @@ from engine.data.sources import load_source
 from engine.data.text import Tokenizer
 from engine.device import pick_device
 from engine.events import CheckpointSaved, DataWarning, Evaluation, MemoryFrame, PauseChanged, RunEnded, StepMetrics
+from engine.models.footprint import check_fits
 from engine.models.nlmm import NLMM
 from engine.threads import intra_op_threads, work_threads
 from engine.training.checkpoint import (CheckpointError, checkpoint_config, load_checkpoint, model_payload,
@@ -170,6 +171,7 @@ class Trainer:
                           else Tokenizer.build(self.data.captions("train"), cfg.text.vocab_size))
 
         torch.manual_seed(cfg.train.seed)
+        check_fits(cfg, cfg.data.batch_size, self.device)   # refused with the estimate, before any allocation
         self.model = NLMM(cfg).to(self.device)
         if start is not None:
             self.model.load_state_dict(start.state)

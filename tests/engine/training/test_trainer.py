@@ -305,3 +305,19 @@ def test_only_the_runs_own_temp_files_are_swept(small_cfg, small_data, tmp_path)
     (tmp_path / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half")
     run(small_cfg, small_data, tmp_path, 3, resume=True)
     assert mine.read_text() == "my notes" and not (tmp_path / ".checkpoint.pt.k1ll3d.tmp").exists()
+
+
+@pytest.mark.parametrize("change", [{"d_model": 1_000_000}, {"L_mem": 100_000_000},
+                                    {"image.height": 100_000, "data.batch_size": 256}])
+def test_a_model_too_big_for_the_machine_is_refused_with_its_estimate(small_cfg, small_data, tmp_path, change):
+    """Sizes that pass validation failed inside an allocation (a traceback, or 4.5 GB and the OS's kill)."""
+    from engine.config import ConfigError
+    for key, value in change.items():
+        owner = small_cfg
+        *path, name = key.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, value)
+    with pytest.raises(ConfigError, match=r"this model does not fit: [\d,]+ parameters, about [\d.]+ GiB to train"):
+        Trainer(small_cfg, small_data, tmp_path / "run", "cpu", 2, tensorboard=False)
+    assert not (tmp_path / "run").exists()
