@@ -226,12 +226,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _gallery_items(spec: str):
+    """-> (the gallery's items, the user's names of their labels)."""
     from engine.data.sources import load_source
     if spec.startswith("builtin"):
         split = spec.partition("-")[2] or "test"
-        return load_source("builtin").splits.get(split, [])
+        return load_source("builtin").splits.get(split, []), {}
     data = load_source(spec if ":" in spec else f"folder:{spec}")
-    return [item for split in data.splits.values() for item in split]
+    return [item for split in data.splits.values() for item in split], dict(data.label_names)
 
 
 def _read_table(path: str) -> list[list[str]]:
@@ -285,10 +286,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UserError("give at least one query: --image FILE, --audio FILE or --text TEXT")
     labels = _read_corrections_csv(args.correct, queries) if args.correct else {}
     retriever = Retriever.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT, args.device)
-    items = _gallery_items(args.gallery)
+    items, label_names = _gallery_items(args.gallery)
     if not items:
         raise UserError(f"gallery '{args.gallery}' has no items")
-    retriever.build_gallery(items)
+    retriever.build_gallery(items, label_names=label_names)
     if args.memory:
         try:
             held = retriever.load_corrections(args.memory)
@@ -323,7 +324,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         else:
             print(f"{modality} query {value!r}  ({result.latency_ms:.1f} ms)")
             for target, hits in result.results.items():
-                shown = ", ".join(f"{h.label if h.label is not None else (h.caption or h.path)} ({h.score:.2f})"
+                shown = ", ".join(f"{h.shown_label() if h.label is not None else (h.caption or h.path)} ({h.score:.2f})"
                                   for h in hits)
                 print(f"  {target:>5}: {shown}")
             if learnt is not None:

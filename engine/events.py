@@ -140,9 +140,18 @@ class Hit:
     caption: str | None
     path: str | None
     identity: int = -1          # the answer it shows in its gallery (the label, or its pair): what a correction names
+    label_name: str | None = None   # the label as the user wrote it in their data set ("bird"), when it has one
+
+    def shown_label(self):
+        """The label as the user knows it: their own name for it, else the number."""
+        return self.label_name if self.label_name is not None else self.label
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """JSON-ready; "label" is the user's own name for it when their data set names it."""
+        out = dataclasses.asdict(self)
+        out["label"] = out.pop("label_name") if self.label_name is not None else self.label
+        out.pop("label_name", None)
+        return out
 
 
 @dataclass(frozen=True, eq=False)

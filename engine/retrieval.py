@@ -67,6 +67,7 @@ class Retriever:
         self.corrections = CorrectionMemory(self.model, anchors=self._anchor_inputs,
                                             autocast=lambda: autocast(cfg.precision, device))
         self._recent: dict[int, tuple[str, dict, str]] = {}   # query id -> (modality, prepared inputs, shown)
+        self.label_names: dict[int, str] = {}    # label -> the user's name for it, where it is not the number
         self._next_query = 0
 
     @classmethod
@@ -76,10 +77,12 @@ class Retriever:
         return cls(model, cfg, tokenizer, dev)
 
     # ------------------------------------------------------------------ gallery
-    def build_gallery(self, items: list[Item], progress=None, batch_size: int = 128) -> None:
+    def build_gallery(self, items: list[Item], progress=None, batch_size: int = 128,
+                      label_names: dict[int, str] | None = None) -> None:
         """Embed `items` as the gallery (with the weights as trained, whatever the corrections moved). The old
         gallery stays in use until the new one is complete, so a failed or cancelled build (an exception from
-        `progress`) leaves search working as before."""
+        `progress`) leaves search working as before. `label_names`: the user's names of the labels (a
+        folder data set's "bird"), shown with the hits."""
         ids = item_identity(items)
         present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
         galleries = {}
@@ -90,6 +93,7 @@ class Retriever:
                 galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
                                                     self.device, batch_size, progress=step)
         self.galleries = galleries
+        self.label_names = {int(k): str(v) for k, v in (label_names or {}).items() if str(v) != str(k)}
 
     def gallery_sizes(self) -> dict[str, int]:
         return {m: len(g.ids) for m, g in self.galleries.items()}
@@ -216,7 +220,7 @@ class Retriever:
             raise ValueError(f"there is no {target} gallery to correct an answer in")
         wanted = str(label).strip()
         for item, identity in zip(gallery.items, gallery.ids.tolist()):
-            if item.label is not None and str(item.label) == wanted:
+            if item.label is not None and wanted in (str(item.label), self.label_names.get(item.label)):
                 return int(identity)
         captions = self.galleries.get("text")
         folded = wanted.casefold()
@@ -225,7 +229,8 @@ class Retriever:
                 if item.text is not None and item.text.strip().casefold() == folded:
                     if bool((gallery.ids == identity).any()):
                         return int(identity)
-        known = sorted({str(i.label) for i in gallery.items if i.label is not None}, key=lambda x: (len(x), x))
+        known = sorted({self.label_names.get(i.label, str(i.label)) for i in gallery.items if i.label is not None},
+                       key=lambda x: (len(x), x))
         hint = f" (it holds labels {', '.join(known[:5])}{', …' if len(known) > 5 else ''})" if known else ""
         raise ValueError(f"'{wanted}' is not an answer of the {target} gallery{hint}")
 
@@ -237,8 +242,8 @@ class Retriever:
         if gallery is None or len(gallery.ids) == 0:
             raise ValueError(f"there is no {target} gallery to correct an answer in")
         modality, inputs, shown = self._recent[query_id]
-        label = next((str(item.label) for item, i in zip(gallery.items, gallery.ids.tolist())
-                      if i == identity and item.label is not None), None)
+        label = next((self.label_names.get(item.label, str(item.label)) for item, i in
+                      zip(gallery.items, gallery.ids.tolist()) if i == identity and item.label is not None), None)
         if label is None:
             label = next((item.text or Path(str(item.image or item.audio)).name
                           for item, i in zip(gallery.items, gallery.ids.tolist()) if i == identity), str(identity))
@@ -318,13 +323,12 @@ class Retriever:
                 out[i] = (modality, int(target.ids[int((target.embeddings @ embedding).argmax())]))
         return out
 
-    @staticmethod
-    def _hit(gallery: EmbeddedGallery, row: int, score: float) -> Hit:
+    def _hit(self, gallery: EmbeddedGallery, row: int, score: float) -> Hit:
         item = gallery.items[row]
         path = item.image if gallery.modality == "image" else item.audio if gallery.modality == "audio" else None
         caption = item.text if gallery.modality == "text" else None
         return Hit(gallery.modality, score, item.label, caption, str(path) if path is not None else None,
-                   int(gallery.ids[row]))
+                   int(gallery.ids[row]), self.label_names.get(item.label))
 
     @torch.no_grad()
     def reset_memory(self) -> None:

@@ -78,7 +78,7 @@ class ResultRow(QFrame):
             self.play_button.setEnabled(play_reason is None)
             self.play_button.setToolTip(play_reason or f"Play {hit.path}")
         text = hit.caption or (Path(hit.path).parent.name + "/" + Path(hit.path).name if hit.path else "")
-        label = "" if hit.label is None else f"label {hit.label}"
+        label = "" if hit.label is None else f"label {hit.shown_label()}"
         self.description.setText(f"<b>{_escape(text)}</b><br><span style='color:gray'>{label}</span>"
                                  if self.modality != "image" else f"<span>{label}</span>")
         self.description.setToolTip(hit.path or hit.caption or "")

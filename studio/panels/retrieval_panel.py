@@ -320,7 +320,7 @@ class RetrievalPanel(QWidget):
         """`hit` is the right answer of `answer`'s query: the model learns it now. Returns the task."""
         if self.session is None:
             return None
-        shown = hit.label if hit.label is not None else (hit.caption or Path(hit.path or "").name)
+        shown = hit.shown_label() if hit.label is not None else (hit.caption or Path(hit.path or "").name)
         return self._learning(self.session.correct(answer.query_id, hit.modality, hit.identity), str(shown))
 
     def correct_label(self, answer, target: str, label: str):

@@ -140,10 +140,11 @@ class RetrievalSession(QObject):
         from engine.retrieval import gallery_items
         retriever = self._loaded()
         task.report(0, 0)
-        items = gallery_items(load_source(source, progress=task.report), split, limit)
-        retriever.build_gallery(items, progress=task.report)
+        data = load_source(source, progress=task.report)
+        items = gallery_items(data, split, limit)
+        retriever.build_gallery(items, progress=task.report, label_names=data.label_names)
         ready = GalleryReady(source, split, retriever.gallery_sizes())
-        self.gallery = (items, ready)
+        self.gallery = (items, ready, dict(data.label_names))
         return ready
 
     def _adopt(self, task: Task, checkpoint: str, folder: str):
@@ -154,7 +155,7 @@ class RetrievalSession(QObject):
         before = self._loaded()
         if self.gallery is None:
             raise RuntimeError("the gallery is not built yet")
-        items, ready = self.gallery
+        items, ready, label_names = self.gallery
         task.report(0, 0)
         data = load_source(f"folder:{folder}")
         mine = [item for split in data.splits.values() for item in split if item.label is not None]
@@ -163,7 +164,7 @@ class RetrievalSession(QObject):
         after = Retriever.from_checkpoint(checkpoint, self.device)
         if self.learners is not None:
             after.set_adaptation(self.learners)
-        after.build_gallery(items, progress=task.report)
+        after.build_gallery(items, progress=task.report, label_names=label_names)
         _, kept_in = self._carry_on(after, checkpoint)
         asked_after = after.top1_labels(mine)
         task.check()

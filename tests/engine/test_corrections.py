@@ -217,3 +217,23 @@ def test_nlmm_query_names_a_bad_labels_file(tmp_path, capsys):
     code = main(["query", "--image", "some.png", "--correct", str(labels)])
     assert code == 2
     assert "line 2: expected 'file,label'" in capsys.readouterr().err
+
+
+def test_a_folder_gallery_shows_and_takes_the_users_own_labels(tmp_path, capsys):
+    """A folder's JSON said "label": 0 for an item labelled "bird"; a correction may name "bird" too."""
+    test = load_builtin_manifest()["test"]
+    names = {3: "bird", 7: "cat"}
+    rows = [f"{i.image},{i.text},,{names[i.label]},test" for label in names for i in
+            [i for i in test if i.label == label][:3]]
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "items.csv").write_text("image,text,audio,label,split\n" + "\n".join(rows) + "\n")
+    query = next(i for i in test if i.label == 7 and str(i.image) not in "".join(rows))
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"file,label\n{query.image},cat\n")
+    code = main(["query", "--gallery", str(folder), "--image", str(query.image), "--k", "2", "--json",
+                 "--correct", str(labels)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    line = json.loads(out)
+    assert {r["label"] for r in line["results"]} <= {"bird", "cat"} and line["corrected"] and line["label"] == "cat"
