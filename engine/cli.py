@@ -133,9 +133,9 @@ def _config_before_overrides(args: argparse.Namespace):
     if args.init is None:
         if args.mix_builtin is not None:
             raise UserError("--mix-builtin mixes built-in items into a fine-tune: it needs --init CHECKPOINT")
-        if args.resume and args.config:
-            raise UserError(f"--resume continues the run with the config it was started with; --config "
-                            f"{args.config} would not be used: give one")
+        if args.resume and args.config:   # said, not silently ignored (scripts pass the same config again)
+            _stderr(f"nlmm: --resume continues the run with the config it was started with; --config "
+                    f"{args.config} is not used")
         return load_config(args.config or "tiny")
     if args.resume:
         raise UserError("--init starts a new run from a trained model and --resume continues a run: give one")
