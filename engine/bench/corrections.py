@@ -43,7 +43,7 @@ from engine.data.dataset import Item
 from engine.data.paper import HARSH, photograph
 from engine.data.printed import compose, handwriting_styles
 from engine.retrieval import Retriever
-from engine.threads import intra_op_threads
+from engine.threads import threads_for
 from engine.vocabulary import ANSWER_GALLERY, DIRECTIONS, MODALITIES
 
 TAUGHT = tuple(sorted(random.Random(0).sample(range(100), 30)))
@@ -138,16 +138,16 @@ def builtin_r1(retriever: Retriever, queries: dict[str, list]) -> dict[str, floa
     return out
 
 
-def _correct_stream(retriever: Retriever, modality: str, pairs, threads: int) -> list[float]:
-    """Each (value, label) asked, then corrected; returns each correction's wall time in seconds."""
+def _correct_stream(retriever: Retriever, modality: str, pairs) -> list[float]:
+    """Each (value, label) asked, then corrected; returns each correction's wall time in seconds. Queries
+    and corrections run on the threads the live path gives them."""
     seconds = []
     target = ANSWER_GALLERY[modality]
-    with intra_op_threads(threads):
-        for value, label in pairs:
-            answer = retriever.query(modality, value, k=1, targets=[target])
-            start = time.perf_counter()
-            retriever.correct(answer.query_id, target, retriever.identity_of(target, label))
-            seconds.append(time.perf_counter() - start)
+    for value, label in pairs:
+        answer = retriever.query(modality, value, k=1, targets=[target])
+        start = time.perf_counter()
+        retriever.correct(answer.query_id, target, retriever.identity_of(target, label))
+        seconds.append(time.perf_counter() - start)
     return seconds
 
 
@@ -161,12 +161,11 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def run(checkpoint, device: str | None = None, progress=print, quick: bool = False, threads: int | None = None,
+def run(checkpoint, device: str | None = None, progress=print, quick: bool = False,
         styles: tuple[str, ...] = STYLES, **options) -> dict:
     """`options`: the CorrectionMemory's settings to measure (learners, parts, lr, steps, ...). `quick`: a
     few numbers, a tenth of the test split (a check that it runs, not a figure)."""
     torch.manual_seed(0)
-    threads = threads or torch.get_num_threads()
     retriever = Retriever.from_checkpoint(checkpoint, device)
     for key, value in options.items():
         setattr(retriever.corrections, key, frozenset(value) if key == "learners" else value)
@@ -193,7 +192,7 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
             progress(f"{shift['name']}: scoring, then {len(shift['teach'])} corrections")
             before = {"taught": top1(retriever, modality, shift["taught"]),
                       "untaught": top1(retriever, modality, shift["untaught"])}
-            seconds = _correct_stream(retriever, modality, shift["teach"], threads)
+            seconds = _correct_stream(retriever, modality, shift["teach"])
             after = {"taught": top1(retriever, modality, shift["taught"]),
                      "untaught": top1(retriever, modality, shift["untaught"])}
             after_builtin = builtin_r1(retriever, queries)
@@ -217,23 +216,20 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
         progress(f"query time with 0 and {CORRECTIONS_FOR_SPEED} corrections held")
         style = _style_shift(styles[0], atlases[styles[0]]) if styles else _photo_shift()
         probe = [value for value, _ in style["untaught"][:40]]
-        with intra_op_threads(1):
-            plain = _query_ms(retriever, probe)
+        plain = _query_ms(retriever, probe)
         rss_before = _rss_mb()
         stream = (style["teach"] * (CORRECTIONS_FOR_SPEED // len(style["teach"]) + 1))[:CORRECTIONS_FOR_SPEED]
         if quick:
             stream = stream[:20]
-        _correct_stream(retriever, "image", stream, threads)
-        with intra_op_threads(1):
-            held = _query_ms(retriever, probe)
+        _correct_stream(retriever, "image", stream)
+        held = _query_ms(retriever, probe)
         rss_after = _rss_mb()
         file = retriever.save_corrections(Path(tmp) / "many.pt")
         retriever.reset_memory()
         # A desktop runs other programs: the first style's stream again beside one busy process.
         progress("corrections beside a busy process")
         with busy_processes(1) as pids:
-            loaded = 1e3 * np.array(_correct_stream(retriever, "image", style["teach"][: 20 if quick else None],
-                                                    threads)[1:])
+            loaded = 1e3 * np.array(_correct_stream(retriever, "image", style["teach"][: 20 if quick else None])[1:])
         speed = {"correction_ms_beside_busy": {"p50": round(float(np.percentile(loaded, 50)), 1),
                                                "p95": round(float(np.percentile(loaded, 95)), 1),
                                                "busy_processes": len(pids)},
@@ -261,7 +257,7 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
             "learners": sorted(retriever.corrections.learners), "parts": retriever.corrections.parts,
             "builtin_before": before_builtin, "rows": rows, "speed": speed, "reset_exact": exact,
             "targets": targets, "targets_met": all(t["met"] for t in targets.values()) and exact,
-            "ran": {"threads": threads, "precision": precision_used(retriever.cfg.precision, retriever.device),
+            "ran": {"threads": threads_for(retriever.corrections.batch_size()), "precision": precision_used(retriever.cfg.precision, retriever.device),
                     **describe(retriever.device)},
             "quick": quick}
 

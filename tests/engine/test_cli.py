@@ -323,3 +323,19 @@ def _running(pid: int) -> bool:
 def test_a_load_beyond_reason_is_refused():
     proc = nlmm("bench", "query", "--load", "100000")
     one_line_error(proc, "nlmm bench: argument --load: must be at most 64, got 100000")
+
+
+def test_bench_corrections_json_reports_every_shift_its_targets_and_what_ran():
+    proc = nlmm("bench", "corrections", "--json", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [row["modality"] for row in result["rows"]] == ["image", "image", "audio", "image"]
+    assert result["reset_exact"] is True, "Reset restores the model bit for bit after every shift"
+    for row in result["rows"]:
+        assert set(row["builtin_after"]) == set(result["builtin_before"]) and len(result["builtin_before"]) == 6
+        assert 0 < row["correction_ms"]["p50"] <= row["correction_ms"]["p95"]
+    for target in result["targets"].values():
+        assert set(target) == {"limit", "value", "met"} and target["met"] == (
+            target["value"] <= target["limit"] if target["limit"] in (0.01, 100.0, 1.5) else target["value"] >= target["limit"])
+    assert result["speed"]["corrections_held"] == 20 and result["ran"]["precision"] in ("bfloat16", "float32")
+    assert_says_what_ran(result["ran"])
