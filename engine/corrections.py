@@ -39,7 +39,9 @@ CORRECTION_LEARNERS = ("slots", "encoder")
 # Chosen on the corrections bench's shifts (docs/corrections.md): one step is what fits in 100 ms.
 STEPS = 1              # Adam steps per correction
 LR = 3e-4              # their rate on the encoder's weights
-REPLAY = 15            # earlier corrections of the same modality replayed with each new one
+# Earlier corrections of the same modality replayed with each new one, by the query's modality: a clip's
+# rows cost more than an image's, and 11 keep an audio correction inside 100 ms (docs/corrections.md).
+REPLAY = {"text": 15, "image": 15, "audio": 11}
 ANCHORS = 8            # built-in items held in place per step
 ANCHOR_WEIGHT = 40.0   # how strongly (1 - cosine to the trained embedding)
 TEMPERATURE = 0.1      # of the correction's loss over the gallery's answers
@@ -66,7 +68,7 @@ class CorrectionMemory:
     """The user's corrections and what they changed, beside a model that answers queries."""
 
     def __init__(self, model, learners=CORRECTION_LEARNERS, anchors=None, steps: int = STEPS, lr: float = LR,
-                 replay: int = REPLAY, anchor_weight: float = ANCHOR_WEIGHT, parts: str = "encoder",
+                 replay: int | dict[str, int] = REPLAY, anchor_weight: float = ANCHOR_WEIGHT, parts: str = "encoder",
                  autocast=contextlib.nullcontext, seed: int = 0):
         """`anchors`: a callable modality -> model batch of built-in inputs of that modality (or None when
         there are none); their trained embeddings are what the encoder is held to. `parts`: which weights
@@ -108,9 +110,13 @@ class CorrectionMemory:
                 out[name] = param
         return out
 
-    def batch_size(self) -> int:
-        """Rows of one step: the correction, those replayed with it and the anchors."""
-        return 1 + self.replay + ANCHORS
+    def replayed(self, modality: str) -> int:
+        """How many earlier corrections a step of a `modality` query replays (`replay`: one for all or by modality)."""
+        return self.replay if isinstance(self.replay, int) else self.replay[modality]
+
+    def batch_size(self, modality: str = "image") -> int:
+        """Rows of one step of a `modality` query: the correction, those replayed with it and the anchors."""
+        return 1 + self.replayed(modality) + ANCHORS
 
     def _optimiser(self, modality: str) -> torch.optim.Optimizer:
         if modality not in self._optimisers:
@@ -184,7 +190,7 @@ class CorrectionMemory:
         earlier = [c for c in self.corrections[:-1] if c.modality == modality and c.target == correction.target]
         with torch.enable_grad():
             for _ in range(self.steps):
-                rows = [correction] + self._rng.sample(earlier, min(self.replay, len(earlier)))
+                rows = [correction] + self._rng.sample(earlier, min(self.replayed(modality), len(earlier)))
                 optimiser.zero_grad(set_to_none=True)
                 loss, first = self._loss(modality, rows, gallery, identities)
                 loss.backward()

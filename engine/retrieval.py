@@ -248,7 +248,7 @@ class Retriever:
             label = next((item.text or Path(str(item.image or item.audio)).name
                           for item, i in zip(gallery.items, gallery.ids.tolist()) if i == identity), str(identity))
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        with intra_op_threads(threads_for(self.corrections.batch_size())):
+        with intra_op_threads(threads_for(self.corrections.batch_size(modality))):
             learnt = self.corrections.learn(Correction(modality, target, int(identity), label, shown, inputs),
                                             gallery.embeddings, gallery.ids)
         self._corrected()
