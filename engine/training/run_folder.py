@@ -70,6 +70,17 @@ class RunFolder:
                 removed.append(stale.name)
         return removed
 
+    def set_aside(self, name: str) -> str:
+        """Rename the folder's file `name` (e.g. metrics.jsonl) to the first free `<stem>.earlier-N<suffix>`,
+        so a new run starts it afresh and nothing of the old one is lost. Returns the new name."""
+        stem, suffix = os.path.splitext(name)
+        n = 1
+        while (self.path / f"{stem}.earlier-{n}{suffix}").exists():
+            n += 1
+        kept = f"{stem}.earlier-{n}{suffix}"
+        os.replace(self.path / name, self.path / kept)
+        return kept
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor releases the flock

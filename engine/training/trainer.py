@@ -132,6 +132,7 @@ class Trainer:
         self.skipped_batches = 0
         if self.dist.is_main:   # a run already there is continued (resume) or left alone, never overwritten
             check_usable(self.out_dir, holds_a_run=not resume and (self.out_dir / CHECKPOINT).exists())
+        self._starts_afresh = not resume   # the folder's metrics, from a run stopped before any checkpoint, go aside
 
         if resume and init is not None:
             raise ValueError("a run either resumes (its own checkpoint) or starts from another (init), not both")
@@ -335,6 +336,11 @@ class Trainer:
             if folder is not None:
                 for name in folder.sweep_temp_files((CHECKPOINT, CONFIG)):
                     self.emit(DataWarning(f"removed {name}, left by a checkpoint write that was killed"))
+                if self._starts_afresh and (self.out_dir / METRICS).exists():
+                    kept = folder.set_aside(METRICS)
+                    self.emit(DataWarning(f"{self.out_dir}: the metrics of the run stopped there before its first "
+                                          f"checkpoint are kept as {kept}; this run starts {METRICS} afresh"))
+                self._starts_afresh = False
                 save_config(self.cfg, self.out_dir / "config.yaml")
             self.model.memory.mark_trained()
             self._memory_at_start = self.model.memory.slots.detach().clone() if self.memory_listeners else None

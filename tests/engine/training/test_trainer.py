@@ -297,6 +297,27 @@ def test_a_refused_run_leaves_no_folder_and_a_log_without_checkpoint_says_why_it
         Trainer(small_cfg, small_data, out, "cpu", 3, resume=True, tensorboard=False)
 
 
+def test_a_fresh_run_where_one_stopped_before_its_checkpoint_keeps_the_old_metrics_apart(
+        small_cfg, small_data, tmp_path):
+    """Runs that stopped at step 18 before a checkpoint, then `--out` again without --resume: the new
+    metrics.jsonl holds the new run's steps only (not steps 1-18 then 1-2) and the old lines are kept."""
+    from engine.training.runs import read_run
+    old = "".join(f'{{"kind": "step", "step": {n}, "loss": 9.0}}\n' for n in range(1, 19))
+    (tmp_path / "metrics.jsonl").write_text(old)
+    (tmp_path / "metrics.earlier-1.jsonl").write_text("a still older one\n")
+    trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 2, tensorboard=False)
+    warnings = []
+    trainer.subscribe(lambda event: warnings.append(event.message) if event.kind == "warning" else None)
+    ended = trainer.run()
+    assert ended.kind == "finished"
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in logged if e["kind"] == "step"] == [1, 2]
+    assert [s.step for s in read_run(tmp_path).steps] == [1, 2]
+    assert (tmp_path / "metrics.earlier-2.jsonl").read_text() == old
+    assert (tmp_path / "metrics.earlier-1.jsonl").read_text() == "a still older one\n"
+    assert any("kept as metrics.earlier-2.jsonl" in w for w in warnings)
+
+
 def test_only_the_runs_own_temp_files_are_swept(small_cfg, small_data, tmp_path):
     """A killed checkpoint write's temp file goes; a user's `.mynotes.tmp` in the folder stays."""
     run(small_cfg, small_data, tmp_path, 2)
