@@ -198,11 +198,38 @@ def cmd_train(args: argparse.Namespace) -> int:
             printer.line(f"interrupted at step {trainer.step}; checkpoint kept: {path}")
             return 130
         if final.kind == "finished" and dist_info.is_main and trainer.eval_items:
-            from engine.training.evaluate import format_recall_table
-            printer.line(format_recall_table(trainer.evaluate()))
+            return _final_evaluation(trainer, final, printer)
         return 1 if final.kind == "failed" else 0
     finally:
         shutdown_distributed()
+
+
+class _EvaluationStopped(Exception):
+    """SIGTERM during the evaluation that ends a training run."""
+
+
+def _final_evaluation(trainer, final, printer) -> int:
+    """The recall table of a finished run: the evaluation made at its last step when there was one,
+    otherwise a new one, which `kill` or Ctrl-C skip at once (the checkpoint is already saved)."""
+    from engine.training.evaluate import format_recall_table
+    if trainer.last_recall and trainer.last_recall_step == final.step:
+        printer.line(format_recall_table(trainer.last_recall))
+        return 0
+
+    def stop(*_):
+        raise _EvaluationStopped
+
+    printer.line(f"evaluating on {len(trainer.eval_items)} held-out items (kill or Ctrl-C skips it; "
+                 "the checkpoint is saved)")
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        printer.line(format_recall_table(trainer.evaluate()))
+    except (_EvaluationStopped, KeyboardInterrupt) as err:
+        printer.line(f"final evaluation skipped; checkpoint kept: {final.checkpoint}")
+        return 130 if isinstance(err, KeyboardInterrupt) else 0
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

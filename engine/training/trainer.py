@@ -187,6 +187,7 @@ class Trainer:
                                  self.dist.average if self.dist.enabled else None)
         self.step = 0
         self.last_recall: dict = {}
+        self.last_recall_step = 0   # the step last_recall was measured at
         self._memory_at_start: torch.Tensor | None = None
         if resume_payload:
             self._restore(resume_payload)
@@ -412,7 +413,7 @@ class Trainer:
                 if self.memory_listeners:
                     self._emit_memory_frame()
             if self.dist.is_main and self.eval_items and (self.step % self.cfg.train.eval_every == 0):
-                self.last_recall = self.evaluate()
+                self.last_recall, self.last_recall_step = self.evaluate(), self.step
                 self.emit(Evaluation(self.step, self.last_recall, "val"))
             if self.step % self.cfg.train.checkpoint_every == 0:
                 self.save()

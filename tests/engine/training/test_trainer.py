@@ -167,6 +167,31 @@ def test_cli_train_stops_and_saves_on_sigterm(tmp_path):
     assert oct((tmp_path / "checkpoint.pt").stat().st_mode & 0o777) != "0o600"
 
 
+
+def test_cli_sigterm_during_the_final_evaluation_skips_it_and_keeps_the_checkpoint(tmp_path):
+    """SIGTERM was only a request to stop training, so the evaluation after the last step ran on for
+    minutes; now it skips that evaluation (the checkpoint is already saved) and exits cleanly."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--steps", "1", "--batch-size", "4",
+                             "--out", str(tmp_path)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("evaluating on"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, rest = proc.communicate(timeout=120)
+    err = "".join(lines) + rest
+    assert proc.returncode == 0, err
+    assert "final evaluation skipped; checkpoint kept" in err
+    assert "R@1" not in out + err
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
+
+
 # ---------------------------------------------------------------- hostile runs (issue 15)
 
 def _mixed_data(small_data):
