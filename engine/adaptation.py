@@ -33,7 +33,7 @@ from engine.vocabulary import ADAPTATION_MECHANISMS, MODALITIES
 
 MEMORY_RULES = {"memory_gated": "gated_topk", "memory_delta": "l2_regression"}
 # The slots' write rate for live queries: at the trained 0.5, 400 queries in fonts never seen cost 9.7
-# points of top-1 (the gallery was embedded with the trained slots); at 0.05, about 1 (README, Benchmarks).
+# points of top-1 (the gallery was embedded with the trained slots); at 0.05, about 1 (docs/test-time-training.md).
 QUERY_MEMORY_LR = 0.05
 # The fast level's step per confident query, chosen on validation shifts (Festival's and Kokoro's val voices,
 # val clips in reverb and pink noise): 5e-3 was best or level on each; 1e-2 lost 0.5 on pink noise.

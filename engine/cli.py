@@ -304,27 +304,53 @@ def _read_corrections_csv(path: str, queries: list[tuple[str, str]]) -> dict[int
     return labels
 
 
+def _unreadable_queries(queries: list[tuple[str, str]]) -> set[int]:
+    """The positions of image and audio queries whose files cannot be read, each reported on stderr."""
+    from engine.config import AudioConfig
+    from engine.data.audio import load_audio
+    from engine.data.image import open_image
+    from engine.retrieval import QUERY_READ_FACTOR
+    from engine.vocabulary import SAMPLE_RATE
+    bad = set()
+    for n, (modality, value) in enumerate(queries):
+        try:
+            if modality == "image":
+                open_image(value)
+            elif modality == "audio":
+                load_audio(value, SAMPLE_RATE, QUERY_READ_FACTOR * AudioConfig().max_seconds)
+        except DataError as err:
+            _stderr(f"nlmm: {err}")
+            bad.add(n)
+    return bad
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from engine.corrections import CorrectionsFileError
+    from engine.gallery_cache import GalleryCache
     from engine.retrieval import Retriever
     from engine.vocabulary import ANSWER_GALLERY
     queries = args.queries or []  # in the order given on the command line
     if not queries:
         raise UserError("give at least one query: --image FILE, --audio FILE or --text TEXT")
     labels = _read_corrections_csv(args.correct, queries) if args.correct else {}
+    unreadable = _unreadable_queries(queries)   # before anything heavy loads
+    if len(unreadable) == len(queries):
+        return 1
     retriever = Retriever.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT, args.device)
     items, label_names = _gallery_items(args.gallery)
     if not items:
         raise UserError(f"gallery '{args.gallery}' has no items")
-    retriever.build_gallery(items, label_names=label_names)
+    retriever.build_gallery(items, label_names=label_names, cache=None if args.no_cache else GalleryCache())
     if args.memory:
         try:
             held = retriever.load_corrections(args.memory)
         except (CorrectionsFileError, ValueError) as err:
             raise UserError(f"--memory {err}") from None
         _stderr(f"nlmm: {len(held.held)} corrections from {args.memory}")
-    failures = 0
+    failures = len(unreadable)
     for n, (modality, value) in enumerate(queries):
+        if n in unreadable:
+            continue
         try:
             result = retriever.query(modality, value, k=args.k, adapt=args.adapt)
         except DataError as err:
@@ -619,6 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from the corrections saved in FILE (by --memory-out or the studio)")
     query.add_argument("--memory-out", default=None, metavar="FILE",
                        help="write the corrections held at the end to FILE (atomically)")
+    query.add_argument("--no-cache", action="store_true",
+                       help="embed the gallery afresh and keep nothing (default: embedded galleries are kept in "
+                            "$NLMM_CACHE_DIR or ~/.cache/nlmm/galleries, keyed by model and files)")
     query.set_defaults(func=cmd_query)
 
     export = sub.add_parser("export", help="export the encoders")

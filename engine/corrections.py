@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from engine.training.checkpoint import load_payload, save_payload, state_digest
 from engine.vocabulary import MODALITIES
 
-# The learners a correction runs (`CORRECTION_LEARNERS`); both by default (README, Corrections).
+# The learners a correction runs (`CORRECTION_LEARNERS`); both by default (docs/corrections.md).
 CORRECTION_LEARNERS = ("slots", "encoder")
 # Chosen on the corrections bench's shifts (docs/corrections.md): one step is what fits in 100 ms.
 STEPS = 1              # Adam steps per correction

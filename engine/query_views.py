@@ -2,7 +2,7 @@
 
 Where the ink crop lands decides which 8-pixel patches a stroke falls in; averaging the embeddings of
 the image moved by up to 2 pixels each way makes the answer depend less on that. The views were chosen
-on the validation split (README). Galleries keep one view per image: they are built far more often than
+on the validation split (docs/demo-model.md). Galleries keep one view per image: they are built far more often than
 they would gain.
 """
 from __future__ import annotations

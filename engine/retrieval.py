@@ -31,7 +31,8 @@ from engine.events import CorrectionLearnt, HeldCorrection, Hit, MemoryFrame, Qu
 from engine.threads import intra_op_threads, threads_for
 from engine.training.checkpoint import load_model
 from engine.query_views import encode_image_queries
-from engine.training.evaluate import EmbeddedGallery, embed_gallery, item_identity
+from engine.training.evaluate import EmbeddedGallery, distinct_sources, embed_gallery, item_identity
+from engine.gallery_cache import GalleryCache, gallery_key
 from engine.vocabulary import ANSWER_GALLERY, DEFAULT_ADAPTATION, MODALITIES, SPLITS
 
 # A query clip is read up to twice the length the model hears, so that a pause before the speech can
@@ -78,22 +79,36 @@ class Retriever:
 
     # ------------------------------------------------------------------ gallery
     def build_gallery(self, items: list[Item], progress=None, batch_size: int = 128,
-                      label_names: dict[int, str] | None = None) -> None:
+                      label_names: dict[int, str] | None = None, cache: GalleryCache | None = None) -> bool:
         """Embed `items` as the gallery (with the weights as trained, whatever the corrections moved). The old
         gallery stays in use until the new one is complete, so a failed or cancelled build (an exception from
         `progress`) leaves search working as before. `label_names`: the user's names of the labels (a
-        folder data set's "bird"), shown with the hits."""
+        folder data set's "bird"), shown with the hits. `cache`: where embedded galleries are kept
+        (`engine.gallery_cache`); the same items and weights are then read back instead of embedded.
+        Returns whether the gallery came from the cache."""
         ids = item_identity(items)
         present = [m for m in MODALITIES if any(getattr(i, m) is not None for i in items)]
-        galleries = {}
+        galleries, cached = {}, None
         # embedded as trained: corrections change how the user's queries are read, not the reference items
         with intra_op_threads(threads_for(batch_size)), self.corrections.as_trained():
-            for n, modality in enumerate(present):
-                step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
-                galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
-                                                    self.device, batch_size, progress=step)
+            key = gallery_key(self.model, self.cfg, self.tokenizer, self.device, items) if cache else None
+            stored = cache.load(key) if cache else None
+            if stored is not None and sorted(stored) == sorted(present):
+                cached = _galleries_from(stored, items, ids)
+            if cached is not None:
+                galleries = cached
+                if progress is not None:
+                    progress(len(present), len(present))
+            else:
+                for n, modality in enumerate(present):
+                    step = None if progress is None else (lambda done, total, n=n: progress(n + done / total, len(present)))
+                    galleries[modality] = embed_gallery(self.model, items, ids, modality, self.cfg, self.tokenizer,
+                                                        self.device, batch_size, progress=step)
+                if cache:
+                    cache.save(key, {m: _stored(g, items, ids) for m, g in galleries.items()})
         self.galleries = galleries
         self.label_names = {int(k): str(v) for k, v in (label_names or {}).items() if str(v) != str(k)}
+        return cached is not None
 
     def gallery_sizes(self) -> dict[str, int]:
         return {m: len(g.ids) for m, g in self.galleries.items()}
@@ -363,3 +378,33 @@ def _shown(value) -> str:
     if isinstance(value, np.ndarray):
         return "image pixels"
     return "recording" if isinstance(value, tuple) else str(value)
+
+
+def _source_keys(items: list[Item], ids: list[int], modality: str) -> dict[tuple[str, int], int]:
+    """(source, identity) -> its row in `distinct_sources` (each pair is there once)."""
+    sources, source_ids = distinct_sources(items, ids, modality)
+    return {(str(getattr(s, modality)), i): n for n, (s, i) in enumerate(zip(sources, source_ids))}
+
+
+def _stored(gallery: EmbeddedGallery, items: list[Item], ids: list[int]) -> dict[str, torch.Tensor]:
+    """An embedded gallery as tensors: its rows, their identities, and which distinct source each row is
+    (files that could not be read have no row)."""
+    rows = _source_keys(items, ids, gallery.modality)
+    sources = [rows[(str(getattr(s, gallery.modality)), int(i))] for s, i in zip(gallery.items, gallery.ids.tolist())]
+    return {"embeddings": gallery.embeddings, "ids": gallery.ids, "sources": torch.tensor(sources, dtype=torch.long)}
+
+
+def _galleries_from(stored: dict, items: list[Item], ids: list[int]) -> dict[str, EmbeddedGallery] | None:
+    """The galleries `_stored` kept, for the same `items`; None when they do not fit them."""
+    galleries = {}
+    for modality, tensors in stored.items():
+        sources, _ = distinct_sources(items, ids, modality)
+        rows = tensors.get("sources")
+        embeddings, kept_ids = tensors.get("embeddings"), tensors.get("ids")
+        if rows is None or embeddings is None or kept_ids is None or not (len(rows) == len(embeddings) == len(kept_ids)):
+            return None
+        if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= len(sources)):
+            return None
+        galleries[modality] = EmbeddedGallery(modality, embeddings.float(), kept_ids.long(),
+                                              [sources[int(r)] for r in rows])
+    return galleries

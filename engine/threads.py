@@ -9,7 +9,7 @@
   A query on one thread never waits at a barrier, so the policy cannot slow it; training's many short
   parallel regions need the spinning: OMP_WAIT_POLICY=PASSIVE cut a quiet training step to a third.
 
-Measurements behind these choices are in the README ("nlmm bench query").
+Measurements behind these choices: docs/benchmarks.md ("nlmm bench query").
 
 `torch.set_num_threads` acts on the calling thread (OpenMP's per-thread setting; threads that have not
 run torch yet take the latest value), so the studio's query thread and its trainer thread keep their

@@ -29,6 +29,6 @@ SAMPLE_RATE = 16000  # Hz: what the models hear (the audio config's default) and
 # The test-time learners a query stream may adapt (`engine/adaptation.py` says what each one changes).
 ADAPTATION_MECHANISMS = ("memory_gated", "memory_delta", "hope", "cms_fast", "domain")
 # What "adapt" does unless told otherwise (`nlmm query --adapt`, the studio's "Adapt memory"): the
-# learners `nlmm bench ttt`'s ablation found helping, or at least not hurting (README, Benchmarks): on the
+# learners `nlmm bench ttt`'s ablation found helping, or at least not hurting (docs/test-time-training.md): on the
 # conv-stem demo model the fast CMS level gains most on a speech engine never heard, at little clean cost.
 DEFAULT_ADAPTATION = ("memory_gated", "cms_fast", "domain")

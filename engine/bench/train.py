@@ -13,7 +13,7 @@ from engine.data.sources import load_source
 from engine.training.trainer import Trainer
 
 # On the test split's voices and handwriting, which training never sees, with every item augmented:
-# the `tiny` recipe first passed both at step 1000 (710 s) on the CI machine (README, Benchmarks).
+# the `tiny` recipe first passed both at step 1000 (710 s) on the CI machine (docs/benchmarks.md).
 TARGETS = {"image->text": 0.80, "audio->image": 0.80}
 BUDGET_S = 900.0
 

@@ -44,7 +44,7 @@ def load_folder(root: str | Path, progress=None) -> DataSplits:
     if not root.is_dir():
         raise DataError(f"{root}: folder not found")
     if not index.is_file():
-        raise DataError(f"{root}: no {INDEX} (columns: image,text,audio,label; see the README)")
+        raise DataError(f"{root}: no {INDEX} (columns: image,text,audio,label; see docs/data.md)")
     try:
         # Any encoding and separator Excel writes (engine/data/table.py): a byte-order mark would otherwise
         # become part of the first column's name. The shared lock waits out a FolderWriter's append, so no

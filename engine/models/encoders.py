@@ -77,8 +77,8 @@ class TextEncoder(TokenEncoder):
 def image_stem(image: ImageConfig, d_model: int) -> nn.Module:
     """Pixels (B, C, H, W) -> one d_model vector per patch, (B, d_model, H / patch, W / patch).
     conv: the convolutions before the last have no bias, so the black background stays exactly zero; with
-    biases the same offset on every background pixel swamps the ink and the encoder does not learn (README,
-    Benchmarks -> robustness)."""
+    biases the same offset on every background pixel swamps the ink and the encoder does not learn
+    (docs/demo-model.md)."""
     if image.stem == "patch":
         return nn.Conv2d(image.channels, d_model, image.patch_size, stride=image.patch_size)
     return nn.Sequential(nn.Conv2d(image.channels, 32, 3, stride=2, padding=1, bias=False), nn.GELU(),

@@ -136,13 +136,14 @@ class RetrievalSession(QObject):
 
     def _build_gallery(self, task: Task, source: str, split: str, limit: int):
         from engine.data.sources import load_source
+        from engine.gallery_cache import GalleryCache
         from engine.events import GalleryReady
         from engine.retrieval import gallery_items
         retriever = self._loaded()
         task.report(0, 0)
         data = load_source(source, progress=task.report)
         items = gallery_items(data, split, limit)
-        retriever.build_gallery(items, progress=task.report, label_names=data.label_names)
+        retriever.build_gallery(items, progress=task.report, label_names=data.label_names, cache=GalleryCache())
         ready = GalleryReady(source, split, retriever.gallery_sizes())
         self.gallery = (items, ready, dict(data.label_names))
         return ready
@@ -151,6 +152,7 @@ class RetrievalSession(QObject):
         from engine.config import config_to_dict
         from engine.data.sources import load_source
         from engine.events import GalleryReady, ModelLoaded, TaughtItem, TeachOutcome
+        from engine.gallery_cache import GalleryCache
         from engine.retrieval import Retriever
         before = self._loaded()
         if self.gallery is None:
@@ -164,7 +166,7 @@ class RetrievalSession(QObject):
         after = Retriever.from_checkpoint(checkpoint, self.device)
         if self.learners is not None:
             after.set_adaptation(self.learners)
-        after.build_gallery(items, progress=task.report, label_names=label_names)
+        after.build_gallery(items, progress=task.report, label_names=label_names, cache=GalleryCache())
         _, kept_in = self._carry_on(after, checkpoint)
         asked_after = after.top1_labels(mine)
         task.check()
