@@ -10,49 +10,12 @@ import signal
 import sys
 from pathlib import Path
 
+from engine.cli_args import UserError, at_least
 from engine.config import MODALITIES, load_config, validate
 from engine.data.errors import DataError
 from engine.errors import USER_ERRORS
 
 from engine.paths import DEFAULT_CHECKPOINT  # noqa: E402  (re-exported: `engine.cli.DEFAULT_CHECKPOINT`)
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit status 2."""
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds above 0 (`--budget -1` is refused before any work)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got '{text}'") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {text}")
-    return value
-
-
-def at_most(high: int, parse):
-    """An argparse type: what `parse` reads, and no more than `high`."""
-    def bounded(text: str):
-        value = parse(text)
-        if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
-        return value
-    return bounded
-
-
-def at_least(low: int):
-    """An argparse type: a whole number >= low (`--steps 0`, `--k -3` are refused before any work)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-    return parse
 
 
 def _stderr(message: str) -> None:
@@ -402,61 +365,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench import bench_module
     progress = _stderr if args.json else print
-    if args.what == "kernels":
-        from engine.bench import kernels
-        result = kernels.run(load_config(args.config), args.device, progress=progress, quick=args.quick)
-        if not args.json:
-            _print_kernels_table(result)
-    elif args.what == "train":
-        from engine.bench import train
-        result = train.run(load_config(args.config), args.device, budget_s=args.budget or train.BUDGET_S, progress=progress)
-        if not args.json:
-            reached = result["seconds_to_target"]
-            print(f"targets {result['targets']}: " + (f"reached after {reached:.0f} s of training"
-                                                      if reached is not None else f"not reached in {result['budget_s']:.0f} s")
-                  + f" ({result['precision']}; {_machine_line(result['machine'])})")
-    elif args.what == "query":
-        from engine.bench import query
-        sizes = {"gallery_size": 1000, "n_queries": 10} if args.quick else {}
-        result = query.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, load_processes=args.load,
-                           progress=progress, **sizes)
-        if not args.json:
-            _print_query_table(result)
-    elif args.what == "ttt":
-        from engine.bench import ttt
-        named = [m.strip() for m in (args.mechanisms or "").split(",") if m.strip()]
-        unknown = [m for m in named if m not in ttt.ABLATION]
-        if unknown or (args.mechanisms is not None and not named):
-            raise UserError(f"--mechanisms: {'unknown ' + ', '.join(unknown) if unknown else 'names none'}; "
-                            f"expected some of {', '.join(ttt.ABLATION)}")
-        result = ttt.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick,
-                         drift=args.drift, mechanisms=named or None)
-        if not args.json:
-            print(ttt.format_table(result))
-    elif args.what == "teach":
-        from engine.bench import teach
-        result = teach.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
-                           budget_s=args.budget or 60.0, quick=args.quick, case=args.case,
-                           **({"steps": args.steps} if args.steps else {}))
-        if not args.json:
-            print(teach.format_table(result))
-    elif args.what == "corrections":
-        from engine.bench import corrections
-        result = corrections.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
-                                 quick=args.quick)
-        if not args.json:
-            print(corrections.format_table(result))
-    elif args.what == "robustness":
-        from engine.bench import robustness
-        result = robustness.run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress,
-                                quick=args.quick)
-        if not args.json:
-            print(robustness.format_table(result))
-    else:
-        raise UserError(f"unknown benchmark '{args.what}'")
-    if args.json:
-        print(json.dumps(result))
+    bench = bench_module(args.what)
+    result = bench.from_args(args, progress)
+    print(json.dumps(result.as_dict()) if args.json else bench.format_table(result))
     return 0
 
 
@@ -519,39 +432,6 @@ def _show_run(folder: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_query_table(result: dict) -> None:
-    machine = result["machine"]
-    print(f"\nMachine: {_machine_line(machine)}")
-    print(f"Query latency, {result['gallery_size']:,}-item gallery, {result['queries_per_modality']} queries each "
-          f"({result['precision']}, intra-op threads per query {result['query_threads']['text']}):")
-    print(f"{'':>6} {'quiet p50':>10} {'p99':>8} {'loaded p50':>11} {'p99':>8}  target met")
-    for modality, met in result["targets_met"].items():
-        quiet, loaded = result["quiet"][modality], result["loaded"][modality]
-        print(f"{modality:>6} {quiet['p50_ms']:>8.1f}ms {quiet['p99_ms']:>6.1f}ms {loaded['p50_ms']:>9.1f}ms "
-              f"{loaded['p99_ms']:>6.1f}ms  {'yes' if met else 'NO'}")
-    print(f"loaded: {result['background']['processes']} CPU-bound background process(es); "
-          f"load average after {machine['load_average_after']}")
-
-
-def _machine_line(machine: dict) -> str:
-    return (f"{machine['cpu']}, {machine['usable_cores']} of {machine['logical_cores']} cores, "
-            f"{machine['torch_threads']} torch threads, native bf16 {'yes' if machine['native_bf16'] else 'no'}, "
-            f"OpenMP wait {machine['openmp_wait_policy']}, load average {machine['load_average']}")
-
-
-def _print_kernels_table(result: dict) -> None:
-    print(f"\nMachine: {_machine_line(result['machine'])}")
-    print(f"\nDelta rule, forward+backward, B=8, 4 heads, d_head=32 ({result['device']}):")
-    print(f"{'T':>6} {'recurrent ms':>14} {'chunked ms':>12} {'speed-up':>9}")
-    for row in result["delta_rule"]:
-        print(f"{row['T']:>6} {row['recurrent_ms']:>14.1f} {row['chunked_ms']:>12.1f} {row['speedup']:>8.1f}x")
-    t = result["train_step"]
-    print(f"\nTraining step: {t['samples_per_s']:.0f} samples/s, {t['gflops']:.1f} GFLOP/s "
-          f"of a {t['peak_gflops']:.0f} GFLOP/s {t['peak_precision']} torch.mm peak ({100 * t['fraction_of_peak']:.0f}%)"
-          + ("" if t["peak_precision"] == "float32" else
-             f"; {100 * t['gflops'] / t['fp32_peak_gflops']:.0f}% of the {t['fp32_peak_gflops']:.0f} GFLOP/s fp32 peak"))
-
-
 class _OrderedQueries(argparse.Action):
     """Collects (modality, value) pairs across --image/--audio/--text in command-line order."""
 
@@ -568,34 +448,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
+    """`with_benches`: give `nlmm bench` its benchmarks' own arguments (importing their modules takes
+    0.4 s, which no other command should pay)."""
     parser = Parser(prog="nlmm", description="Nested-Learning multimodal engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from engine.bench import BENCHES, bench_module
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
-    bench.add_argument("what", choices=["kernels", "train", "query", "ttt", "robustness", "teach", "corrections"],
-                       help="kernels: delta rule + training step; train: time to target recall; "
-                            "query: live query latency; ttt: the test-time learners on shifted query streams; "
-                            "teach: fine-tune on a voice never heard, recall before/after")
-    bench.add_argument("--config", default="tiny", help="config file or preset name (default: tiny)")
-    bench.add_argument("--checkpoint", default=None,
-                       help="for query/ttt/robustness/teach (default: the shipped demo model)")
-    bench.add_argument("--budget", type=positive_seconds, default=None,
-                       help="seconds of training at most (train: default 900; teach: default 60)")
-    bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    bench.add_argument("--steps", type=at_least(1), default=None,
-                       help="teach: the fine-tune's planned steps (its schedule; --budget may end it sooner)")
-    bench.add_argument("--json", action="store_true", help="print one JSON object with the figures")
-    bench.add_argument("--case", choices=["voice", "handwriting"], default="voice",
-                       help="teach: what the user teaches, a voice in a loud room (default) or a handwriting")
-    bench.add_argument("--quick", action="store_true", help="kernels, query, robustness, teach, ttt, corrections: small sizes, checks that it runs")
-    bench.add_argument("--drift", type=at_least(0), default=0, metavar="N",
-                       help="ttt: also adapt on N queries of the held-out engine and follow top-1 (target: 10000)")
-    bench.add_argument("--mechanisms", default=None, metavar="A,B",
-                       help="ttt: which of memory_gated, memory_delta, hope, cms_fast, domain, all (default: every one)")
-    bench.add_argument("--load", type=at_most(64, at_least(0)), default=1,
-                       help="query: CPU-bound background processes in the loaded phase (default 1, at most 64)")
     bench.set_defaults(func=cmd_bench)
+    if with_benches:
+        benches = bench.add_subparsers(dest="what", required=True, metavar="NAME", title="benchmarks")
+        for name, help_ in BENCHES.items():
+            one = benches.add_parser(name, help=help_, description=help_)
+            one.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+            one.add_argument("--json", action="store_true",
+                             help="one JSON object: the figures, targets {limit, value, at_most, met} and what ran")
+            one.add_argument("--quick", action="store_true",
+                             help="small sizes: checks that it runs (the figures mean nothing)")
+            bench_module(name).add_arguments(one)
+            one.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")
     train.add_argument("--config", default=None,
@@ -675,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):   # a terminal that cannot show a query's emoji shows \U0001f600
         if hasattr(stream, "reconfigure") and stream.errors == "strict":
             stream.reconfigure(errors="backslashreplace")
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = build_parser(with_benches="bench" in given).parse_args(argv)
     try:
         return args.func(args)
     except (*USER_ERRORS, UserError) as err:

@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 from engine.bench.machine import describe, precision_used
+from engine.bench.result import BenchResult, Target
 from engine.bench.query import busy_processes
 from engine.bench.teach import ROOM_SNR_DB, in_a_loud_room
 from engine.data.builtin import load_builtin_manifest, load_heldout
@@ -60,8 +61,11 @@ TARGETS = {"style_untaught_top1": 0.80, "style_taught_top1": 0.95, "audio_other_
            "builtin_worst_drop": 0.01, "correction_p95_ms": 100.0, "query_slowdown_at_500": 1.5}
 
 
-def _target(limit: float, value: float, at_most: bool = False) -> dict:
-    return {"limit": limit, "value": value, "met": value <= limit if at_most else value >= limit}
+NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.bench.BENCHES)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
 
 
 def _style_shift(name: str, atlas: np.ndarray) -> dict:
@@ -162,7 +166,7 @@ def _rss_mb() -> float:
 
 
 def run(checkpoint, device: str | None = None, progress=print, quick: bool = False,
-        styles: tuple[str, ...] = STYLES, **options) -> dict:
+        styles: tuple[str, ...] = STYLES, **options) -> BenchResult:
     """`options`: the CorrectionMemory's settings to measure (learners, parts, lr, steps, ...). `quick`: a
     few numbers, a tenth of the test split (a check that it runs, not a figure)."""
     torch.manual_seed(0)
@@ -242,24 +246,29 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     audio_rows = [r for r in rows if r["modality"] == "audio"]
     targets = {}
     for r in styles_rows:
-        targets[f"{r['shift']}: never corrected"] = _target(TARGETS["style_untaught_top1"], r["after"]["untaught"])
-        targets[f"{r['shift']}: taught, other renders"] = _target(TARGETS["style_taught_top1"], r["after"]["taught"])
+        targets[f"{r['shift']}: never corrected"] = Target(TARGETS["style_untaught_top1"], r["after"]["untaught"])
+        targets[f"{r['shift']}: taught, other renders"] = Target(TARGETS["style_taught_top1"], r["after"]["taught"])
     for r in audio_rows:
-        targets[f"{r['shift']}: other clips, gain"] = _target(TARGETS["audio_other_clips_gain"],
+        targets[f"{r['shift']}: other clips, gain"] = Target(TARGETS["audio_other_clips_gain"],
                                                               r["after"]["taught"] - r["before"]["taught"])
-    targets["built-in test: worst drop, any direction"] = _target(
+    targets["built-in test: worst drop, any direction"] = Target(
         TARGETS["builtin_worst_drop"], max((r["builtin_worst_drop"] for r in rows), default=0.0), at_most=True)
-    targets["one correction p95 (ms)"] = _target(
+    targets["one correction p95 (ms)"] = Target(
         TARGETS["correction_p95_ms"], max((r["correction_ms"]["p95"] for r in rows), default=0.0), at_most=True)
-    targets[f"a query with {CORRECTIONS_FOR_SPEED} held (x slower)"] = _target(
+    targets[f"a query with {CORRECTIONS_FOR_SPEED} held (x slower)"] = Target(
         TARGETS["query_slowdown_at_500"], speed["slowdown"], at_most=True)
-    return {"checkpoint": str(checkpoint), "taught_numbers": list(TAUGHT), "per_number": PER_NUMBER,
-            "learners": sorted(retriever.corrections.learners), "parts": retriever.corrections.parts,
-            "builtin_before": before_builtin, "rows": rows, "speed": speed, "reset_exact": exact,
-            "targets": targets, "targets_met": all(t["met"] for t in targets.values()) and exact,
-            "ran": {"threads": threads_for(retriever.corrections.batch_size()), "precision": precision_used(retriever.cfg.precision, retriever.device),
-                    **describe(retriever.device)},
-            "quick": quick}
+    targets["Reset memory restores every weight (1 = bit for bit)"] = Target(1.0, float(exact))
+    figures = {"checkpoint": str(checkpoint), "taught_numbers": list(TAUGHT), "per_number": PER_NUMBER,
+               "learners": sorted(retriever.corrections.learners), "parts": retriever.corrections.parts,
+               "builtin_before": before_builtin, "rows": rows, "speed": speed, "reset_exact": exact}
+    ran = {"threads": threads_for(retriever.corrections.batch_size()),
+           "precision": precision_used(retriever.cfg.precision, retriever.device), **describe(retriever.device)}
+    return BenchResult(NAME, figures, targets, ran, quick)
+
+
+def from_args(args, progress) -> BenchResult:
+    from engine.paths import DEFAULT_CHECKPOINT
+    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick)
 
 
 def _query_ms(retriever: Retriever, values) -> float:
@@ -271,7 +280,7 @@ def _query_ms(retriever: Retriever, values) -> float:
     return round(float(np.median(times)), 2)
 
 
-def format_table(result: dict) -> str:
+def format_table(result: BenchResult) -> str:
     lines = [f"{len(result['taught_numbers'])} numbers corrected {result['per_number']} times each "
              f"(learners: {', '.join(result['learners'])}; parts: {result['parts']})",
              f"{'shift':<44}{'taught, other renders':>24}{'never corrected':>20}{'built-in worst':>16}{'p50/p95 ms':>14}"]
@@ -284,11 +293,10 @@ def format_table(result: dict) -> str:
     lines.append(f"query p50 {s['query_ms_p50_none']:.1f} ms with none held, {s['query_ms_p50_held']:.1f} ms with "
                  f"{s['corrections_held']} ({s['slowdown']:.2f}x); RSS {s['rss_mb_before']:.0f} -> {s['rss_mb_after']:.0f} MB; "
                  f"file {s['file_mb']} MB; reset exact: {result['reset_exact']}")
-    ran = result["ran"]
+    ran = result.ran
     busy = s["correction_ms_beside_busy"]
     lines.append(f"one correction beside {busy['busy_processes']} busy process: p50 {busy['p50']:.0f} ms, "
                  f"p95 {busy['p95']:.0f} ms")
     lines.append(f"ran: {ran['cpu']}, {ran['threads']} threads, {ran['precision']}, load {ran['load_average']}")
-    for name, t in result["targets"].items():
-        lines.append(f"  {'met    ' if t['met'] else 'NOT met'}  {name}: {t['value']:.3g} (limit {t['limit']:g})")
+    lines.append("targets:\n" + result.targets_table())
     return "\n".join(lines)

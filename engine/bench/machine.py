@@ -46,3 +46,11 @@ def describe(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def machine_line(machine: dict) -> str:
+    """What ran, in one line for a table's head."""
+    return (f"{machine['cpu']}, {machine['usable_cores']} of {machine['logical_cores']} cores, "
+            f"{machine['torch_threads']} torch threads, native bf16 {'yes' if machine['native_bf16'] else 'no'}, "
+            f"OpenMP wait {machine['openmp_wait_policy']}, load average {machine['load_average']}"
+            + (f", {machine['precision']}" if "precision" in machine else ""))

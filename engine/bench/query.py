@@ -20,7 +20,8 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from engine.bench.machine import describe, load_average, precision_used
+from engine.bench.machine import describe, load_average, machine_line, precision_used
+from engine.bench.result import BenchResult, Target
 from engine.data.audio import load_audio
 from engine.data.sources import load_source
 from engine.retrieval import Retriever
@@ -32,6 +33,14 @@ LOADED_RATIO = 3.0
 # however it ends (SIGTERM, kill -9): it spins only while its parent is the one that started it.
 BUSY_LOOP = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
 MAX_LOAD = 64   # background processes at most
+NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.bench.BENCHES)
+
+
+def add_arguments(parser) -> None:
+    from engine.cli_args import at_least, at_most
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    parser.add_argument("--load", type=at_most(MAX_LOAD, at_least(0)), default=1, metavar="N",
+                        help=f"CPU-bound background processes in the loaded phase (default 1, at most {MAX_LOAD})")
 
 
 def _grow(gallery, size: int, seed: int = 0) -> None:
@@ -78,7 +87,7 @@ def _time_queries(retriever: Retriever, queries: dict) -> tuple[dict, dict]:
 
 
 def run(checkpoint, device: str | None = None, gallery_size: int = 10_000, n_queries: int = 100,
-        audio_seconds: float = 3.0, load_processes: int = 1, progress=print) -> dict:
+        audio_seconds: float = 3.0, load_processes: int = 1, progress=print, quick: bool = False) -> BenchResult:
     torch.manual_seed(0)
     load_before = load_average()
     retriever = Retriever.from_checkpoint(checkpoint, device)
@@ -108,12 +117,39 @@ def run(checkpoint, device: str | None = None, gallery_size: int = 10_000, n_que
         quiet, loaded = phases["quiet"][modality], phases["loaded"][modality]
         progress(f"{modality:>5}: quiet p50 {quiet['p50_ms']:.1f} ms, p99 {quiet['p99_ms']:.1f} ms | "
                  f"{load_processes} busy process(es): p50 {loaded['p50_ms']:.1f} ms, p99 {loaded['p99_ms']:.1f} ms")
-    met = {m: phases["loaded"][m]["p50_ms"] <= min(limit, LOADED_RATIO * phases["quiet"][m]["p50_ms"])
-           and phases["quiet"][m]["p50_ms"] <= limit for m, limit in TARGETS_MS.items()}
-    return {"gallery_size": gallery_size, "queries_per_modality": n_queries, "audio_seconds": audio_seconds,
-            "device": str(retriever.device), **phases,
-            "background": {"processes": load_processes, "each": f"{sys.executable} -c '{BUSY_LOOP}'", "pids": pids},
-            "query_threads": threads, "precision": precision_used(retriever.cfg.precision, retriever.device),
-            "targets": {"p50_ms": TARGETS_MS, "loaded_over_quiet_p50": LOADED_RATIO}, "targets_met": met,
-            "machine": {**describe(retriever.device), "load_average": load_before,
-                        "load_average_after": load_average()}}
+    targets = {}
+    for m, limit in TARGETS_MS.items():
+        quiet, loaded = phases["quiet"][m]["p50_ms"], phases["loaded"][m]["p50_ms"]
+        targets[f"{m}: quiet p50 (ms)"] = Target(limit, quiet, at_most=True)
+        targets[f"{m}: loaded p50 (ms)"] = Target(limit, loaded, at_most=True)
+        targets[f"{m}: loaded p50 / quiet p50"] = Target(LOADED_RATIO, loaded / quiet, at_most=True)
+    figures = {"gallery_size": gallery_size, "queries_per_modality": n_queries, "audio_seconds": audio_seconds,
+               "device": str(retriever.device), **phases,
+               "background": {"processes": load_processes, "each": f"{sys.executable} -c '{BUSY_LOOP}'", "pids": pids},
+               "query_threads": threads}
+    ran = {**describe(retriever.device), "precision": precision_used(retriever.cfg.precision, retriever.device),
+           "load_average": load_before, "load_average_after": load_average()}
+    return BenchResult(NAME, figures, targets, ran, quick)
+
+
+def from_args(args, progress) -> BenchResult:
+    from engine.paths import DEFAULT_CHECKPOINT
+    sizes = {"gallery_size": 1000, "n_queries": 10} if args.quick else {}
+    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, load_processes=args.load, progress=progress,
+               quick=args.quick, **sizes)
+
+
+def format_table(result: BenchResult) -> str:
+    lines = [f"Machine: {machine_line(result.ran)}",
+             f"Query latency, {result['gallery_size']:,}-item gallery, {result['queries_per_modality']} queries each "
+             f"(intra-op threads per query {result['query_threads']['text']}):",
+             f"{'':>6} {'quiet p50':>10} {'p99':>8} {'loaded p50':>11} {'p99':>8}  target met"]
+    for modality in TARGETS_MS:
+        quiet, loaded = result["quiet"][modality], result["loaded"][modality]
+        met = all(t.met for name, t in result.targets.items() if name.startswith(f"{modality}:"))
+        lines.append(f"{modality:>6} {quiet['p50_ms']:>8.1f}ms {quiet['p99_ms']:>6.1f}ms {loaded['p50_ms']:>9.1f}ms "
+                     f"{loaded['p99_ms']:>6.1f}ms  {'yes' if met else 'NO'}")
+    lines.append(f"loaded: {result['background']['processes']} CPU-bound background process(es); "
+                 f"load average after {result.ran['load_average_after']}")
+    lines.append("targets:\n" + result.targets_table())
+    return "\n".join(lines)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from engine.bench.machine import describe, precision_used
+from engine.bench.result import BenchResult, Target
 from engine.bench.shifts import clean_waves, harsh_photos, phone_band, pink_noise, reverberant
 from engine.data.builtin import load_builtin_manifest, load_heldout
 from engine.data.dataset import Item
@@ -26,6 +28,16 @@ from engine.retrieval import Retriever
 from engine.training.evaluate import EmbeddedGallery, evaluate, recall_at
 
 KS = (1, 5)
+NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.bench.BENCHES)
+# top-1 (R@1) each row's first direction must reach: no step back in-domain, and held-out printing and
+# strokes read as well as the trained ones
+TARGETS = {("in-domain test", "image->text"): 0.96, ("in-domain test", "audio->image"): 0.95,
+           ("fonts never trained on", "image->text"): 0.97,
+           ("stroke families never trained on", "image->text"): 0.97}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
 
 
 def recall(retriever: Retriever, modality: str, values: list, labels: list[int], targets=("image", "text")) -> dict:
@@ -34,7 +46,7 @@ def recall(retriever: Retriever, modality: str, values: list, labels: list[int],
     return {f"{modality}->{t}": recall_at(queries, retriever.galleries[t], KS) for t in targets}
 
 
-def run(checkpoint, device: str | None = None, progress=print, quick: bool = False) -> dict:
+def run(checkpoint, device: str | None = None, progress=print, quick: bool = False) -> BenchResult:
     """`quick`: every 10th query of each condition (a check that it runs, not a figure)."""
     torch.manual_seed(0)
     retriever = Retriever.from_checkpoint(checkpoint, device)
@@ -85,15 +97,26 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     photos = harsh_photos(test)
     add("handwriting photographed on paper (harsh)", "image", len(photos),
         recall(retriever, "image", photos, labels, targets=("text",)))
-    return {"checkpoint": str(checkpoint), "gallery": {"images": len(retriever.galleries["image"].ids),
-                                                       "captions": len(retriever.galleries["text"].ids)},
-            "rows": rows}
+    figures = {"checkpoint": str(checkpoint), "gallery": {"images": len(retriever.galleries["image"].ids),
+                                                          "captions": len(retriever.galleries["text"].ids)},
+               "rows": rows}
+    by_condition = {row["condition"]: row["recall"] for row in rows}
+    targets = {f"{condition}: {direction} top-1": Target(limit, by_condition[condition][direction]["R@1"])
+               for (condition, direction), limit in TARGETS.items() if condition in by_condition}
+    ran = describe(retriever.device) | {"precision": precision_used(retriever.cfg.precision, retriever.device)}
+    return BenchResult(NAME, figures, targets, ran, quick)
 
 
-def format_table(result: dict) -> str:
+def from_args(args, progress) -> BenchResult:
+    from engine.paths import DEFAULT_CHECKPOINT
+    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick)
+
+
+def format_table(result: BenchResult) -> str:
     lines = [f"{'condition':<44}{'direction':<14}{'top-1':>8}{'R@5':>8}{'queries':>9}"]
     for row in result["rows"]:
         for direction, values in row["recall"].items():
             lines.append(f"{row['condition']:<44}{direction:<14}{100 * values['R@1']:>7.1f}%"
                          f"{100 * values['R@5']:>7.1f}%{row['queries']:>9}")
+    lines.append("targets:\n" + result.targets_table())
     return "\n".join(lines)
