@@ -38,12 +38,16 @@ def test_without_a_checkpoint_the_window_opens_the_shipped_demo_model(make_windo
 def test_every_panel_is_reachable_from_the_keyboard(make_window, qtbot):
     window = make_window(load_checkpoint=False)
     window.activate(qtbot)            # shortcuts go to the active window
-    for number, key in reversed(list(enumerate(("model", "training", "retrieval", "memory"), start=1))):
+    from studio.main_window import PANELS
+    keys = [key for key, _ in PANELS]
+    assert len(keys) == 5
+    for number, key in reversed(list(enumerate(keys, start=1))):     # Ctrl+5 ... Ctrl+1
         qtbot.keyClick(window, Qt.Key(Qt.Key_0 + number), Qt.ControlModifier)
         dock = window.docks[key]
         qtbot.waitUntil(lambda: not dock.widget().visibleRegion().isEmpty(), timeout=2000)
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=2000)
         focus = QApplication.focusWidget()
-        assert focus is None or dock.isAncestorOf(focus) or focus is dock, key
+        assert dock.isAncestorOf(focus), f"Ctrl+{number}: the keyboard is in {focus!r}, not in the {key} panel"
 
 
 def test_settings_remember_the_last_config_checkpoint_and_data(make_window, ready_window, tmp_path, checkpoint):

@@ -8,7 +8,7 @@ from PIL import Image
 
 from engine.config import load_config
 from engine.data.builtin import BUILTIN_ROOT, load_builtin_manifest
-from engine.data.image import prepare_image
+from engine.data.image import MIN_INK_PIXELS, prepare_image
 from engine.data.number_images import NumberImageSynth
 from engine.data.paper import PhotoStyle, photograph
 from engine.data.printed import compose
@@ -36,7 +36,9 @@ def test_no_training_font_composes_a_number_the_preprocessing_finds_blank(synth)
     rng = np.random.default_rng(0)
     for font in range(len(atlas)):
         for label in (1, 7, 11, 48, 88):
-            prepare_image(Image.fromarray(compose(label, atlas[font], rng), "L"), CFG, f"font {font}")
+            prepared = prepare_image(Image.fromarray(compose(label, atlas[font], rng), "L"), CFG, f"font {font}")
+            strokes = int((prepared > 0.5).sum())    # light-on-dark, in [0, 1]
+            assert 2 * MIN_INK_PIXELS <= strokes <= 0.6 * prepared.numel(), (font, label, strokes)
 
 
 def test_a_photo_of_the_number_on_paper_prepares_like_the_clean_number():

@@ -34,11 +34,14 @@ def test_training_runs_on_the_cores_left_after_the_studio_reserves_one(small_cfg
     from engine.training.trainer import Trainer
     trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 2, tensorboard=False)
     seen = threads_seen_by(trainer.model.encoders["image"])
+    ended = []
     reserve_cores(1)
     try:
-        done = threading.Thread(target=trainer.run, name="nlmm-test-trainer")  # as the studio runs it
+        done = threading.Thread(target=lambda: ended.append(trainer.run()), name="nlmm-test-trainer")  # as the studio runs it
         done.start()
         done.join(120)
     finally:
         reserve_cores(0)
-    assert set(seen) == {max(1, usable_cores() - 1)}
+    assert not done.is_alive(), "the run did not end within 120 s"
+    assert [e.kind for e in ended] == ["finished"] and ended[0].step == 2
+    assert seen and set(seen) == {max(1, usable_cores() - 1)}

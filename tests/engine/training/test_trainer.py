@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from engine.training.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from engine.training.checkpoint import CheckpointError, load_checkpoint, load_model
 from engine.training.trainer import Trainer
 
 
@@ -45,15 +45,32 @@ def test_memory_frames_are_taken_only_for_a_listener_that_asked(small_cfg, small
     assert not taken and not [e for e in events if e.kind == "memory"]
 
 
-def test_the_run_log_is_opened_once_for_a_whole_run(small_cfg, small_data, tmp_path, monkeypatch):
+def test_the_run_log_is_one_open_file_that_readers_see_grow_step_by_step(small_cfg, small_data, tmp_path):
+    """The log is held open once for the whole run (not reopened per event), and each line is on disk as
+    soon as it is written: `nlmm runs` and the studio's run history read a run while it goes."""
+    import os
     from pathlib import Path
-    opened = []
-    original = Path.open
-    monkeypatch.setattr(Path, "open", lambda self, *a, **k: (opened.append(self.name), original(self, *a, **k))[1])
+    log = (tmp_path / "metrics.jsonl").resolve()
+
+    def handles() -> int:     # this process' open descriptors on the log
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(log))
+
+    seen = []
+
+    def at_step(event) -> None:
+        if event.kind == "step":   # listeners hear a step after its line is on disk
+            logged = [json.loads(line) for line in log.read_text().splitlines()]
+            seen.append((event.step, max(e["step"] for e in logged if e["kind"] == "step"), handles()))
+
     small_cfg.train.eval_every = small_cfg.train.checkpoint_every = 2
-    run(small_cfg, small_data, tmp_path, 6)
-    assert opened.count("metrics.jsonl") == 1
-    kinds = [json.loads(line)["kind"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 6, tensorboard=False)
+    trainer.subscribe(at_step)
+    assert trainer.run().kind == "finished"
+    assert [(step, last) for step, last, _ in seen] == [(n, n) for n in range(1, 7)]
+    assert {open_now for _, _, open_now in seen} == {1}
+    assert handles() == 0                                   # closed when the run ended
+    kinds = [json.loads(line)["kind"] for line in log.read_text().splitlines()]
     assert kinds.count("step") == 6 and kinds.count("eval") == 3 and kinds[-1] == "finished"
 
 
