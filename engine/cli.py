@@ -126,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError("--resume needs --out DIR (the run folder holding checkpoint.pt)")
         allow_missing = set(args.allow_missing or ())
         trainer = Trainer(cfg, args.data, args.out, args.device, args.steps, args.resume, dist_info,
-                          allow_missing=allow_missing, init=args.init)
+                          allow_missing=allow_missing, init=args.init, tensorboard=args.tensorboard)
         printer = ProgressPrinter()
         if dist_info.is_main:
             trainer.subscribe(printer)
@@ -144,6 +144,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 printer.line(f"learning only the parts that read {' and '.join(learning)}: the {kept} encoders "
                              f"and the shared memory stay as they were ({trainer.frozen_parameters / 1e6:.1f} M "
                              "parameters frozen)")
+            if trainer.tensorboard:
+                printer.line(f"TensorBoard events in {trainer.out_dir / 'tensorboard'}: "
+                             f"tensorboard --logdir {trainer.out_dir.parent}")
             if trainer.new_words:
                 shown = ", ".join(trainer.new_words[:8]) + (", …" if len(trainer.new_words) > 8 else "")
                 printer.line(f"{len(trainer.new_words)} new word(s) join the vocabulary: {shown}")
@@ -487,6 +490,8 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=at_least(2), default=None, help="override data.batch_size")
     train.add_argument("--out", default=None, help="run folder (default: runs/<time>-<config>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also write TensorBoard events (loss, rates, recall) into the run folder's tensorboard/")
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     train.add_argument("--allow-missing", nargs="+", choices=MODALITIES, metavar="MODALITY",
                        help="train even though the data set lacks every file of this modality (image, text, audio)")

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.vocabulary import MODALITIES
 from engine.config import NLMMConfig, atomic_write_bytes
 from engine.data.audio import LogMel
 from engine.models.nlmm import NLMM
@@ -66,7 +67,7 @@ def export_encoders(model: NLMM, cfg: NLMMConfig, fmt: str, out: str | Path) -> 
         # The tracer warns of every Python branch on a shape; the chunk loop is unrolled on purpose, and
         # each export is checked against the model below.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        for modality in ("text", "image", "audio"):
+        for modality in MODALITIES:
             report[modality] = _export_one(model, cfg, modality, fmt, out)
     return report
 

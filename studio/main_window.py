@@ -6,17 +6,17 @@ window shows, so the window is usable within a second or two of launch.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabBar, QTabWidget
 
 
 from engine.config import preset_names
 from engine.paths import DEFAULT_CHECKPOINT
+from engine.training.run_folder import new_run_name
 from studio.dialogs import CHECKPOINT_FILTER, CONFIG_FILTER, FileDialogs
 from studio.engine_host import EngineHost
 from studio.panels.joint_space_panel import JointSpacePanel
@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
             self.training_panel.start_failed(str(err))
             return
         name = cfg.get("name") or "run"
-        out_dir = self.options.runs_dir / time.strftime(f"%Y%m%d-%H%M%S-{name}")
+        out_dir = self.options.runs_dir / new_run_name(name)
         self.settings.setValue("training/data", request["data"])
         self.host.training.start(cfg, request["data"], str(out_dir), device=request.get("device"))
         self.show_panel("training")
@@ -264,7 +264,7 @@ class MainWindow(QMainWindow):
         if self.host.training.is_training():
             self.retrieval_panel.show_error("A training run is going: stop it first, then Teach")
             return
-        out_dir = self.options.runs_dir / time.strftime("%Y%m%d-%H%M%S-teach")
+        out_dir = self.options.runs_dir / new_run_name("teach")
         run = self.host.training.start(None, f"folder:{request['folder']}", str(out_dir), steps=request["steps"],
                                        init=request["checkpoint"], teach_all=True)
         self.retrieval_panel.teaching(run, request["folder"])

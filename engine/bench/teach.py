@@ -45,7 +45,7 @@ from engine.retrieval import Retriever
 from engine.training.checkpoint import CheckpointError, load_checkpoint
 from engine.training.evaluate import EmbeddedGallery, evaluate, recall_at
 from engine.training.init import DEFAULT_MIX, fine_tune_config
-from engine.vocabulary import ANSWER_GALLERY
+from engine.vocabulary import ANSWER_GALLERY, SAMPLE_RATE
 
 TEACH_VOICES = ("flite-kal-d100", "flite-kal16-d100", "flite-awb-d100", "flite-rms-d100", "flite-slt-d100")
 SCORE_VOICES = ("flite-awb-d120-f95", "flite-rms-d90-f130", "flite-slt-d110-f210")
@@ -71,7 +71,7 @@ def add_arguments(parser) -> None:
                         help="the fine-tune's planned steps (its schedule; --budget may end it sooner)")
 
 
-def in_a_loud_room(clips, folder: Path, seed: int, snr_db: float = ROOM_SNR_DB, rate: int = 16000) -> list[Item]:
+def in_a_loud_room(clips, folder: Path, seed: int, snr_db: float = ROOM_SNR_DB, rate: int = SAMPLE_RATE) -> list[Item]:
     """The clips as the user's microphone hears them, written as WAVs into `folder`: pink noise at
     `snr_db`, seeded per (seed, clip)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.optim.reach import within_reach
+from engine.vocabulary import MODALITIES
 
 
 @dataclass
@@ -38,7 +38,7 @@ class MemoryWrite:
 
 
 class CentralMemory(nn.Module):
-    def __init__(self, n_slots: int, d_model: int, modalities: tuple[str, ...] = ("text", "image", "audio"),
+    def __init__(self, n_slots: int, d_model: int, modalities: tuple[str, ...] = MODALITIES,
                  ttt_mode: str = "gated_topk", topk: int = 4, ttt_lr: float = 0.5,
                  train_write_prob: float = 0.5, log_size: int = 512, write_modalities=None):
         super().__init__()

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from glob import escape as glob_escape
 from pathlib import Path
 
 LOCK = ".lock"
+
+
+def new_run_name(label: str) -> str:
+    """A run folder's name: when it started, then what it is (`20261207-113340-tiny`), so runs sort by time."""
+    return time.strftime(f"%Y%m%d-%H%M%S-{label}")
 
 
 class RunFolderError(ValueError):

@@ -40,7 +40,8 @@ from engine.training.checkpoint import (CheckpointError, checkpoint_config, load
 from engine.training.distributed import DistInfo
 from engine.training.evaluate import evaluate
 from engine.training.init import start_from
-from engine.training.run_folder import RunFolder, RunFolderError, check_usable
+from engine.training.run_folder import RunFolder, RunFolderError, check_usable, new_run_name
+from engine.training.tensorboard_log import TensorBoardLog
 from engine.training.runs import CHECKPOINT, CONFIG, METRICS, RunLog
 from engine.training.step import TrainStep, batch_labels, shares_a_pair
 from engine.vocabulary import MODALITIES
@@ -113,7 +114,7 @@ def brought_files(items) -> set[str]:
 class Trainer:
     def __init__(self, cfg: NLMMConfig, data: str | DataSplits = "builtin", out_dir: str | Path | None = None,
                  device: str | None = None, steps: int | None = None, resume: bool = False,
-                 dist_info: DistInfo | None = None, tensorboard: bool = True, allow_missing=(),
+                 dist_info: DistInfo | None = None, tensorboard: bool = False, allow_missing=(),
                  init: str | Path | None = None):
         """`init`: a trained checkpoint to fine-tune (`nlmm train --init`): its weights, tokenizer and domain
         statistics, a fresh optimiser; `cfg` then gives the training settings and must describe the
@@ -123,7 +124,7 @@ class Trainer:
         self.dist = dist_info or DistInfo()
         self.device = pick_device(device) if not (self.dist.enabled and torch.cuda.is_available()) \
             else torch.device("cuda", self.dist.local_rank)
-        self.out_dir = Path(out_dir) if out_dir else Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-{cfg.name}")
+        self.out_dir = Path(out_dir) if out_dir else Path("runs") / new_run_name(cfg.name)
         self.listeners: list[Callable[[object], None]] = []
         self.memory_listeners: list[Callable[[MemoryFrame], None]] = []
         self._pause, self._stop = threading.Event(), threading.Event()
@@ -212,15 +213,12 @@ class Trainer:
             self.sampler = ResumableBatchSampler(len(train_items), per_rank * self.dist.world_size,
                                                  cfg.train.seed, self.dist.rank, self.dist.world_size)
         self.collate = Collate(self.tokenizer, cfg.text.max_tokens)
-        self.eval_items = self.data.splits.get("val") or self.data.splits.get("test") or []
+        # evaluated on the validation split, or on the test split where a source has no validation split
+        self.eval_split = "val" if self.data.splits.get("val") else "test"
+        self.eval_items = self.data.splits.get(self.eval_split) or []
         self.log = RunLog(self.out_dir) if self.dist.is_main else None
+        self.tensorboard = tensorboard and self.dist.is_main   # the events opened when the run starts
         self._tb = None
-        if tensorboard and self.dist.is_main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # only when tensorboard is installed
-                self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
-            except Exception:
-                self._tb = None
 
     # ------------------------------------------------------------------ control (any thread)
     def subscribe(self, listener: Callable[[object], None], memory_frames: bool = False) -> None:
@@ -243,7 +241,8 @@ class Trainer:
     def emit(self, event) -> None:
         if self.log is not None:
             self.log.write(event)
-            self._tensorboard(event)
+            if self._tb is not None:
+                self._tb.write(event)
         for listener in self.listeners:
             listener(event)
 
@@ -253,17 +252,6 @@ class Trainer:
                             snapshot["last_write_slots"], snapshot["write_count"])
         for listener in self.memory_listeners:
             listener(frame)
-
-    def _tensorboard(self, event) -> None:
-        if self._tb is None:
-            return
-        if isinstance(event, StepMetrics):
-            self._tb.add_scalar("loss/total", event.loss, event.step)
-            for pair, value in event.pair_losses.items():
-                self._tb.add_scalar(f"loss/{pair}", value, event.step)
-        elif isinstance(event, Evaluation):
-            for direction, values in event.recall.items():
-                self._tb.add_scalar(f"recall@1/{direction}", values["R@1"], event.step)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_payload(self) -> dict:
@@ -343,6 +331,8 @@ class Trainer:
                                           f"checkpoint are kept as {kept}; this run starts {METRICS} afresh"))
                 self._starts_afresh = False
                 save_config(self.cfg, self.out_dir / "config.yaml")
+                if self.tensorboard:
+                    self._tb = TensorBoardLog(self.out_dir)
             self.model.memory.mark_trained()
             self._memory_at_start = self.model.memory.slots.detach().clone() if self.memory_listeners else None
             return self._loop()
@@ -356,7 +346,8 @@ class Trainer:
             return self._failed(f"{reason}; training stopped at step {self.step}")
         finally:
             if self._tb is not None:
-                self._tb.flush()
+                self._tb.close()
+                self._tb = None
             if self.log is not None:
                 self.log.close()
 
@@ -414,7 +405,7 @@ class Trainer:
                     self._emit_memory_frame()
             if self.dist.is_main and self.eval_items and (self.step % self.cfg.train.eval_every == 0):
                 self.last_recall, self.last_recall_step = self.evaluate(), self.step
-                self.emit(Evaluation(self.step, self.last_recall, "val"))
+                self.emit(Evaluation(self.step, self.last_recall, self.eval_split))
             if self.step % self.cfg.train.checkpoint_every == 0:
                 self.save()
         stopped = self.step < self.total_steps

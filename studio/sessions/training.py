@@ -98,7 +98,7 @@ class TrainingRun(Task):
         self.check()
         self.report(0, 0)                   # busy: building the model
         trainer = Trainer(cfg, data=data, out_dir=request.get("out_dir"), device=request.get("device"),
-                          steps=request.get("steps"), tensorboard=False, init=init)
+                          steps=request.get("steps"), tensorboard=True, init=init)
         trainer.subscribe(self.on_event, memory_frames=True)
         with self._lock:
             self.check()                    # Stop (or the window closed) while the model was built
