@@ -34,6 +34,25 @@ class ProgressPrinter:
     def __init__(self, stream=sys.stderr):
         self.stream, self.tty = stream, stream.isatty()
         self.open_line = False
+        self._tenths = -1     # the last tenth `fraction` printed (off a terminal)
+
+    def fraction(self, label: str, done: float, total: float) -> None:
+        """Long work's progress ("embedding the gallery … 40 %"). Work done at the first call (read from
+        a cache) prints nothing."""
+        if total <= 0 or (self._tenths < 0 and not self.open_line and done >= total):
+            return
+        share = min(1.0, done / total)
+        if self.tty:
+            self.stream.write(f"\r\033[K{label} {100 * share:.0f} %")
+            self.stream.flush()
+            self.open_line = share < 1.0
+            if share >= 1.0:
+                self.stream.write("\n")
+        elif int(10 * share) > self._tenths:
+            self._tenths = int(10 * share)
+            self.line(f"{label} {100 * share:.0f} %")
+        if share >= 1.0:
+            self._tenths = -1
 
     def line(self, text: str) -> None:
         if self.open_line:
@@ -306,7 +325,11 @@ def cmd_query(args: argparse.Namespace) -> int:
     items, label_names = _gallery_items(args.gallery)
     if not items:
         raise UserError(f"gallery '{args.gallery}' has no items")
-    retriever.build_gallery(items, label_names=label_names, cache=None if args.no_cache else GalleryCache())
+    printer = ProgressPrinter()
+    retriever.build_gallery(items, label_names=label_names, cache=None if args.no_cache else GalleryCache(),
+                            progress=lambda done, total: printer.fraction(
+                                f"nlmm: embedding the gallery ({len(items):,} items; kept for the next query)",
+                                done, total))
     if args.memory:
         try:
             held = retriever.load_corrections(args.memory)

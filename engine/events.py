@@ -193,20 +193,34 @@ class CorrectionLearnt:
 @dataclass(frozen=True, eq=False)
 class JointMap:
     """The gallery's joint space drawn flat (engine/joint_space.py): every embedded item as a point of a 2-D
-    projection, with what a viewer shows on hover; `place` puts a query's embedding on the same map."""
+    map, with what a viewer shows on hover; `place` puts a query's embedding on the same map.
+
+    `method` "pca": the gallery's two principal directions (linear: a query lands by the same projection).
+    "tsne": a neighbourhood-preserving layout (openTSNE), which has no projection: a query lands among the
+    gallery items nearest to it (`embeddings` kept for that)."""
     points: np.ndarray          # (N, 2) float32
     modalities: np.ndarray      # (N,) index into vocabulary.MODALITIES
     labels: np.ndarray          # (N,) the item's label, -1 when it has none
     names: tuple[str, ...]      # (N,) the caption, or the file's path
-    mean: np.ndarray            # (D,) the centre the projection subtracts
-    axes: np.ndarray            # (D, 2) the two principal directions
-    explained: tuple[float, float]   # the share of the gallery's variance along each axis
+    mean: np.ndarray            # (D,) the gallery's mean embedding (the centre PCA subtracts)
+    axes: np.ndarray            # (D, 2) the two principal directions (PCA)
+    explained: tuple[float, float]   # the share of the gallery's variance along each axis (PCA)
     index: dict = field(default_factory=dict)   # (modality, name) -> row, to find a hit's point
+    method: str = "pca"
+    embeddings: np.ndarray | None = None   # (N, D) the rows as unit vectors (t-SNE's input; its query placing)
+    neighbours: int = 10        # the gallery items a query is placed among, on a t-SNE map
     kind: str = _kind("joint_map")
 
     def place(self, embedding: np.ndarray) -> np.ndarray:
-        """(D,) embedding -> (2,) position on this map (the same linear projection as the gallery's)."""
-        return ((np.asarray(embedding, dtype=np.float32) - self.mean) @ self.axes).astype(np.float32)
+        """(D,) embedding -> (2,) position on this map: PCA's projection, or (t-SNE) the mean of the places
+        of its `neighbours` nearest gallery items, the nearer weighing more."""
+        embedding = np.asarray(embedding, dtype=np.float32)
+        if self.method == "pca" or self.embeddings is None:
+            return ((embedding - self.mean) @ self.axes).astype(np.float32)
+        cosine = self.embeddings @ (embedding / max(float(np.linalg.norm(embedding)), 1e-12))
+        nearest = np.argsort(-cosine)[: self.neighbours]
+        weights = np.exp((cosine[nearest] - cosine[nearest].max()) / 0.05)
+        return (weights @ self.points[nearest] / weights.sum()).astype(np.float32)
 
     def row_of(self, hit) -> int | None:
         """The point of a query's hit (a Hit), None when the map was drawn from another gallery."""

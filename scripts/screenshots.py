@@ -193,7 +193,8 @@ def main() -> int:
     if wanted("5-joint-space"):
         joint = window.joint_panel
         window.show_panel("joint")
-        wait(lambda: joint.map is not None or errors, 120, "the joint-space map")
+        wait(lambda: (joint.map is not None and joint.map.method == "tsne") or errors, 180,
+             "the joint space's neighbourhood map")
         retrieval.text.setText("forty two")
         query(retrieval.query_text)
         pause(0.5)

@@ -14,7 +14,7 @@ import torch
 
 from engine.config import AudioConfig
 from engine.data.dsp import mel_spectrogram, resample
-from engine.data.errors import DataError, first_line
+from engine.data.errors import DataError, file_problem, first_line
 
 SILENCE_PEAK = 1e-4  # below this a clip holds nothing to hear (int16 LSB is 3e-5)
 RATES = (1000, 768_000)   # sample rates accepted, in Hz: below, nothing is speech; above, no recorder goes
@@ -26,6 +26,9 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float) -> np.nda
     """Decode, mix down to mono and resample. Reads at most `max_seconds` (a 2-hour file costs no
     more than its first seconds)."""
     path = Path(path)
+    problem = file_problem(path)
+    if problem:
+        raise DataError(f"{path}: {problem}")
     try:
         with sf.SoundFile(str(path)) as handle:
             rate, frames, channels = handle.samplerate, handle.frames, handle.channels

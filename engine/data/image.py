@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.config import ImageConfig
-from engine.data.errors import DataError, first_line
+from engine.data.errors import DataError, file_problem, first_line
 
 
 def transforms():
@@ -37,6 +37,9 @@ LETTERBOX_OVERSIZE = 4
 
 def open_image(path: str | Path) -> Image.Image:
     path = Path(path)
+    problem = file_problem(path)
+    if problem:
+        raise DataError(f"{path}: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -180,6 +183,7 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     """(H, W, C) in [0, 1] -> light-on-dark grey, background flattened, contrast-stretched and cropped
     to the writing."""
     grey = array.mean(axis=-1) if array.shape[-1] == 3 else array[..., 0]
+    shape, spread = grey.shape, float(np.ptp(grey))
     if max(grey.shape) > WORKING_SIDE:  # a 12-megapixel photo holds no more of a number than this
         scale = WORKING_SIDE / max(grey.shape)
         size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
@@ -190,6 +194,9 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     if high - low < 0.05:   # ink on under 0.5 % of the pixels (a thin, small "1"): its own brightest pixels
         high = float(np.sort(grey, axis=None)[-min(grey.size, MIN_INK_PIXELS)])
     if high - low < 0.05:
+        if spread >= 0.05:   # it had contrast, finer than a number's strokes: noise, or a 1-pixel strip
+            raise DataError(f"{name}: no writing to read: its {shape[1]}x{shape[0]} pixels vary only in detail "
+                            f"finer than {WORKING_SIDE} pixels across (noise or a thin strip)")
         raise DataError(f"{name}: image has no content (a single flat colour)")
     grey = np.clip((grey - low) / (high - low), 0, 1)
     rows, cols = np.nonzero(writing_mask(grey))

@@ -14,6 +14,7 @@ import torch
 
 from engine.config import ConfigError, NLMMConfig, config_from_dict, config_to_dict
 from engine.config import atomic_write_bytes
+from engine.data.errors import file_problem
 from engine.data.text import Tokenizer
 
 FORMAT = "nlmm-checkpoint"
@@ -45,8 +46,17 @@ def load_payload(path: str | os.PathLike, error: type[ValueError], what: str, ma
     """What `save_payload` wrote, read with weights_only (it can never run code); a missing or unreadable
     file is an `error` naming it."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise error(f"{path}: {what} not found")
+    problem = file_problem(path)
+    if problem:
+        raise error(f"{path}: {problem}")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # torch.save's zip, or its legacy pickle
+        kind = ("an ONNX model (as `nlmm export` writes), not a PyTorch file" if path.suffix.lower() == ".onnx"
+                else "not a PyTorch file (neither the zip nor the pickle torch.save writes)")
+        raise error(f"{path}: not a readable {what}: {kind}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds here (pickle, zip, runtime): all mean "unusable"

@@ -118,9 +118,14 @@ class Trainer:
                  init: str | Path | None = None):
         """`init`: a trained checkpoint to fine-tune (`nlmm train --init`): its weights, tokenizer and domain
         statistics, a fresh optimiser; `cfg` then gives the training settings and must describe the
-        checkpoint's model. The user's items are mixed with `cfg.data.mix_builtin` of built-in ones."""
+        checkpoint's model. The user's items are mixed with `cfg.data.mix_builtin` of built-in ones.
+
+        Set up in the order a recipe reads (torchtune's shape): the run folder and what it resumes, the
+        data, the model and its step, the batches."""
         if steps is not None and steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
+        if resume and init is not None:
+            raise ValueError("a run either resumes (its own checkpoint) or starts from another (init), not both")
         self.dist = dist_info or DistInfo()
         self.device = pick_device(device) if not (self.dist.enabled and torch.cuda.is_available()) \
             else torch.device("cuda", self.dist.local_rank)
@@ -130,36 +135,19 @@ class Trainer:
         self._pause, self._stop = threading.Event(), threading.Event()
         self.state = "idle"
         self._warned: set[str] = set()
-        self.skipped_batches = 0
-        if self.dist.is_main:   # a run already there is continued (resume) or left alone, never overwritten
-            check_usable(self.out_dir, holds_a_run=not resume and (self.out_dir / CHECKPOINT).exists())
-        self._starts_afresh = not resume   # the folder's metrics, from a run stopped before any checkpoint, go aside
+        self.step = 0
+        self.last_recall: dict = {}
+        self.last_recall_step = 0   # the step last_recall was measured at
+        self._memory_at_start: torch.Tensor | None = None
 
-        if resume and init is not None:
-            raise ValueError("a run either resumes (its own checkpoint) or starts from another (init), not both")
-        resume_payload = None
-        if resume:
-            if not (self.out_dir / CHECKPOINT).exists() and (self.out_dir / METRICS).exists():
-                raise RunFolderError(f"{self.out_dir}: its run stopped before its first checkpoint, so there is "
-                                     "nothing to resume; run again without --resume to start it afresh")
-            resume_payload = load_checkpoint(self.out_dir / CHECKPOINT)
-            for key in ("train_state", "rng", "step"):
-                if key not in resume_payload:
-                    raise CheckpointError(f"{self.out_dir / CHECKPOINT}: cannot resume from it: it holds no '{key}' "
-                                          "(a checkpoint slimmed for using the model, not for training on)")
+        resume_payload = self._setup_run_folder(resume)
+        if resume_payload:
             cfg = checkpoint_config(resume_payload, self.out_dir / CHECKPOINT)
         # A fine-tune, started now or resumed: its checkpoints name where it started from, and the config the
         # model was first trained with (a fine-tune of a fine-tune scales those rates, not its parent's).
         self.init = str(init) if init is not None else (resume_payload or {}).get("init")
         self.trained_config = (resume_payload or {}).get("trained_config")
-        self.data = load_source(data) if isinstance(data, str) else data
-        builtin, brought = None, set(MODALITIES)
-        if self.init is not None and self.data.source != "builtin":
-            builtin = load_source("builtin")
-            brought = brought_files(self.data.splits.get("train", []))   # before recordings get built-in pairs
-            self.data = teach_splits(self.data, builtin)
-        check_trainable(self.data, allow_missing)
-        train_items = self.data.splits.get("train", [])
+        builtin, brought = self._setup_data(data, allow_missing)
         start, self.new_words = None, []
         if init is not None:
             start = start_from(init, self.data.captions("train"), cfg)
@@ -171,7 +159,50 @@ class Trainer:
         self.tokenizer = (Tokenizer.from_state_dict(resume_payload["tokenizer"]) if resume_payload
                           else start.tokenizer if start is not None
                           else Tokenizer.build(self.data.captions("train"), cfg.text.vocab_size))
+        self._setup_model(start)
+        if resume_payload:
+            self._restore(resume_payload)
+        self._setup_batches(builtin)
+        self.log = RunLog(self.out_dir) if self.dist.is_main else None
+        self.tensorboard = tensorboard and self.dist.is_main   # the events opened when the run starts
+        self._tb = None
 
+    def _setup_run_folder(self, resume: bool) -> dict | None:
+        """The run folder checked (a run there is continued with `resume`, never overwritten); returns the
+        checkpoint a resumed run goes on from."""
+        if self.dist.is_main:
+            check_usable(self.out_dir, holds_a_run=not resume and (self.out_dir / CHECKPOINT).exists())
+        self._starts_afresh = not resume   # the folder's metrics, from a run stopped before any checkpoint, go aside
+        if not resume:
+            return None
+        if not (self.out_dir / CHECKPOINT).exists() and (self.out_dir / METRICS).exists():
+            raise RunFolderError(f"{self.out_dir}: its run stopped before its first checkpoint, so there is "
+                                 "nothing to resume; run again without --resume to start it afresh")
+        payload = load_checkpoint(self.out_dir / CHECKPOINT)
+        for key in ("train_state", "rng", "step"):
+            if key not in payload:
+                raise CheckpointError(f"{self.out_dir / CHECKPOINT}: cannot resume from it: it holds no '{key}' "
+                                      "(a checkpoint slimmed for using the model, not for training on)")
+        return payload
+
+    def _setup_data(self, data, allow_missing) -> tuple[DataSplits | None, set[str]]:
+        """The data set (a fine-tune on the user's items pairs them with the built-in set) and what is
+        evaluated. Returns the built-in set to rehearse (a fine-tune) and the modalities the user's items bring."""
+        self.data = load_source(data) if isinstance(data, str) else data
+        builtin, brought = None, set(MODALITIES)
+        if self.init is not None and self.data.source != "builtin":
+            builtin = load_source("builtin")
+            brought = brought_files(self.data.splits.get("train", []))   # before recordings get built-in pairs
+            self.data = teach_splits(self.data, builtin)
+        check_trainable(self.data, allow_missing)
+        # evaluated on the validation split, or on the test split where a source has no validation split
+        self.eval_split = "val" if self.data.splits.get("val") else "test"
+        self.eval_items = self.data.splits.get(self.eval_split) or []
+        return builtin, brought
+
+    def _setup_model(self, start) -> None:
+        """The model (from a fine-tune's start, or fresh), what of it learns, and its training step."""
+        cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
         check_fits(cfg, cfg.data.batch_size, self.device)   # refused with the estimate, before any allocation
         self.model = NLMM(cfg).to(self.device)
@@ -186,13 +217,11 @@ class Trainer:
                 find_unused_parameters=True)  # batches may miss a modality; memory's TTT nets train on half the steps
         self.step_fn = TrainStep(self.model, cfg, self.device, forward_model,
                                  self.dist.average if self.dist.enabled else None)
-        self.step = 0
-        self.last_recall: dict = {}
-        self.last_recall_step = 0   # the step last_recall was measured at
-        self._memory_at_start: torch.Tensor | None = None
-        if resume_payload:
-            self._restore(resume_payload)
 
+    def _setup_batches(self, builtin: DataSplits | None) -> None:
+        """The training items as batches: the data set (with the built-in set rehearsed in a fine-tune),
+        its augmentation, the resumable sampler and the collate."""
+        cfg, train_items = self.cfg, self.data.splits.get("train", [])
         per_rank = max(1, cfg.data.batch_size // self.dist.world_size)
         augment = None
         if cfg.data.augment:
@@ -213,12 +242,6 @@ class Trainer:
             self.sampler = ResumableBatchSampler(len(train_items), per_rank * self.dist.world_size,
                                                  cfg.train.seed, self.dist.rank, self.dist.world_size)
         self.collate = Collate(self.tokenizer, cfg.text.max_tokens)
-        # evaluated on the validation split, or on the test split where a source has no validation split
-        self.eval_split = "val" if self.data.splits.get("val") else "test"
-        self.eval_items = self.data.splits.get(self.eval_split) or []
-        self.log = RunLog(self.out_dir) if self.dist.is_main else None
-        self.tensorboard = tensorboard and self.dist.is_main   # the events opened when the run starts
-        self._tb = None
 
     # ------------------------------------------------------------------ control (any thread)
     def subscribe(self, listener: Callable[[object], None], memory_frames: bool = False) -> None:
@@ -388,7 +411,6 @@ class Trainer:
             self._report_errors(batch["errors"])
             if not self._learnable(batch):  # the batch is used up (a resumed run skips it too)
                 self.step += 1
-                self.skipped_batches += 1
                 self.emit(DataWarning(f"step {self.step}: batch skipped: no two of its items share "
                                       "two modalities"))
             else:

@@ -1,10 +1,14 @@
 """The joint space: every gallery item (image, caption, spoken clip) as a point of a 2-D map of the model's
-joint embedding space, coloured by modality (or by label: "Colour by label"); the last query as a star with lines to its top-k. With "Adapt
-memory" on, the star moves as the memory learns; a new model or gallery redraws the map.
+joint embedding space, coloured by label ("Colour by label"; off: by modality), each modality its own
+shape; the last query as a star with lines to its top-k. With "Adapt memory" on, the star moves as the
+memory learns; a new model or gallery redraws the map.
 
-The projection (PCA, `engine/joint_space.py`) is computed by the engine on its thread; this panel only
-draws: one `ScatterPlotItem` a modality, made once and fed with `setData`. Behind its tab it draws nothing
-and asks for no map; back in front it catches up. Hover shows an item; a click on a clip plays it.
+The map comes in two steps (`engine/joint_space.py`): PCA at once, from the engine thread, then (with
+"Neighbourhood map" on) a t-SNE layout that keeps each item's neighbours near it, computed on the files
+thread with its progress in the status line while queries go on; it replaces the PCA view when done.
+This panel only draws: one `ScatterPlotItem` a modality, made once and fed with `setData`. Behind its tab
+it draws nothing and asks for no map; back in front it catches up. Hover shows an item; a click on a clip
+plays it.
 """
 from __future__ import annotations
 
@@ -43,6 +47,9 @@ class JointSpacePanel(QWidget):
         self.in_view = True
         self.stale = True               # the map must be asked for again (a new model or gallery)
         self.mapping = None             # the task computing the map, while it does
+        self.laying_out = None          # the task computing the t-SNE map, while it does
+        self.pca_map = None             # the PCA map of the gallery (JointMap), drawn first
+        self.tsne_map = None            # its t-SNE layout, once computed
         self._drawn = None              # the map the scatter items hold
         self._label_brushes: dict = {}
         self.draws = 0                  # maps drawn
@@ -88,7 +95,14 @@ class JointSpacePanel(QWidget):
         self.by_label.setObjectName("colourByLabel")
         self.by_label.setToolTip("One colour a label (a number), whatever the modality: are the image, the "
                                  "caption and the clip of a number near each other?")
+        self.by_label.setChecked(True)
         self.by_label.toggled.connect(lambda _on: (setattr(self, "_drawn", None), self.draw()))
+        self.neighbourhood = QCheckBox("Neighbourhood map")
+        self.neighbourhood.setObjectName("neighbourhoodMap")
+        self.neighbourhood.setToolTip("Lay the map out by t-SNE, which keeps each item's nearest neighbours near it "
+                                      "(seconds; PCA is shown meanwhile). Off: the two principal directions")
+        self.neighbourhood.setChecked(True)
+        self.neighbourhood.toggled.connect(self._method_toggled)
         self.info = QLabel("Hover a point to see the item; click a spoken clip to play it")
         self.info.setObjectName("jointSpaceInfo")
         self.info.setTextFormat(Qt.RichText)
@@ -98,6 +112,7 @@ class JointSpacePanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
         top.addWidget(self.by_label)
+        top.addWidget(self.neighbourhood)
         top.addWidget(self.redraw_button)
         bottom = QHBoxLayout()
         bottom.addWidget(self.thumbnail)
@@ -116,12 +131,14 @@ class JointSpacePanel(QWidget):
         if self.mapping is not None:
             self.mapping.cancel()
             self.mapping = None
-        self.map, self.answer, self.stale = None, None, True
+        self._stop_layout()
+        self.map, self.pca_map, self.tsne_map, self.answer, self.stale = None, None, None, None, True
         self._clear()
         self.status.setText(what)
 
     def gallery_changed(self) -> None:
         """A new gallery (or model) is embedded, or "Redraw map": ask for the map again when it can be seen."""
+        self._stop_layout()
         self.stale = True
         if self.in_view:
             self.request_map()
@@ -144,14 +161,62 @@ class JointSpacePanel(QWidget):
             self.request_map()
 
     def show_map(self, joint_map) -> None:
-        """A JointMap (engine.events) to draw, now or once the panel is in front."""
+        """A JointMap (engine.events) to draw, now or once the panel is in front. A PCA map is followed by
+        its t-SNE layout when "Neighbourhood map" is on."""
+        if joint_map.method == "pca":
+            if joint_map is not self.pca_map:    # a new gallery's: its layout is still to come
+                self.pca_map, self.tsne_map = joint_map, None
+        else:
+            self.tsne_map = joint_map
         self.map = joint_map
+        self.status.setText(self._describe_map(joint_map))
+        pca = joint_map.method == "pca"
+        self.plot.setLabel("bottom", "first principal direction" if pca else "t-SNE 1")
+        self.plot.setLabel("left", "second principal direction" if pca else "t-SNE 2")
+        self.draw()
+        if pca and self.neighbourhood.isChecked():
+            self.request_layout()
+
+    def _describe_map(self, joint_map) -> str:
         counts = {m: int((joint_map.modalities == i).sum()) for i, m in enumerate(MODALITIES)}
         parts = [f"{n} {MODALITY_TITLES[m].lower()}" for m, n in counts.items() if n]
-        first, second = (100 * v for v in joint_map.explained)
-        self.status.setText(f"{len(joint_map.points)} points ({', '.join(parts)}): the gallery's embeddings on "
-                            f"their two principal directions ({first:.0f} % and {second:.0f} % of the variance)")
-        self.draw()
+        if joint_map.method == "pca":
+            first, second = (100 * v for v in joint_map.explained)
+            return (f"{len(joint_map.points)} points ({', '.join(parts)}): the gallery's embeddings on their two "
+                    f"principal directions ({first:.0f} % and {second:.0f} % of the variance)")
+        return (f"{len(joint_map.points)} points ({', '.join(parts)}): a t-SNE layout, each item near its nearest "
+                "neighbours in the joint space (distances between groups mean little)")
+
+    def request_layout(self) -> None:
+        """The t-SNE layout of the PCA map drawn, on the files thread, its progress in the status line."""
+        if self.session is None or self.pca_map is None or self.laying_out is not None:
+            return
+        base = self.pca_map
+        self.laying_out = task = self.session.neighbourhood_map(base)
+        described = self._describe_map(base)
+        task.progress.connect(lambda done, total: self.laying_out is task and self.status.setText(
+            f"{described}. Laying out neighbourhoods (t-SNE)… {100 * done / max(total, 1):.0f} %"))
+        task.result.connect(lambda joint_map: self.laying_out is task and self.pca_map is base
+                            and self.neighbourhood.isChecked() and self.show_map(joint_map))
+        task.error.connect(lambda message: self.laying_out is task and (
+            self.status.setText(f"{described}. No neighbourhood map: {message}"), self.message.emit(message)))
+        task.finished.connect(lambda: self.laying_out is task and setattr(self, "laying_out", None))
+
+    def _stop_layout(self) -> None:
+        if self.laying_out is not None:
+            self.laying_out.cancel()
+            self.laying_out = None
+
+    def _method_toggled(self, on: bool) -> None:
+        if on:
+            if self.tsne_map is not None:
+                self.show_map(self.tsne_map)
+            elif self.pca_map is not None:
+                self.request_layout()
+        else:
+            self._stop_layout()
+            if self.pca_map is not None:
+                self.show_map(self.pca_map)
 
     def set_in_view(self, in_view: bool) -> None:
         self.in_view = in_view

@@ -44,6 +44,14 @@ class RetrievalSession(QObject):
         """-> JointMap: the gallery's embeddings projected to 2-D (PCA), to draw queries on."""
         return self.host.submit("joint space", lambda task: _joint_map(self._loaded()))
 
+    def neighbourhood_map(self, base) -> Task:
+        """-> JointMap: the t-SNE layout of the PCA map `base` (seconds; progress; cancellable). Numpy only,
+        on the files thread: queries go on meanwhile."""
+        def work(task):
+            from engine.joint_space import neighbourhood_map
+            return neighbourhood_map(base, progress=task.report)
+        return self.host.submit("neighbourhood map", work, files=True)
+
     def reset_memory(self) -> Task:
         """Undo every test-time change and every correction (the kept file too)."""
         return self.host.submit("memory", lambda task: self._reset_memory())

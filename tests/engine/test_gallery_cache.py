@@ -110,6 +110,10 @@ def test_nlmm_query_answers_the_same_from_the_cache_and_rejects_a_bad_file_befor
     again = _nlmm("query", "--text", "forty two", "--k", "3", "--json", cache=tmp_path)
     answer = lambda run: {k: v for k, v in json.loads(run.stdout).items() if k != "latency_ms"}  # noqa: E731
     assert again.returncode == 0 and answer(again) == answer(first)
+    # long work says how far it is; the cached gallery has none to say
+    shown = [line for line in first.stderr.splitlines() if "embedding the gallery" in line]
+    assert shown and shown[-1].endswith("100 %") and "1,200 items" in shown[0], first.stderr
+    assert "embedding the gallery" not in again.stderr
     assert list((tmp_path / "galleries").iterdir()) == kept and kept[0].stat().st_mtime_ns >= stamp
     # The file is read before the model: a checkpoint that does not exist is never reached.
     empty = tmp_path / "empty.wav"

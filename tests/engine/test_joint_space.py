@@ -1,9 +1,10 @@
-"""The joint-space map: a linear projection of the gallery, on which a query lands where its embedding does."""
+"""The joint-space maps: PCA, a linear projection on which a query lands where its embedding does, and the
+t-SNE layout, which keeps neighbourhoods PCA loses and places a query among its nearest items."""
 import numpy as np
 import pytest
 import torch
 
-from engine.joint_space import joint_map
+from engine.joint_space import joint_map, neighbourhood_map, neighbours_kept
 from engine.training.evaluate import EmbeddedGallery
 from engine.data.dataset import Item
 from engine.events import Hit
@@ -54,3 +55,50 @@ def test_too_small_a_gallery_is_a_clear_error():
         joint_map({"text": EmbeddedGallery("text", torch.zeros(2, 8), torch.arange(2), [Item(text="a"), Item(text="b")])})
     with pytest.raises(ValueError, match="empty"):
         joint_map({})
+
+
+def _ten_groups(per=30, d=32, seed=1):
+    """Ten tight groups (numbers, say) in a 32-D space, each with its caption rows and image rows: two
+    principal directions cannot hold ten groups apart."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(10, d))
+    galleries = {}
+    for modality in ("image", "text"):
+        x = np.concatenate([c + 0.15 * rng.normal(size=(per, d)) for c in centres])
+        labels = np.repeat(np.arange(10), per)
+        items = [Item(image=f"/img/{i}.png", label=int(n)) if modality == "image" else Item(text=f"c{i}", label=int(n))
+                 for i, n in enumerate(labels)]
+        galleries[modality] = EmbeddedGallery(modality, torch.tensor(x, dtype=torch.float32),
+                                              torch.tensor(labels), items)
+    return galleries
+
+
+def test_the_neighbourhood_map_keeps_what_pca_loses_and_places_a_query_among_its_group():
+    galleries = _ten_groups()
+    pca = joint_map(galleries)
+    seen = []
+    tsne = neighbourhood_map(pca, progress=lambda done, total: seen.append((done, total)))
+    assert tsne.method == "tsne" and tsne.points.shape == pca.points.shape and tsne.names == pca.names
+    assert seen and seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    kept_pca, kept_tsne = neighbours_kept(pca.embeddings, pca.points), neighbours_kept(tsne.embeddings, tsne.points)
+    assert kept_tsne > kept_pca + 0.2, (kept_pca, kept_tsne)
+    # a new query of group 3 lands among group 3's points, nearer their centre than any other group's
+    rng = np.random.default_rng(7)
+    query = galleries["image"].embeddings[3 * 30].numpy() + 0.1 * rng.normal(size=32).astype(np.float32)
+    where = tsne.place(query)
+    centres = np.stack([tsne.points[tsne.labels == n].mean(0) for n in range(10)])
+    assert int(np.argmin(np.linalg.norm(centres - where, axis=1))) == 3
+    again = neighbourhood_map(pca)
+    np.testing.assert_array_equal(again.points, tsne.points)   # seeded: the same gallery, the same map
+
+
+def test_a_neighbourhood_map_stops_when_its_progress_says_so():
+    class Stop(Exception):
+        pass
+
+    def cancel(done, total):
+        if done >= 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        neighbourhood_map(joint_map(_ten_groups()), progress=cancel)

@@ -9,8 +9,11 @@ from PySide6.QtTest import QTest
 from engine.vocabulary import MODALITIES
 
 
-def _map_shown(window, qtbot):
+def _map_shown(window, qtbot, neighbourhood: bool = False):
+    """The panel in front with its map drawn: PCA only (the map then stays put under the mouse), or with
+    `neighbourhood` the t-SNE layout that follows it."""
     panel = window.joint_panel
+    panel.neighbourhood.setChecked(neighbourhood)
     window.show_panel("joint")
     qtbot.waitUntil(lambda: panel.map is not None and panel._drawn is panel.map, timeout=30_000)
     return panel
@@ -99,8 +102,8 @@ def test_clicking_a_spoken_clip_on_the_map_plays_it(ready_window, qtbot):
 def test_colour_by_label_gives_a_number_one_colour_in_every_modality(ready_window, qtbot):
     panel = _map_shown(ready_window, qtbot)
     colours = {}
-    qtbot.mouseClick(panel.by_label, Qt.LeftButton)
-    assert panel.by_label.isChecked() and panel._drawn is panel.map
+    assert panel.by_label.isChecked(), "coloured by label unless asked otherwise"
+    assert panel._drawn is panel.map
     for modality, item in panel.scatter.items():
         for point in item.points():
             label = int(panel.map.labels[int(point.data())])
@@ -109,6 +112,7 @@ def test_colour_by_label_gives_a_number_one_colour_in_every_modality(ready_windo
     assert all(len(seen) == 1 for seen in colours.values()), "one colour a label, whatever the modality"
     assert len({next(iter(seen)) for seen in colours.values()}) > 1, "labels get different colours"
     qtbot.mouseClick(panel.by_label, Qt.LeftButton)
+    assert not panel.by_label.isChecked()
     for modality, item in panel.scatter.items():
         assert {p.brush().color().name() for p in item.points()} <= {pg_color(modality)}
 
@@ -116,3 +120,36 @@ def test_colour_by_label_gives_a_number_one_colour_in_every_modality(ready_windo
 def pg_color(modality):
     from studio.panels.joint_space_panel import COLORS
     return COLORS[modality]
+
+
+def test_the_neighbourhood_map_follows_pca_with_progress_and_queries_land_among_their_hits(ready_window, qtbot):
+    """PCA at once, then t-SNE on the files thread, its progress in the status line; queries are answered
+    meanwhile; the star lands among its nearest items; unticking goes back to the PCA map at once."""
+    window = ready_window
+    panel = _map_shown(window, qtbot, neighbourhood=True)
+    statuses = []
+    qtbot.waitUntil(lambda: statuses.append(panel.status.text()) or panel.map.method == "tsne", timeout=120_000)
+    assert any("Laying out neighbourhoods (t-SNE)" in text for text in statuses), statuses[-3:]
+    assert "t-SNE layout" in panel.status.text()
+    pca = panel.pca_map
+    assert pca.method == "pca" and len(panel.map.points) == len(pca.points)
+    assert panel.plot.getAxis("bottom").labelText == "t-SNE 1"
+
+    retrieval = window.retrieval_panel
+    with qtbot.waitSignal(retrieval.results.shown, timeout=30_000) as blocker:
+        retrieval.text.setText("forty two")
+        retrieval.query_text()
+    answer = blocker.args[0]
+    star = panel.query_item.getData()
+    where = np.array([star[0][0], star[1][0]])
+    np.testing.assert_allclose(where, panel.map.place(answer.embedding), atol=1e-5)
+    # among the items nearest to it in the joint space: inside the box their points span on the map
+    embedding = answer.embedding / np.linalg.norm(answer.embedding)
+    nearest = panel.map.points[np.argsort(-(panel.map.embeddings @ embedding))[:panel.map.neighbours]]
+    assert (nearest.min(0) - 1e-4 <= where).all() and (where <= nearest.max(0) + 1e-4).all()
+
+    qtbot.mouseClick(panel.neighbourhood, Qt.LeftButton)
+    assert panel.map is pca and "variance" in panel.status.text()
+    qtbot.mouseClick(panel.neighbourhood, Qt.LeftButton)      # the layout is kept: back at once
+    assert panel.map.method == "tsne"
+    assert not window.errors
