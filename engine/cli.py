@@ -204,9 +204,9 @@ def _final_evaluation(trainer, final, printer) -> int:
     def stop(*_):
         raise _EvaluationStopped
 
+    before = signal.signal(signal.SIGTERM, stop)   # before the line that tells the user they may
     printer.line(f"evaluating on {len(trainer.eval_items)} held-out items (kill or Ctrl-C skips it; "
                  "the checkpoint is saved)")
-    before = signal.signal(signal.SIGTERM, stop)
     try:
         printer.line(format_recall_table(trainer.evaluate()))
     except (_EvaluationStopped, KeyboardInterrupt) as err:

@@ -26,7 +26,7 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float) -> np.nda
     """Decode, mix down to mono and resample. Reads at most `max_seconds` (a 2-hour file costs no
     more than its first seconds)."""
     path = Path(path)
-    problem = file_problem(path)
+    problem = file_problem(path, "audio file")
     if problem:
         raise DataError(f"{path}: {problem}")
     try:

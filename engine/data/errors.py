@@ -16,10 +16,11 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     return text[0][:limit] if text else type(err).__name__
 
 
-def file_problem(path: str | os.PathLike) -> str | None:
-    """What keeps `path` from being read as a file, whatever its format: missing, a folder, a device or
-    a pipe (/dev/zero reads forever and has no size), unreadable for this user, or empty. None when it is
-    a readable regular file with bytes, so that a reader's error is then about its content."""
+def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
+    """What keeps `path` from being read as a `what` ("image file"), whatever its format: missing, a
+    folder, a device or a pipe (/dev/zero reads forever and has no size), unreadable for this user, or
+    empty. None when it is a readable regular file with bytes, so that a reader's error is then about its
+    content."""
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -30,13 +31,17 @@ def file_problem(path: str | os.PathLike) -> str | None:
     except OSError as err:
         return f"cannot be read ({err.strerror or err})"
     if stat.S_ISDIR(mode):
-        return "a folder, not a file"
+        return f"a folder, not {_a(what)}"
     if not stat.S_ISREG(mode):
         kind = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
             "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-        return f"{kind}, not a file"
+        return f"{kind}, not {_a(what)}"
     if not os.access(path, os.R_OK):
         return "permission denied (this user may not read it)"
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
     return None
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"

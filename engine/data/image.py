@@ -37,7 +37,7 @@ LETTERBOX_OVERSIZE = 4
 
 def open_image(path: str | Path) -> Image.Image:
     path = Path(path)
-    problem = file_problem(path)
+    problem = file_problem(path, "image file")
     if problem:
         raise DataError(f"{path}: {problem}")
     try:
@@ -183,8 +183,9 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     """(H, W, C) in [0, 1] -> light-on-dark grey, background flattened, contrast-stretched and cropped
     to the writing."""
     grey = array.mean(axis=-1) if array.shape[-1] == 3 else array[..., 0]
-    shape, spread = grey.shape, float(np.ptp(grey))
-    if max(grey.shape) > WORKING_SIDE:  # a 12-megapixel photo holds no more of a number than this
+    shape, spread = grey.shape, 0.0
+    if max(grey.shape) > WORKING_SIDE:
+        spread = float(np.ptp(grey))   # its contrast before shrinking (noise averages out to grey)  # a 12-megapixel photo holds no more of a number than this
         scale = WORKING_SIDE / max(grey.shape)
         size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
         grey = transforms().resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size, antialias=True)[0].numpy()

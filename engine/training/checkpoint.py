@@ -48,7 +48,7 @@ def load_payload(path: str | os.PathLike, error: type[ValueError], what: str, ma
     path = Path(path)
     if not path.exists():
         raise error(f"{path}: {what} not found")
-    problem = file_problem(path)
+    problem = file_problem(path, f"{what} file")
     if problem:
         raise error(f"{path}: {problem}")
     with open(path, "rb") as handle:

@@ -20,15 +20,15 @@ def test_a_device_a_folder_a_pipe_and_an_empty_file_are_named_as_such(tmp_path):
     os.mkfifo(pipe)
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
-    cases = {"/dev/zero": "a device, not a file", str(tmp_path): "a folder, not a file",
-             str(pipe): "a pipe, not a file", str(empty): "empty file (0 bytes)",
+    cases = {"/dev/zero": "a device, not {}", str(tmp_path): "a folder, not {}",
+             str(pipe): "a pipe, not {}", str(empty): "empty file (0 bytes)",
              str(tmp_path / "gone.png"): "file not found"}
     for path, said in cases.items():
-        assert file_problem(path) == said
-        for read in (open_image, lambda p: load_audio(p, 16000, 2.0)):
+        assert file_problem(path) == said.format("a file")
+        for read, what in ((open_image, "an image file"), (lambda p: load_audio(p, 16000, 2.0), "an audio file")):
             with pytest.raises(DataError) as caught:
                 read(path)
-            assert str(caught.value) == f"{path}: {said}"
+            assert str(caught.value) == f"{path}: {said.format(what)}"
     assert stat.S_ISFIFO(pipe.stat().st_mode)     # never opened: opening a pipe would wait for a writer
 
 
@@ -66,7 +66,7 @@ def test_an_onnx_export_or_a_device_given_as_a_checkpoint_says_what_it_is(tmp_pa
     other.write_text("my notes")
     with pytest.raises(CheckpointError, match="not a PyTorch file"):
         load_checkpoint(other)
-    with pytest.raises(CheckpointError, match="/dev/zero: a device, not a file"):
+    with pytest.raises(CheckpointError, match="/dev/zero: a device, not a checkpoint file"):
         load_checkpoint("/dev/zero")
 
 
