@@ -5,15 +5,13 @@ spoken clips) as a point of a 2-D map, two ways.
   lands by the same projection (`JointMap.place`), and moving points mean moving embeddings. But two
   directions of a 128-D space show little of it (17 % of the variance on the demo model's gallery): a
   hundred numbers overlap in one cloud.
-- `neighbourhood_map`: t-SNE (openTSNE, cosine distances), which keeps each item's nearest neighbours near
-  it on the map, so the numbers fall apart into their own groups, each holding its image, caption and
-  clips. It takes seconds (progress is reported and may cancel it), so the studio shows PCA first.
+- `engine.neighbourhood_map`: t-SNE (openTSNE, cosine distances), which keeps each item's nearest
+  neighbours near it on the map, so the numbers fall apart into their own groups, each holding its image,
+  caption and clips. It takes seconds, so the studio shows PCA first.
 
 A map is fitted to the gallery as embedded; a new model or gallery needs a new map.
 """
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import torch
@@ -21,9 +19,7 @@ import torch
 from engine.events import JointMap
 from engine.vocabulary import MODALITIES
 
-SEED = 0    # pca_lowrank's and t-SNE's random start: the same gallery gives the same map
-PERPLEXITY = 30.0     # t-SNE's neighbourhood size (openTSNE's default), smaller for a small gallery
-PROGRESS_EVERY = 25   # t-SNE iterations between two progress reports
+SEED = 0    # pca_lowrank's random start: the same gallery gives the same map
 
 
 def joint_map(galleries: dict) -> JointMap:
@@ -59,38 +55,3 @@ def joint_map(galleries: dict) -> JointMap:
     return JointMap(points.numpy().astype(np.float32), np.asarray(modalities, dtype=np.int8),
                     np.asarray(labels, dtype=np.int64), tuple(names), mean.numpy(), axes.numpy(),
                     (explained + (0.0, 0.0))[:2], index, embeddings=unit)
-
-
-def neighbourhood_map(base: JointMap, progress=None, threads: int = 1) -> JointMap:
-    """The t-SNE map of the rows of `base` (a `joint_map`, whose PCA layout starts it, so both maps face the
-    same way): openTSNE on cosine distances, seeded. Numpy only (no torch): it may run beside the engine.
-    `progress(done, total)` is called every PROGRESS_EVERY iterations; an exception from it stops the map."""
-    from openTSNE import TSNE   # scipy and scikit-learn come with it: imported only when a map is asked for
-    x = base.embeddings.astype(np.float64)
-    exaggerated, normal = 250, 500     # openTSNE's default phases
-    total = (exaggerated + normal) // PROGRESS_EVERY
-    reports = [0]
-
-    def report(iteration, error, embedding) -> None:
-        reports[0] += 1
-        if progress is not None:
-            progress(min(reports[0], total), total)
-
-    start = base.points.astype(np.float64)
-    start = 1e-4 * start / max(float(start[:, 0].std()), 1e-12)   # openTSNE's scale for an initial layout
-    tsne = TSNE(n_components=2, perplexity=min(PERPLEXITY, max(1.0, (len(x) - 1) / 3)), metric="cosine",
-                initialization=start, early_exaggeration_iter=exaggerated, n_iter=normal, n_jobs=threads,
-                random_state=SEED, callbacks=report, callbacks_every_iters=PROGRESS_EVERY, verbose=False)
-    points = np.asarray(tsne.fit(x), dtype=np.float32)
-    return dataclasses.replace(base, points=points, method="tsne")
-
-
-def neighbours_kept(embeddings: np.ndarray, points: np.ndarray, k: int = 10) -> float:
-    """The share of each item's k nearest neighbours in the joint space (cosine) that are also among its k
-    nearest on the map: how much of the space's neighbourhoods the map shows (1 = all)."""
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    near_space = np.argsort(-(unit @ unit.T), axis=1)[:, 1:k + 1]
-    squared = (points ** 2).sum(1)
-    distances = squared[:, None] + squared[None, :] - 2 * points @ points.T
-    near_map = np.argsort(distances, axis=1)[:, 1:k + 1]
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(near_space, near_map)]))

@@ -53,6 +53,25 @@ class HandsFreeListener(QObject):
         self._meter.start()
         return True
 
+    # ------------------------------------------------------------------ a source other than the microphone
+    def start_without_microphone(self) -> None:
+        """Listen to blocks given to `hear` (a recording played in, the UI bench) instead of a microphone."""
+        self.listener.start()
+
+    def hear(self, block: np.ndarray) -> None:
+        """A block of samples at VAD_RATE, from any thread, as PortAudio's callback would hand it over."""
+        self.listener.push(block)
+
+    @property
+    def detector_ready(self) -> bool:
+        """Whether the voice-activity detector has loaded (on the listener's thread, once a session)."""
+        return self.listener.cutter is not None
+
+    @property
+    def detector_loading(self) -> bool:
+        """Whether the listener's thread is alive, still loading the detector or listening."""
+        return self.listener.running
+
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: hand over only
         block = indata[:, 0].copy()
         self.listener.push(block)

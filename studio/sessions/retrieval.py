@@ -45,11 +45,11 @@ class RetrievalSession(QObject):
         return self.host.submit("joint space", lambda task: _joint_map(self._loaded()))
 
     def neighbourhood_map(self, base) -> Task:
-        """-> JointMap: the t-SNE layout of the PCA map `base` (seconds; progress; cancellable). Numpy only,
-        on the files thread: queries go on meanwhile."""
+        """-> JointMap: the t-SNE layout of the PCA map `base` (seconds; progress; cancellable), in a process
+        of its own watched from the files thread: queries go on meanwhile and the window does not feel it."""
         def work(task):
-            from engine.joint_space import neighbourhood_map
-            return neighbourhood_map(base, progress=task.report)
+            from engine.neighbourhood_map import neighbourhood_map_apart
+            return neighbourhood_map_apart(base, progress=task.report)
         return self.host.submit("neighbourhood map", work, files=True)
 
     def reset_memory(self) -> Task:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.joint_space import joint_map, neighbourhood_map, neighbours_kept
+from engine.joint_space import joint_map
+from engine.neighbourhood_map import neighbourhood_map, neighbourhood_map_apart, neighbours_kept
 from engine.training.evaluate import EmbeddedGallery
 from engine.data.dataset import Item
 from engine.events import Hit
@@ -102,3 +103,25 @@ def test_a_neighbourhood_map_stops_when_its_progress_says_so():
 
     with pytest.raises(Stop):
         neighbourhood_map(joint_map(_ten_groups()), progress=cancel)
+
+
+def test_the_map_laid_out_in_a_process_of_its_own_is_the_same_and_stops_when_asked():
+    """The t-SNE holds Python's lock for up to 0.1 s at a time: the studio runs it in another process."""
+    pca = joint_map(_ten_groups())
+    seen = []
+    apart = neighbourhood_map_apart(pca, progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(apart.points, neighbourhood_map(pca).points)
+    assert apart.method == "tsne" and seen and seen[-1][0] == seen[-1][1]
+
+    import multiprocessing
+
+    class Stop(Exception):
+        pass
+
+    def cancel(done, total):
+        if done >= 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        neighbourhood_map_apart(pca, progress=cancel)
+    assert not [p for p in multiprocessing.active_children() if p.name == "nlmm-neighbourhood-map"]

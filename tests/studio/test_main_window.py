@@ -104,6 +104,9 @@ def test_the_ui_bench_is_an_entry_point_of_its_own():
     assert "studio.app" not in imports["bench_ui"] and "studio.bench_ui" not in imports["main_window"]
     bench = (studio / "bench_ui.py").read_text()
     assert not re.search(r"\._[a-z]", bench), "no reaching into privates"
+    # nor through a widget into the engine object it holds (it once read hands_free.listener.cutter)
+    through = re.findall(r"\.(?:listener|trainer|retriever)\.\w+|\.cutter\b", bench)
+    assert not through, f"the bench reaches through a widget into the engine: {through}"
     proc = subprocess.run([str(Path(sys.executable).with_name("nlmm-studio-bench")), "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--seconds" in proc.stdout, proc.stderr
