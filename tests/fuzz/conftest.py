@@ -1,6 +1,8 @@
-"""The fuzzing suite: Hypothesis throws generated and mutated audio, image, CSV and YAML bytes (and odd
-parameters) at the decoders, the folder loader and the config loader. The property is always the same:
-a clean result, or the layer's one-line error (DataError / ConfigError), never anything else, and never
+"""The fuzzing suite: Hypothesis throws generated and mutated audio, image, CSV, YAML and checkpoint bytes,
+text in any script, spreadsheets' encodings and separators (and odd parameters) at the decoders, the
+tokenizer, the folder loader, the config loader and the checkpoint loader (the studio's settings file has
+its own, tests/studio/test_settings_fuzz.py). The property is always the same: a clean result, or the
+layer's one-line error (DataError / ConfigError / CheckpointError), never anything else, and never
 slower than the deadline.
 
 `make test` runs the "ci" profile: derandomized (every run tries the same examples) and without an
