@@ -189,6 +189,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         shutdown_distributed()
 
 
+SHORT_RUN_EVAL_ITEMS = 200   # held-out items a run shorter than its evaluation interval is measured on
+
+
 class _EvaluationStopped(Exception):
     """SIGTERM during the evaluation that ends a training run."""
 
@@ -204,11 +207,17 @@ def _final_evaluation(trainer, final, printer) -> int:
     def stop(*_):
         raise _EvaluationStopped
 
+    items = trainer.eval_items
+    short = final.step < trainer.cfg.train.eval_every and len(items) > SHORT_RUN_EVAL_ITEMS
+    if short:   # a smoke run's table need not cost minutes: an even spread of the held-out items
+        from engine.retrieval import gallery_items
+        items = gallery_items(trainer.data, trainer.eval_split, SHORT_RUN_EVAL_ITEMS)
     before = signal.signal(signal.SIGTERM, stop)   # before the line that tells the user they may
-    printer.line(f"evaluating on {len(trainer.eval_items)} held-out items (kill or Ctrl-C skips it; "
-                 "the checkpoint is saved)")
+    printer.line(f"evaluating on {len(items)} held-out items"
+                 + (f" of {len(trainer.eval_items)} (a short run; `nlmm eval` measures them all)" if short else "")
+                 + " (kill or Ctrl-C skips it; the checkpoint is saved)")
     try:
-        printer.line(format_recall_table(trainer.evaluate()))
+        printer.line(format_recall_table(trainer.evaluate(items)))
     except (_EvaluationStopped, KeyboardInterrupt) as err:
         printer.line(f"final evaluation skipped; checkpoint kept: {final.checkpoint}")
         return 130 if isinstance(err, KeyboardInterrupt) else 0

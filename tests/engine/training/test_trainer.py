@@ -206,6 +206,8 @@ def test_cli_sigterm_during_the_final_evaluation_skips_it_and_keeps_the_checkpoi
     assert proc.returncode == 0, err
     assert "final evaluation skipped; checkpoint kept" in err
     assert "R@1" not in out + err
+    # proportionate: a one-step run is measured on an even spread of 200 held-out items, not all of them
+    assert "evaluating on 200 held-out items of 800 (a short run; `nlmm eval` measures them all)" in err
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
 
 
