@@ -23,6 +23,7 @@ from engine.training.checkpoint import load_payload, save_payload, state_digest
 CACHE_VERSION = 1   # raise it when the way items are embedded changes (views, preprocessing)
 KEPT = 8            # galleries kept in the folder, the least recently used removed first
 SUFFIX = ".gallery.pt"
+FOLDER = "galleries"   # inside the cache folder ($NLMM_CACHE_DIR)
 
 
 class GalleryCacheError(ValueError):
@@ -32,9 +33,9 @@ class GalleryCacheError(ValueError):
 def default_folder() -> Path:
     """$NLMM_CACHE_DIR, else $XDG_CACHE_HOME/nlmm/galleries, else ~/.cache/nlmm/galleries."""
     if os.environ.get("NLMM_CACHE_DIR"):
-        return Path(os.environ["NLMM_CACHE_DIR"]) / "galleries"
+        return Path(os.environ["NLMM_CACHE_DIR"]) / FOLDER
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nlmm" / "galleries"
+    return Path(base) / "nlmm" / FOLDER
 
 
 def _file_stamp(path) -> list:

@@ -13,6 +13,7 @@ BENCHES = {
     "robustness": "retrieval on sources never trained on, next to the in-domain test",
     "teach": "fine-tune on a voice never heard (or a handwriting), recall before/after",
     "corrections": "corrections learnt at once: shifts taught by a stream of corrections, latency, memory",
+    "scale": "a Flickr8k-sized gallery: the first query, the cached one, query latency over it",
 }
 
 

@@ -369,3 +369,16 @@ def test_bench_corrections_json_reports_every_shift_its_targets_and_what_ran():
     assert_bench_result(result, "corrections")
     assert result["targets"]["Reset memory restores every weight (1 = bit for bit)"]["met"]
     assert result["speed"]["corrections_held"] == 20
+
+
+def test_bench_scale_makes_its_gallery_queries_it_cold_then_cached_and_reports_the_shape():
+    proc = nlmm("bench", "scale", "--json", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert_bench_result(result, "scale")
+    assert result["gallery_rows"] == {"text": 200, "image": 40, "audio": 200}   # 5 distinct captions and clips an image
+    assert result["read_from_cache"] is True, "the in-process gallery came from the cache the CLI wrote"
+    assert 0 < result["first_query_cached_s"] and 0 < result["first_query_s"]
+    for modality in ("text", "image", "audio"):
+        figures = result["query"][modality]
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["first_ms"] > 0 and figures["n"] == 2
