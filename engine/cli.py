@@ -488,7 +488,15 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     0.4 s, which no other command should pay)."""
     parser = Parser(prog="nlmm", description="Nested-Learning multimodal engine")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_bench(sub, with_benches)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_query(sub)
+    _add_tools(sub)
+    return parser
 
+
+def _add_bench(sub, with_benches: bool) -> None:
     from engine.bench import BENCHES, bench_module
     bench = sub.add_parser("bench", help="measure speed and quality on this machine")
     bench.set_defaults(func=cmd_bench)
@@ -504,6 +512,8 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
             bench_module(name).add_arguments(one)
             one.set_defaults(func=cmd_bench)
 
+
+def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train a model (torchrun --nproc_per_node=N for several processes)")
     train.add_argument("--config", default=None,
                        help="config file or preset name (default: tiny; with --init: the checkpoint's)")
@@ -529,6 +539,8 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
                        help="train even though the data set lacks every file of this modality (image, text, audio)")
     train.set_defaults(func=cmd_train)
 
+
+def _add_eval(sub) -> None:
     evaluate = sub.add_parser("eval", help="recall@1/5/10 in all six directions")
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--data", default="builtin")
@@ -537,6 +549,8 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_eval)
 
+
+def _add_query(sub) -> None:
     query = sub.add_parser("query", help="nearest items of the other modalities for each query")
     query.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
     for modality, metavar in (("image", "FILE"), ("audio", "FILE"), ("text", "TEXT")):
@@ -559,6 +573,9 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
                             "$NLMM_CACHE_DIR or ~/.cache/nlmm/galleries, keyed by model and files)")
     query.set_defaults(func=cmd_query)
 
+
+def _add_tools(sub) -> None:
+    """export, runs and data."""
     export = sub.add_parser("export", help="export the encoders")
     export.add_argument("--checkpoint", required=True)
     export.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
@@ -577,7 +594,6 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     data.add_argument("--data", default="builtin", help="builtin | flickr8k:DIR | folder:DIR (default: builtin)")
     data.add_argument("--json", action="store_true", help="print one JSON object")
     data.set_defaults(func=cmd_data)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

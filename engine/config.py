@@ -58,12 +58,26 @@ class LevelConfig:
     optimizer: str = "adamw"
     weight_decay: float = 0.0
 
+    def check(self, path: str) -> None:
+        """ConfigError for the first impossible setting of this level (`path`: "cms_levels[1]")."""
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ConfigError(f"{path}.name", f"must be letters, digits or '_', got {shown(self.name)}")
+        _at_least(f"{path}.chunk_size", self.chunk_size, 1)
+        _positive(f"{path}.lr", self.lr)
+        _at_most(f"{path}.lr", self.lr, MAX_LR)
+        _at_least(f"{path}.weight_decay", self.weight_decay, 0.0)
+        _one_of(f"{path}.optimizer", self.optimizer, OPTIMIZERS)
+
 
 @dataclass
 class DepthConfig:
     text: int = 2
     image: int = 2
     audio: int = 2
+
+    def check(self) -> None:
+        for modality in MODALITIES:
+            _at_least(f"depth.{modality}", getattr(self, modality), 1)
 
 
 @dataclass
@@ -72,6 +86,11 @@ class HopeConfig:
     enable: bool = True
     mode: str = "normalized"
     lr: float = 1e-3
+
+    def check(self) -> None:
+        _one_of("hope.mode", self.mode, DELTA_RULES)
+        _at_least("hope.lr", self.lr, 0.0)
+        _at_most("hope.lr", self.lr, MAX_LR)
 
 
 @dataclass
@@ -86,11 +105,26 @@ class TTTConfig:
     # recall, while the domain memory gained 20 points on the shifted domain and lost none on clean.
     write_modalities: list[str] = field(default_factory=lambda: ["text", "image"])
 
+    def check(self, slots: int) -> None:
+        """`slots`: the central memory's (L_mem), which a query's top k cannot exceed."""
+        _one_of("ttt.mode", self.mode, TTT_MODES)
+        _at_least("ttt.topk", self.topk, 1)
+        if self.topk > slots:
+            raise ConfigError("ttt.topk", f"must be <= L_mem ({slots}), got {self.topk}")
+        _positive("ttt.lr", self.lr)
+        _at_most("ttt.lr", self.lr, MAX_LR)
+        for i, modality in enumerate(self.write_modalities):
+            _one_of(f"ttt.write_modalities[{i}]", modality, MODALITIES)
+
 
 @dataclass
 class TextConfig:
     vocab_size: int = 512
     max_tokens: int = 16
+
+    def check(self) -> None:
+        _at_least("text.vocab_size", self.vocab_size, 4)
+        _at_least("text.max_tokens", self.max_tokens, 1)
 
 
 @dataclass
@@ -106,6 +140,23 @@ class ImageConfig:
     # at stride 2 (patch_size 8). Either gives the same tokens to the trunk (`engine.models.encoders`).
     stem: str = "patch"
 
+    def check(self) -> None:
+        _at_least("image.patch_size", self.patch_size, 1)
+        _one_of("image.preprocess", self.preprocess, IMAGE_PREPROCESS)
+        _one_of("image.stem", self.stem, IMAGE_STEMS)
+        if self.stem == "conv" and self.patch_size != CONV_STEM_STRIDE:
+            raise ConfigError("image.stem", f"conv makes patches of {CONV_STEM_STRIDE} pixels (three stride-2 "
+                                            f"convolutions): it needs image.patch_size {CONV_STEM_STRIDE}, got "
+                                            f"{self.patch_size}")
+        if self.channels not in (1, 3):
+            raise ConfigError("image.channels", f"must be 1 (grey) or 3 (RGB), got {self.channels}")
+        for side in ("height", "width"):
+            size = getattr(self, side)
+            _at_least(f"image.{side}", size, 1)
+            if size % self.patch_size:
+                raise ConfigError(f"image.{side}",
+                                  f"must be a multiple of image.patch_size ({self.patch_size}), got {size}")
+
 
 @dataclass
 class AudioConfig:
@@ -114,6 +165,15 @@ class AudioConfig:
     hop_length: int = 160
     n_mels: int = 80
     max_seconds: float = 2.0
+
+    def check(self) -> None:
+        _at_least("audio.sample_rate", self.sample_rate, 1000)
+        _at_least("audio.n_mels", self.n_mels, 1)
+        _at_least("audio.n_fft", self.n_fft, 16)
+        _at_least("audio.hop_length", self.hop_length, 1)
+        if self.n_mels > self.n_fft // 2 + 1:
+            raise ConfigError("audio.n_mels", f"must be <= n_fft/2+1 ({self.n_fft // 2 + 1}), got {self.n_mels}")
+        _positive("audio.max_seconds", self.max_seconds)
 
 
 @dataclass
@@ -126,6 +186,13 @@ class DataConfig:
     # A fine-tune on the user's data (`nlmm train --init`): the share of each batch drawn from the built-in
     # set, so that the old skills are rehearsed while the new ones are learnt (engine.data.mix).
     mix_builtin: float = 0.0
+
+    def check(self) -> None:
+        _at_least("data.batch_size", self.batch_size, 2)  # contrastive learning needs negatives
+        _at_least("data.num_workers", self.num_workers, 0)
+        _at_least("data.mix_builtin", self.mix_builtin, 0.0)
+        if not self.mix_builtin < 1.0:  # a share of 1 would never show the user's own items
+            raise ConfigError("data.mix_builtin", f"must be < 1, got {self.mix_builtin:g}")
 
 
 @dataclass
@@ -144,6 +211,20 @@ class TrainConfig:
     # The modalities whose encoders and heads learn; the others and the shared central memory stay frozen.
     # Empty: everything learns, except in a fine-tune (`--init`), which learns what the user's items bring.
     learn_only: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        _at_least("train.steps", self.steps, 1)
+        _positive("train.lr", self.lr)
+        _at_most("train.lr", self.lr, MAX_LR)
+        _at_least("train.weight_decay", self.weight_decay, 0.0)
+        _at_least("train.warmup_steps", self.warmup_steps, 0)
+        _at_least("train.grad_clip", self.grad_clip, 0.0)
+        _positive("train.temperature_init", self.temperature_init)
+        _at_least("train.eval_every", self.eval_every, 1)
+        _at_least("train.checkpoint_every", self.checkpoint_every, 1)
+        _at_least("train.decoder_weight", self.decoder_weight, 0.0)
+        for i, modality in enumerate(self.learn_only):
+            _one_of(f"train.learn_only[{i}]", modality, MODALITIES)
 
 
 @dataclass
@@ -268,7 +349,8 @@ def _at_most(path: str, value: float, high: float) -> None:
 
 
 def validate(cfg: NLMMConfig) -> NLMMConfig:
-    """Raise ConfigError for the first impossible setting; return cfg unchanged otherwise."""
+    """Raise ConfigError for the first impossible setting; return cfg unchanged otherwise. The model's own
+    sizes are checked here, each section's settings by the section (`check`)."""
     if not NAME.fullmatch(cfg.name):
         raise ConfigError("name", f"must be letters, digits, '.', '-' or '_' (at most 64), got {shown(cfg.name)}")
     _at_least("d_model", cfg.d_model, 8)
@@ -277,81 +359,24 @@ def validate(cfg: NLMMConfig) -> NLMMConfig:
         raise ConfigError("n_heads", f"must divide d_model ({cfg.d_model}), got {cfg.n_heads}")
     _at_least("ffn_mult", cfg.ffn_mult, 1)
     _at_least("L_mem", cfg.L_mem, 1)
-    for modality in MODALITIES:
-        _at_least(f"depth.{modality}", getattr(cfg.depth, modality), 1)
+    cfg.depth.check()
     if not cfg.cms_levels:
         raise ConfigError("cms_levels", "needs at least one level")
     seen: set[str] = set()
     for i, level in enumerate(cfg.cms_levels):
-        path = f"cms_levels[{i}]"
-        if not level.name or not level.name.replace("_", "").isalnum():
-            raise ConfigError(f"{path}.name", f"must be letters, digits or '_', got {shown(level.name)}")
+        level.check(f"cms_levels[{i}]")
         if level.name in seen:
-            raise ConfigError(f"{path}.name", f"duplicate level name {shown(level.name)}")
+            raise ConfigError(f"cms_levels[{i}].name", f"duplicate level name {shown(level.name)}")
         seen.add(level.name)
-        _at_least(f"{path}.chunk_size", level.chunk_size, 1)
-        _positive(f"{path}.lr", level.lr)
-        _at_most(f"{path}.lr", level.lr, MAX_LR)
-        _at_least(f"{path}.weight_decay", level.weight_decay, 0.0)
-        _one_of(f"{path}.optimizer", level.optimizer, OPTIMIZERS)
     _one_of("cms_mode", cfg.cms_mode, CMS_MODES)
     _one_of("attention", cfg.attention, ATTENTIONS)
     _one_of("delta_rule", cfg.delta_rule, DELTA_RULES)
     _at_least("attention_chunk", cfg.attention_chunk, 1)
-    _one_of("hope.mode", cfg.hope.mode, DELTA_RULES)
-    _at_least("hope.lr", cfg.hope.lr, 0.0)
-    _at_most("hope.lr", cfg.hope.lr, MAX_LR)
-    _one_of("ttt.mode", cfg.ttt.mode, TTT_MODES)
-    _at_least("ttt.topk", cfg.ttt.topk, 1)
-    if cfg.ttt.topk > cfg.L_mem:
-        raise ConfigError("ttt.topk", f"must be <= L_mem ({cfg.L_mem}), got {cfg.ttt.topk}")
-    _positive("ttt.lr", cfg.ttt.lr)
-    _at_most("ttt.lr", cfg.ttt.lr, MAX_LR)
-    for i, modality in enumerate(cfg.ttt.write_modalities):
-        _one_of(f"ttt.write_modalities[{i}]", modality, MODALITIES)
-    for i, modality in enumerate(cfg.train.learn_only):
-        _one_of(f"train.learn_only[{i}]", modality, MODALITIES)
+    cfg.hope.check()
+    cfg.ttt.check(cfg.L_mem)
     _one_of("precision", cfg.precision, PRECISIONS)
-    _at_least("text.vocab_size", cfg.text.vocab_size, 4)
-    _at_least("text.max_tokens", cfg.text.max_tokens, 1)
-    image = cfg.image
-    _at_least("image.patch_size", image.patch_size, 1)
-    _one_of("image.preprocess", image.preprocess, IMAGE_PREPROCESS)
-    _one_of("image.stem", image.stem, IMAGE_STEMS)
-    if image.stem == "conv" and image.patch_size != CONV_STEM_STRIDE:
-        raise ConfigError("image.stem", f"conv makes patches of {CONV_STEM_STRIDE} pixels (three stride-2 "
-                                        f"convolutions): it needs image.patch_size {CONV_STEM_STRIDE}, got {image.patch_size}")
-    if image.channels not in (1, 3):
-        raise ConfigError("image.channels", f"must be 1 (grey) or 3 (RGB), got {image.channels}")
-    for side in ("height", "width"):
-        size = getattr(image, side)
-        _at_least(f"image.{side}", size, 1)
-        if size % image.patch_size:
-            raise ConfigError(f"image.{side}", f"must be a multiple of image.patch_size ({image.patch_size}), got {size}")
-    audio = cfg.audio
-    _at_least("audio.sample_rate", audio.sample_rate, 1000)
-    _at_least("audio.n_mels", audio.n_mels, 1)
-    _at_least("audio.n_fft", audio.n_fft, 16)
-    _at_least("audio.hop_length", audio.hop_length, 1)
-    if audio.n_mels > audio.n_fft // 2 + 1:
-        raise ConfigError("audio.n_mels", f"must be <= n_fft/2+1 ({audio.n_fft // 2 + 1}), got {audio.n_mels}")
-    _positive("audio.max_seconds", audio.max_seconds)
-    _at_least("data.batch_size", cfg.data.batch_size, 2)  # contrastive learning needs negatives
-    _at_least("data.num_workers", cfg.data.num_workers, 0)
-    _at_least("data.mix_builtin", cfg.data.mix_builtin, 0.0)
-    if not cfg.data.mix_builtin < 1.0:  # a share of 1 would never show the user's own items
-        raise ConfigError("data.mix_builtin", f"must be < 1, got {cfg.data.mix_builtin:g}")
-    train = cfg.train
-    _at_least("train.steps", train.steps, 1)
-    _positive("train.lr", train.lr)
-    _at_most("train.lr", train.lr, MAX_LR)
-    _at_least("train.weight_decay", train.weight_decay, 0.0)
-    _at_least("train.warmup_steps", train.warmup_steps, 0)
-    _at_least("train.grad_clip", train.grad_clip, 0.0)
-    _positive("train.temperature_init", train.temperature_init)
-    _at_least("train.eval_every", train.eval_every, 1)
-    _at_least("train.checkpoint_every", train.checkpoint_every, 1)
-    _at_least("train.decoder_weight", train.decoder_weight, 0.0)
+    for section in (cfg.text, cfg.image, cfg.audio, cfg.data, cfg.train):
+        section.check()
     return cfg
 
 

@@ -192,65 +192,82 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
             if quick:
                 shift = {**shift, "teach": shift["teach"][::10], "taught": shift["taught"][::10],
                          "untaught": shift["untaught"][::10]}
-            modality = shift["modality"]
-            progress(f"{shift['name']}: scoring, then {len(shift['teach'])} corrections")
-            before = {"taught": top1(retriever, modality, shift["taught"]),
-                      "untaught": top1(retriever, modality, shift["untaught"])}
-            seconds = _correct_stream(retriever, modality, shift["teach"])
-            after = {"taught": top1(retriever, modality, shift["taught"]),
-                     "untaught": top1(retriever, modality, shift["untaught"])}
-            after_builtin = builtin_r1(retriever, queries)
-            file = retriever.save_corrections(Path(tmp) / "corrections.pt")
-            ms = 1e3 * np.array(seconds[1:] or seconds)
-            drops = {d: before_builtin[d] - after_builtin[d] for d in before_builtin}
-            rows.append({"shift": shift["name"], "modality": modality, "corrections": len(seconds),
-                         "taught_numbers": len(TAUGHT), "scored": {k: len(shift[k]) for k in ("taught", "untaught")},
-                         "before": before, "after": after, "builtin_after": after_builtin,
-                         "builtin_worst_drop": max(drops.values()),
-                         "correction_ms": {"first": round(1e3 * seconds[0], 1), "p50": round(float(np.percentile(ms, 50)), 1),
-                                           "p95": round(float(np.percentile(ms, 95)), 1)},
-                         "file_mb": round(file.stat().st_size / 2**20, 2)})
-            progress(f"  taught {100 * before['taught']:.1f} -> {100 * after['taught']:.1f} %, never corrected "
-                     f"{100 * before['untaught']:.1f} -> {100 * after['untaught']:.1f} %, built-in worst drop "
-                     f"{100 * max(drops.values()):.1f}, correction p95 {rows[-1]['correction_ms']['p95']} ms")
+            rows.append(_measure_shift(retriever, shift, queries, before_builtin, Path(tmp), progress))
             retriever.reset_memory()
         exact = all(torch.equal(v, loaded[k]) for k, v in retriever.model.state_dict().items())
-
-        # A query's time with no correction, then with CORRECTIONS_FOR_SPEED held (the first style, cycled).
-        progress(f"query time with 0 and {CORRECTIONS_FOR_SPEED} corrections held")
         style = _style_shift(styles[0], atlases[styles[0]]) if styles else _photo_shift()
-        probe = [value for value, _ in style["untaught"][:40]]
-        plain = _query_ms(retriever, probe)
-        rss_before = _rss_mb()
-        stream = (style["teach"] * (CORRECTIONS_FOR_SPEED // len(style["teach"]) + 1))[:CORRECTIONS_FOR_SPEED]
-        if quick:
-            stream = stream[:20]
-        _correct_stream(retriever, "image", stream)
-        held = _query_ms(retriever, probe)
-        rss_after = _rss_mb()
-        file = retriever.save_corrections(Path(tmp) / "many.pt")
-        retriever.reset_memory()
-        # A desktop runs other programs: the first style's stream again beside one busy process.
-        progress("corrections beside a busy process")
-        with busy_processes(1) as pids:
-            loaded = 1e3 * np.array(_correct_stream(retriever, "image", style["teach"][: 20 if quick else None])[1:])
-        speed = {"correction_ms_beside_busy": {"p50": round(float(np.percentile(loaded, 50)), 1),
-                                               "p95": round(float(np.percentile(loaded, 95)), 1),
-                                               "busy_processes": len(pids)},
-                 "corrections_held": len(stream), "query_ms_p50_none": plain, "query_ms_p50_held": held,
-                 "slowdown": held / plain, "rss_mb_before": round(rss_before, 1), "rss_mb_after": round(rss_after, 1),
-                 "file_mb": round(file.stat().st_size / 2**20, 2)}
-        retriever.reset_memory()
+        speed = _measure_speed(retriever, style, Path(tmp), quick, progress)
+    figures = {"checkpoint": str(checkpoint), "taught_numbers": list(TAUGHT), "per_number": PER_NUMBER,
+               "learners": sorted(retriever.corrections.learners), "parts": retriever.corrections.parts,
+               "builtin_before": before_builtin, "rows": rows, "speed": speed, "reset_exact": exact}
+    ran = {"threads": threads_for(retriever.corrections.batch_size()),
+           "precision": precision_used(retriever.cfg.precision, retriever.device), **describe(retriever.device)}
+    return BenchResult(NAME, figures, _targets(rows, speed, exact), ran, quick)
 
-    styles_rows = [r for r in rows if r["shift"].startswith("handwriting")]
-    audio_rows = [r for r in rows if r["modality"] == "audio"]
+
+def _measure_shift(retriever: Retriever, shift: dict, queries: dict, before_builtin: dict, tmp: Path,
+                   progress) -> dict:
+    """One shift: top-1 before, its stream of corrections, top-1 after, the built-in test after, the file."""
+    modality = shift["modality"]
+    progress(f"{shift['name']}: scoring, then {len(shift['teach'])} corrections")
+    before = {"taught": top1(retriever, modality, shift["taught"]),
+              "untaught": top1(retriever, modality, shift["untaught"])}
+    seconds = _correct_stream(retriever, modality, shift["teach"])
+    after = {"taught": top1(retriever, modality, shift["taught"]),
+             "untaught": top1(retriever, modality, shift["untaught"])}
+    after_builtin = builtin_r1(retriever, queries)
+    file = retriever.save_corrections(tmp / "corrections.pt")
+    ms = 1e3 * np.array(seconds[1:] or seconds)
+    drops = {d: before_builtin[d] - after_builtin[d] for d in before_builtin}
+    row = {"shift": shift["name"], "modality": modality, "corrections": len(seconds),
+           "taught_numbers": len(TAUGHT), "scored": {k: len(shift[k]) for k in ("taught", "untaught")},
+           "before": before, "after": after, "builtin_after": after_builtin,
+           "builtin_worst_drop": max(drops.values()),
+           "correction_ms": {"first": round(1e3 * seconds[0], 1), "p50": round(float(np.percentile(ms, 50)), 1),
+                             "p95": round(float(np.percentile(ms, 95)), 1)},
+           "file_mb": round(file.stat().st_size / 2**20, 2)}
+    progress(f"  taught {100 * before['taught']:.1f} -> {100 * after['taught']:.1f} %, never corrected "
+             f"{100 * before['untaught']:.1f} -> {100 * after['untaught']:.1f} %, built-in worst drop "
+             f"{100 * max(drops.values()):.1f}, correction p95 {row['correction_ms']['p95']} ms")
+    return row
+
+
+def _measure_speed(retriever: Retriever, style: dict, tmp: Path, quick: bool, progress) -> dict:
+    """A query's time with no correction, then with CORRECTIONS_FOR_SPEED held (`style`'s stream, cycled);
+    then, as a desktop runs other programs, the stream again beside one busy process."""
+    progress(f"query time with 0 and {CORRECTIONS_FOR_SPEED} corrections held")
+    probe = [value for value, _ in style["untaught"][:40]]
+    plain = _query_ms(retriever, probe)
+    rss_before = _rss_mb()
+    stream = (style["teach"] * (CORRECTIONS_FOR_SPEED // len(style["teach"]) + 1))[:CORRECTIONS_FOR_SPEED]
+    if quick:
+        stream = stream[:20]
+    _correct_stream(retriever, "image", stream)
+    held = _query_ms(retriever, probe)
+    rss_after = _rss_mb()
+    file = retriever.save_corrections(tmp / "many.pt")
+    retriever.reset_memory()
+    progress("corrections beside a busy process")
+    with busy_processes(1) as pids:
+        loaded = 1e3 * np.array(_correct_stream(retriever, "image", style["teach"][: 20 if quick else None])[1:])
+    retriever.reset_memory()
+    return {"correction_ms_beside_busy": {"p50": round(float(np.percentile(loaded, 50)), 1),
+                                          "p95": round(float(np.percentile(loaded, 95)), 1),
+                                          "busy_processes": len(pids)},
+            "corrections_held": len(stream), "query_ms_p50_none": plain, "query_ms_p50_held": held,
+            "slowdown": held / plain, "rss_mb_before": round(rss_before, 1), "rss_mb_after": round(rss_after, 1),
+            "file_mb": round(file.stat().st_size / 2**20, 2)}
+
+
+def _targets(rows: list[dict], speed: dict, exact: bool) -> dict[str, Target]:
     targets = {}
-    for r in styles_rows:
-        targets[f"{r['shift']}: never corrected"] = Target(TARGETS["style_untaught_top1"], r["after"]["untaught"])
-        targets[f"{r['shift']}: taught, other renders"] = Target(TARGETS["style_taught_top1"], r["after"]["taught"])
-    for r in audio_rows:
-        targets[f"{r['shift']}: other clips, gain"] = Target(TARGETS["audio_other_clips_gain"],
-                                                              r["after"]["taught"] - r["before"]["taught"])
+    for r in rows:
+        if r["shift"].startswith("handwriting"):
+            targets[f"{r['shift']}: never corrected"] = Target(TARGETS["style_untaught_top1"], r["after"]["untaught"])
+            targets[f"{r['shift']}: taught, other renders"] = Target(TARGETS["style_taught_top1"], r["after"]["taught"])
+        elif r["modality"] == "audio":
+            targets[f"{r['shift']}: other clips, gain"] = Target(TARGETS["audio_other_clips_gain"],
+                                                                 r["after"]["taught"] - r["before"]["taught"])
     targets["built-in test: worst drop, any direction"] = Target(
         TARGETS["builtin_worst_drop"], max((r["builtin_worst_drop"] for r in rows), default=0.0), at_most=True)
     targets["one correction p95 (ms)"] = Target(
@@ -258,12 +275,7 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     targets[f"a query with {CORRECTIONS_FOR_SPEED} held (x slower)"] = Target(
         TARGETS["query_slowdown_at_500"], speed["slowdown"], at_most=True)
     targets["Reset memory restores every weight (1 = bit for bit)"] = Target(1.0, float(exact))
-    figures = {"checkpoint": str(checkpoint), "taught_numbers": list(TAUGHT), "per_number": PER_NUMBER,
-               "learners": sorted(retriever.corrections.learners), "parts": retriever.corrections.parts,
-               "builtin_before": before_builtin, "rows": rows, "speed": speed, "reset_exact": exact}
-    ran = {"threads": threads_for(retriever.corrections.batch_size()),
-           "precision": precision_used(retriever.cfg.precision, retriever.device), **describe(retriever.device)}
-    return BenchResult(NAME, figures, targets, ran, quick)
+    return targets
 
 
 def from_args(args, progress) -> BenchResult:

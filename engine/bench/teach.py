@@ -150,6 +150,31 @@ def _write_folder(root: Path, items) -> None:
             writer.writerow([str(item.image or ""), "", str(item.audio or ""), item.label, "train"])
 
 
+def _material(case: str, tmp: Path, quick: bool):
+    """What the user teaches and what is scored, for `case`: -> (teach, taught numbers' other renders or clips,
+    numbers never taught, the modality, the figure's name, a description of the source)."""
+    if case == "voice":
+        flite = [c for c in load_heldout()["speech_engine"]]
+        teach = [c for c in flite if c.source in TEACH_VOICES and c.label in NUMBERS]
+        taught = [c for c in flite if c.source in SCORE_VOICES and c.label in NUMBERS]
+        untaught = [c for c in flite if c.label not in NUMBERS][:: 10 if quick else 1]
+        room = tmp / "room"
+        teach, taught = in_a_loud_room(teach, room, 1), in_a_loud_room(taught, room, 2)
+        untaught = in_a_loud_room(untaught, room, 3)
+        source = {"engine": "flite", "room_snr_db": ROOM_SNR_DB, "teach_voices": list(TEACH_VOICES),
+                  "score_voices": list(SCORE_VOICES), "numbers": list(NUMBERS), "teach_clips": len(teach),
+                  "scored_clips": len(taught), "untaught_clips": len(untaught)}
+        return teach, taught, untaught, "audio", "taught_numbers_other_clips", source
+    numbers = sorted(np.random.default_rng(0).choice(100, STYLE_NUMBERS, replace=False).tolist())
+    others = [n for n in range(100) if n not in numbers][:: 10 if quick else 1]
+    style = tmp / "style"
+    teach, taught = in_handwriting(numbers, style, 1, 2), in_handwriting(numbers, style, 2, 2)
+    untaught = in_handwriting(others, style, 3, 2)
+    source = {"style": STYLE, "numbers": numbers, "teach_images": len(teach), "scored_images": len(taught),
+              "untaught_images": len(untaught)}
+    return teach, taught, untaught, "image", "taught_numbers_other_renders", source
+
+
 def run(checkpoint, device: str | None = None, progress=print, budget_s: float = BUDGET_S, steps: int = 300,
         batch_size: int | None = None, mix: float = DEFAULT_MIX, lr: float | None = None, quick: bool = False,
         lr_scale: float | None = None, case: str = "voice") -> BenchResult:
@@ -167,27 +192,7 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
     if quick:
         test, steps, budget_s = test[::10], min(steps, 3), min(budget_s, BUDGET_S)
     with tempfile.TemporaryDirectory(prefix="nlmm-bench-teach-") as tmp:
-        if case == "voice":
-            flite = [c for c in load_heldout()["speech_engine"]]
-            teach = [c for c in flite if c.source in TEACH_VOICES and c.label in NUMBERS]
-            taught = [c for c in flite if c.source in SCORE_VOICES and c.label in NUMBERS]
-            untaught = [c for c in flite if c.label not in NUMBERS][:: 10 if quick else 1]
-            room = Path(tmp) / "room"
-            teach, taught = in_a_loud_room(teach, room, 1), in_a_loud_room(taught, room, 2)
-            untaught = in_a_loud_room(untaught, room, 3)
-            modality, taught_key = "audio", "taught_numbers_other_clips"
-            source = {"engine": "flite", "room_snr_db": ROOM_SNR_DB, "teach_voices": list(TEACH_VOICES),
-                      "score_voices": list(SCORE_VOICES), "numbers": list(NUMBERS), "teach_clips": len(teach),
-                      "scored_clips": len(taught), "untaught_clips": len(untaught)}
-        else:
-            numbers = sorted(np.random.default_rng(0).choice(100, STYLE_NUMBERS, replace=False).tolist())
-            others = [n for n in range(100) if n not in numbers][:: 10 if quick else 1]
-            style = Path(tmp) / "style"
-            teach, taught = in_handwriting(numbers, style, 1, 2), in_handwriting(numbers, style, 2, 2)
-            untaught = in_handwriting(others, style, 3, 2)
-            modality, taught_key = "image", "taught_numbers_other_renders"
-            source = {"style": STYLE, "numbers": numbers, "teach_images": len(teach), "scored_images": len(taught),
-                      "untaught_images": len(untaught)}
+        teach, taught, untaught, modality, taught_key, source = _material(case, Path(tmp), quick)
         source["gallery_images"] = len({str(i.image) for i in test})
         progress(f"before: scoring {checkpoint}")
         before = _measure(checkpoint, device, test, taught, untaught, modality, taught_key)
