@@ -55,35 +55,7 @@ class JointSpacePanel(QWidget):
         self.draws = 0                  # maps drawn
         self.query_draws = 0            # stars (and their lines) drawn
 
-        self.plot_widget = pg.PlotWidget()
-        self.plot_widget.setObjectName("jointSpacePlot")
-        self.plot = self.plot_widget.getPlotItem()
-        self.plot.setLabel("bottom", "first principal direction")
-        self.plot.setLabel("left", "second principal direction")
-        self.plot.setAspectLocked(True)
-        for side in ("bottom", "left"):     # "800 (x0.001)" reads worse than 0.8
-            self.plot.getAxis(side).enableAutoSIPrefix(False)
-        legend = self.plot.addLegend(offset=(10, 10), labelTextSize="9pt")
-        self.scatter = {}
-        for modality in MODALITIES:
-            item = pg.ScatterPlotItem(size=7, pen=None, brush=_brush(COLORS[modality]), symbol=SYMBOLS[modality],
-                                      hoverable=True,
-                                      hoverSize=12, hoverPen=pg.mkPen("k", width=1.5),
-                                      name=MODALITY_TITLES[modality], tip=None)
-            # kept as a pixmap: a query repaints the star over it instead of 10 000 points (10 against 25 ms)
-            item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-            item.sigHovered.connect(self._hovered)
-            item.sigClicked.connect(self._clicked)
-            self.plot.addItem(item)
-            self.scatter[modality] = item
-        self.lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen(QUERY_COLOR, width=1.2, style=Qt.DashLine))
-        self.query_item = pg.ScatterPlotItem(symbol="star", size=22, brush=pg.mkBrush(QUERY_COLOR),
-                                             pen=pg.mkPen("k", width=1))
-        # the star does not move the view: a query redraws the star and its lines, not the axes and the
-        # 10 000 points of a big gallery (a grid, drawn by the axes across the view, cost ~13 ms a query)
-        self.plot.addItem(self.lines, ignoreBounds=True)
-        self.plot.addItem(self.query_item, ignoreBounds=True)
-        legend.addItem(self.query_item, "query, lines to its top k")
+        self._make_plot()
 
         self.status = QLabel("No map yet: load a model and its gallery")
         self.status.setObjectName("jointSpaceStatus")
@@ -121,6 +93,38 @@ class JointSpacePanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.plot_widget, 1)
         layout.addLayout(bottom)
+
+    def _make_plot(self) -> None:
+        """The plot: one scatter item a modality (its own symbol), the query's star and its dashed lines."""
+        self.plot_widget = pg.PlotWidget()
+        self.plot_widget.setObjectName("jointSpacePlot")
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setLabel("bottom", "first principal direction")
+        self.plot.setLabel("left", "second principal direction")
+        self.plot.setAspectLocked(True)
+        for side in ("bottom", "left"):     # "800 (x0.001)" reads worse than 0.8
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
+        legend = self.plot.addLegend(offset=(10, 10), labelTextSize="9pt")
+        self.scatter = {}
+        for modality in MODALITIES:
+            item = pg.ScatterPlotItem(size=7, pen=None, brush=_brush(COLORS[modality]), symbol=SYMBOLS[modality],
+                                      hoverable=True,
+                                      hoverSize=12, hoverPen=pg.mkPen("k", width=1.5),
+                                      name=MODALITY_TITLES[modality], tip=None)
+            # kept as a pixmap: a query repaints the star over it instead of 10 000 points (10 against 25 ms)
+            item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+            item.sigHovered.connect(self._hovered)
+            item.sigClicked.connect(self._clicked)
+            self.plot.addItem(item)
+            self.scatter[modality] = item
+        self.lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen(QUERY_COLOR, width=1.2, style=Qt.DashLine))
+        self.query_item = pg.ScatterPlotItem(symbol="star", size=22, brush=pg.mkBrush(QUERY_COLOR),
+                                             pen=pg.mkPen("k", width=1))
+        # the star does not move the view: a query redraws the star and its lines, not the axes and the
+        # 10 000 points of a big gallery (a grid, drawn by the axes across the view, cost ~13 ms a query)
+        self.plot.addItem(self.lines, ignoreBounds=True)
+        self.plot.addItem(self.query_item, ignoreBounds=True)
+        legend.addItem(self.query_item, "query, lines to its top k")
 
     def attach(self, session) -> None:
         self.session = session

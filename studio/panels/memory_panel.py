@@ -61,6 +61,33 @@ class MemoryPanel(QWidget):
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setObjectName("memoryPlots")
         self.plots.setAntialiasing(False)   # cells, bars and axes: crisp without it, and each frame paints faster
+        self._make_slot_plots()
+        self._make_domain_plot()
+        self._bar_top = 0.0
+        self._bar_brush, self._write_brush = pg.mkBrush(BAR_COLOR), pg.mkBrush(WRITE_COLOR)
+        self._make_weight_plot()
+        for row, stretch in enumerate((3, 2, 2, 2)):
+            self.plots.ci.layout.setRowStretchFactor(row, stretch)
+        self.domain_label = QLabel("")
+        self.domain_label.setObjectName("domainSummary")
+        self.domain_label.setWordWrap(True)
+        legend = QLabel(f"<span style='color:{WRITE_COLOR}'>▶ / orange bars</span>: slots the last query wrote")
+
+        replay_row = self._make_replay_row()
+
+        self.corrections = CorrectionsList()
+        self.corrections.forget_requested.connect(self.forget_requested)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.plots, 1)
+        layout.addWidget(self.corrections)
+        layout.addWidget(legend)
+        layout.addWidget(self.domain_label)
+        layout.addLayout(replay_row)
+
+    def _make_slot_plots(self) -> None:
+        """The slots' values as a heat map (with the slots the last query wrote) and their change as bars."""
         self.heat_plot = self.plots.addPlot(row=0, col=0, title="Memory slots (value per dimension)")
         self.heat_plot.setLabel("bottom", "dimension")
         self.heat_plot.setLabel("left", "slot")
@@ -84,6 +111,9 @@ class MemoryPanel(QWidget):
         self.bar_plot.getAxis("left").enableAutoSIPrefix(False)
         self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8, brush=BAR_COLOR)
         self.bar_plot.addItem(self.bars)
+
+    def _make_domain_plot(self) -> None:
+        """The audio domain memory's stream domains (audio queries adapt there, not in the slots)."""
         # Audio queries adapt through the audio domain memory (per-bin statistics of new acoustic
         # domains), not the central slots: its stream domains are drawn here.
         self.domain_plot = self.plots.addPlot(row=2, col=0, title="Audio domain memory: level offset of each "
@@ -99,8 +129,9 @@ class MemoryPanel(QWidget):
         self._domain_bound = 1.0
         self._domain_shape: tuple[int, int] | None = None
         self._domains_drawn: object = ()    # what the domain view shows (`_domains_key`); () before the first frame
-        self._bar_top = 0.0
-        self._bar_brush, self._write_brush = pg.mkBrush(BAR_COLOR), pg.mkBrush(WRITE_COLOR)
+
+    def _make_weight_plot(self) -> None:
+        """How far HOPE's projections, the fast CMS level and corrections moved each block's weights."""
         # HOPE's self-modifying projections and the fast CMS level learn from queries too (when chosen):
         # how far each block's weights moved, relative to their trained size.
         self.weight_plot = self.plots.addPlot(row=3, col=0, title="Projections (HOPE, green), fast CMS level "
@@ -115,13 +146,9 @@ class MemoryPanel(QWidget):
         self.weight_plot.setMouseEnabled(False, False)
         self._weight_brushes: list = []
         self._group_brushes = {group: pg.mkBrush(color) for group, color in WEIGHT_COLORS.items()}
-        for row, stretch in enumerate((3, 2, 2, 2)):
-            self.plots.ci.layout.setRowStretchFactor(row, stretch)
-        self.domain_label = QLabel("")
-        self.domain_label.setObjectName("domainSummary")
-        self.domain_label.setWordWrap(True)
-        legend = QLabel(f"<span style='color:{WRITE_COLOR}'>▶ / orange bars</span>: slots the last query wrote")
 
+    def _make_replay_row(self) -> QHBoxLayout:
+        """The replay slider over the recent frames, and "Live" (follow the newest)."""
         self.replay = QSlider(Qt.Horizontal)
         self.replay.setObjectName("replaySlider")
         self.replay.setRange(0, 0)
@@ -137,17 +164,7 @@ class MemoryPanel(QWidget):
         replay_row.addWidget(self.replay, 1)
         replay_row.addWidget(self.frame_label)
         replay_row.addWidget(self.live)
-
-        self.corrections = CorrectionsList()
-        self.corrections.forget_requested.connect(self.forget_requested)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.plots, 1)
-        layout.addWidget(self.corrections)
-        layout.addWidget(legend)
-        layout.addWidget(self.domain_label)
-        layout.addLayout(replay_row)
+        return replay_row
 
     # ------------------------------------------------------------------ input
     def add_frame(self, frame) -> None:

@@ -63,46 +63,8 @@ class RetrievalPanel(QWidget):
         self.gallery_picker = GalleryPicker(file_dialogs=file_dialogs, settings=settings)
         self.gallery_picker.requested.connect(self.request_gallery)
 
-        # ----- queries: image, speech, text
-        self.image_box = image_box = ImageInput()
-        self.drop_zone, self.open_image_button, self.paste_button = (image_box.drop_zone, image_box.open_button,
-                                                                     image_box.paste_button)
-        self.drop_zone.file_dropped.connect(self.query_file)
-        self.drop_zone.image_dropped.connect(self.query_qimage)
-        self.open_image_button.clicked.connect(lambda: self._open(IMAGE_FILTER, "Open an image"))
-        self.paste_button.clicked.connect(self.paste)
-        self.sketch = SketchInput()
-        self.sketch.pad.sketched.connect(self.query_sketch)
-        images = QHBoxLayout()
-        images.addWidget(image_box, 1)
-        images.addWidget(self.sketch, 1)
-        self.speech = SpeechInput(settings)
-        self.speech.recorded.connect(self._recorded)
-        self.speech.heard.connect(self._heard)
-        self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
-        self.speech.message.connect(self.show_error)
-        text_box = TextInput()
-        self.text, self.search_button = text_box.text, text_box.search_button
-        self.text.returnPressed.connect(self.query_text)
-        self.search_button.clicked.connect(self.query_text)
-
-        # ----- options and "add to my data set"
-        options = QueryOptions()
-        self.k, self.adapt, self.reset_button = options.k, options.adapt, options.reset_button
-        self.options = options
-        self.reset_button.clicked.connect(self.reset_memory)
-        options.learners_changed.connect(self._choose_learners)
-        self.dataset = DatasetAdder(file_dialogs, settings)
-        self.dataset.add_requested.connect(self.add_to_dataset)
-        self.dataset.added.connect(lambda message: (self.results.clear_error(), self.message.emit(message)))
-        self.dataset.failed.connect(self.show_error)
-        self.dataset.path.textChanged.connect(self._update_enabled)
-        self.teach = TeachBox()
-        self.teach.teach_requested.connect(self._teach)
-        self.teach_run = None                   # the Teach run going, while it is
-        self.teach.stop_requested.connect(lambda: self.teach_run is not None and self.teach_run.stop())
-        self.teach.adopted.connect(self._adopted)
-        self.teach.failed.connect(self.show_error)
+        images, text_box = self._make_query_inputs()
+        options = self._make_options()
 
         left = QVBoxLayout()
         left.addLayout(images, 2)
@@ -133,6 +95,52 @@ class RetrievalPanel(QWidget):
         self.record_shortcut = QShortcut(QKeySequence(Qt.Key_Space), self, context=Qt.WidgetWithChildrenShortcut)
         self.record_shortcut.activated.connect(self.speech.toggle_recording)
         self._update_enabled()
+
+    def _make_query_inputs(self):
+        """The image box and sketch pad, the speech input and the text box, wired to the queries. Returns
+        (the row of image inputs, the text box)."""
+        self.image_box = image_box = ImageInput()
+        self.drop_zone, self.open_image_button, self.paste_button = (image_box.drop_zone, image_box.open_button,
+                                                                     image_box.paste_button)
+        self.drop_zone.file_dropped.connect(self.query_file)
+        self.drop_zone.image_dropped.connect(self.query_qimage)
+        self.open_image_button.clicked.connect(lambda: self._open(IMAGE_FILTER, "Open an image"))
+        self.paste_button.clicked.connect(self.paste)
+        self.sketch = SketchInput()
+        self.sketch.pad.sketched.connect(self.query_sketch)
+        images = QHBoxLayout()
+        images.addWidget(image_box, 1)
+        images.addWidget(self.sketch, 1)
+        self.speech = SpeechInput(self.settings)
+        self.speech.recorded.connect(self._recorded)
+        self.speech.heard.connect(self._heard)
+        self.speech.open_requested.connect(lambda: self._open(AUDIO_FILTER, "Open an audio file"))
+        self.speech.message.connect(self.show_error)
+        text_box = TextInput()
+        self.text, self.search_button = text_box.text, text_box.search_button
+        self.text.returnPressed.connect(self.query_text)
+        self.search_button.clicked.connect(self.query_text)
+        return images, text_box
+
+    def _make_options(self) -> QueryOptions:
+        """k, "adapt memory" and its learners, "add to my data set" and Teach."""
+        options = QueryOptions()
+        self.k, self.adapt, self.reset_button = options.k, options.adapt, options.reset_button
+        self.options = options
+        self.reset_button.clicked.connect(self.reset_memory)
+        options.learners_changed.connect(self._choose_learners)
+        self.dataset = DatasetAdder(self.dialogs, self.settings)
+        self.dataset.add_requested.connect(self.add_to_dataset)
+        self.dataset.added.connect(lambda message: (self.results.clear_error(), self.message.emit(message)))
+        self.dataset.failed.connect(self.show_error)
+        self.dataset.path.textChanged.connect(self._update_enabled)
+        self.teach = TeachBox()
+        self.teach.teach_requested.connect(self._teach)
+        self.teach_run = None                   # the Teach run going, while it is
+        self.teach.stop_requested.connect(lambda: self.teach_run is not None and self.teach_run.stop())
+        self.teach.adopted.connect(self._adopted)
+        self.teach.failed.connect(self.show_error)
+        return options
 
     def attach(self, session) -> None:
         self.session = session
