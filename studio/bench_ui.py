@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import QTimer
 
 from engine.bench.result import BenchResult, Target
 from studio.bench_measures import bench_joint_map, listening_latency, long_run_redraw_ms
@@ -66,136 +67,125 @@ def main(argv: list[str] | None = None) -> int:
     return run(parse_args(argv))
 
 
-def run(args) -> int:
-    from studio.bootstrap import make_app, process_age_s
-    if not os.environ.get("QT_QPA_PLATFORM") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"   # a headless machine: measure without a screen
-    app = make_app([sys.argv[0]])
-    from PySide6.QtCore import QSettings, Qt, QTimer
-    from engine.paths import DEFAULT_CHECKPOINT
-    from studio.main_window import MainWindow, StudioOptions
+class Phase:
+    """One phase of the bench: `start` sets the window up and calls `bench.begin(self)` when the measured
+    span starts (the bench ends it after its seconds), `figures` adds what it measured besides the stalls,
+    `stop` winds it down. Each drives the window through public methods and signals only."""
+    name = ""
+    measures_queries = False      # adaptive text queries stream during it
 
-    scratch = Path(tempfile.mkdtemp(prefix="nlmm-bench-ui-"))
-    checkpoint = args.checkpoint or str(DEFAULT_CHECKPOINT)
-    options = StudioOptions(settings=QSettings(str(scratch / "settings.ini"), QSettings.IniFormat),
-                            runs_dir=scratch / "runs", config=args.config or "tiny", device=args.device,
-                            checkpoint=checkpoint, gallery_source="builtin", gallery_split="test",
-                            gallery_size=args.gallery_size or 200, load_checkpoint_on_start=Path(checkpoint).exists())
-    window = MainWindow(options)
-    window.show()
-    host, panel = window.host, window.training_panel
-    # phases: "training" (the config as it is, curves + memory view live); "fast_steps" (the same model
-    # with batches of FAST_BATCH, so that steps come as fast as on a GPU: can the memory view keep up?);
-    # then "queries" (text queries with "adapt memory" on, each sent when the last one returned, the memory
-    # view following them)
-    state: dict = {"phase": None, "ticks": [], "launch": None, "error": None, "results": {},
-                   "training": ["training", "fast_steps"]}
-    texts = ["forty two", "seven", "ninety nine", "thirteen", "sixty", "one", "twenty five", "eighty eight"]
+    def seconds(self, bench) -> float:
+        return bench.args.seconds
 
-    def usable() -> None:
-        state["launch"] = process_age_s()
-        window.model_panel.set_field("train.steps", 1_000_000)
-        panel.set_data_spec("builtin")
-        panel.start()
+    def start(self, bench) -> None:
+        bench.begin(self)
 
-    def tick() -> None:
-        if state["phase"]:
-            state["ticks"].append(time.perf_counter())
+    def figures(self, bench, seconds: float) -> dict:
+        return {}
 
-    def begin(phase: str, seconds: float | None = None) -> None:
-        state.update(phase=phase, ticks=[], t0=time.perf_counter(), redraws0=panel.curves.redraws,
-                     stars0=window.joint_panel.query_draws,
-                     frames0=window.memory_panel.frames_drawn, steps0=panel.step, queries=0)
-        QTimer.singleShot(int((seconds or args.seconds) * 1000), end)
+    def stop(self, bench) -> None:
+        bench.next_phase()
 
-    def end() -> None:
-        seconds = time.perf_counter() - state["t0"]
-        phase = state["phase"]
-        figures = {"stall_ms": _stalls(state["ticks"]), "seconds": round(seconds, 1),
-                   "memory_frames_per_s": round((window.memory_panel.frames_drawn - state["frames0"]) / seconds, 1)}
-        if phase in ("queries", "joint_space"):
-            figures["queries_per_s"] = round(state["queries"] / seconds, 1)
-        if phase == "joint_space":
-            figures["points"] = len(window.joint_panel.map.points)
-            figures["query_draws_per_s"] = round((window.joint_panel.query_draws - state["stars0"]) / seconds, 1)
-        elif phase == "listening":
-            figures.update(listening_latency(state["listening"]))
-        else:
-            figures["redraws_per_s"] = round((panel.curves.redraws - state["redraws0"]) / seconds, 1)
-            figures["training_steps_per_s"] = round((panel.step - state["steps0"]) / seconds, 2)
-        state["results"][phase] = figures
-        state["phase"] = None
-        if phase == "queries":
-            start_joint_space()
-        elif phase == "joint_space":
-            start_listening()
-        elif phase == "listening":
-            window.close()
-            app.quit()
-        else:
-            panel.stop()
 
-    def training_finished(_ended) -> None:
-        if state["training"]:           # the next training phase
-            window.model_panel.set_field("data.batch_size", FAST_BATCH)
-            QTimer.singleShot(0, panel.start)
-        else:
-            QTimer.singleShot(0, long_run)
+class Training(Phase):
+    """The training run's curves (and, with small batches, the memory view) live while it trains: begun at
+    the run's first step, not before (the last steps of a stopping run are not this phase's)."""
 
-    def long_run() -> None:
-        state["results"]["long_run"] = long_run_redraw_ms(window, app)
-        start_queries()
+    def __init__(self, name: str, batch_size: int | None = None, panel: str = "training"):
+        self.name, self.batch_size, self.panel = name, batch_size, panel
 
-    def start_queries() -> None:
-        if not window.retrieval_panel.gallery_ready:    # no model to query: training figures only
-            if not Path(checkpoint).exists():
-                window.close()
-                app.quit()
-                return
-            QTimer.singleShot(200, start_queries)
-            return
-        if state["results"].get("queries") or state["phase"] == "queries":
-            return
-        window.show_panel("memory")
-        app.processEvents()             # the panel's first paint is showing a tab, not the stream: as below
-        begin("queries")
-        next_query()
+    def start(self, bench) -> None:
+        if self.batch_size is not None:
+            bench.window.model_panel.set_field("data.batch_size", self.batch_size)
+        QTimer.singleShot(0, bench.window.training_panel.start)
 
-    def start_joint_space() -> None:
-        """The map of JOINT_POINTS points is made on the engine thread, drawn, then the stream starts."""
-        joint = window.joint_panel
-        window.show_panel("joint")
-        task = host.submit("bench joint map",
-                           lambda _task: bench_joint_map(host.retrieval.retriever, JOINT_POINTS))
+    def on_first_step(self, bench) -> None:
+        if self.panel != "training":
+            bench.window.show_panel(self.panel)     # watching the memory while the run goes on
+        bench.begin(self)
+
+    def figures(self, bench, seconds: float) -> dict:
+        panel = bench.window.training_panel
+        return {"redraws_per_s": round((panel.curves.redraws - bench.marks["redraws"]) / seconds, 1),
+                "training_steps_per_s": round((panel.step - bench.marks["steps"]) / seconds, 2)}
+
+    def stop(self, bench) -> None:
+        bench.window.training_panel.stop()      # the run's end starts the next phase (`training_finished`)
+
+
+class LongRun(Phase):
+    """Not timed for stalls: what one curve update costs once a run is 20 000 steps long (a short bench run
+    cannot show how the plots scale)."""
+    name = "long_run"
+
+    def start(self, bench) -> None:
+        bench.results[self.name] = long_run_redraw_ms(bench.window, bench.app)
+        bench.next_phase()
+
+
+class QueryStream(Phase):
+    """Adaptive text queries, each sent as the last returns, the Memory panel following them."""
+    name, measures_queries = "queries", True
+
+    def start(self, bench) -> None:
+        bench.window.show_panel("memory")
+        bench.app.processEvents()     # the panel's first paint is showing a tab, not the stream: as below
+        bench.begin(self)
+        bench.next_query()
+
+    def figures(self, bench, seconds: float) -> dict:
+        return {"queries_per_s": round(bench.queries / seconds, 1)}
+
+
+class JointSpace(QueryStream):
+    """A map of JOINT_POINTS points (made on the engine thread) drawn, then the same stream moving the
+    query's star and its lines to the top k."""
+    name = "joint_space"
+
+    def start(self, bench) -> None:
+        joint = bench.window.joint_panel
+        bench.window.show_panel("joint")
+        task = bench.host.submit("bench joint map",
+                                 lambda _task: bench_joint_map(bench.host.retrieval.retriever, JOINT_POINTS))
 
         def drawn(joint_map) -> None:
             joint.show_map(joint_map)
-            app.processEvents()
-            begin("joint_space")
-            next_query()
+            bench.app.processEvents()
+            bench.begin(self)
+            bench.next_query()
         task.result.connect(drawn)
 
-    def start_listening() -> None:
-        """The microphone replaced by a thread feeding the spoken stream in real time to the Listen path."""
+    def figures(self, bench, seconds: float) -> dict:
+        joint = bench.window.joint_panel
+        return {**super().figures(bench, seconds), "points": len(joint.map.points),
+                "query_draws_per_s": round((joint.query_draws - bench.marks["stars"]) / seconds, 1)}
+
+
+class Listening(Phase):
+    """The microphone replaced by a thread feeding a spoken stream in real time to the Listen path, as
+    PortAudio's callback would; each number timed from the end of its speech to its results on screen."""
+    name = "listening"
+
+    def start(self, bench) -> None:
         import threading
         from engine.bench.spoken_stream import spoken_stream
         from engine.data.utterances import VAD_RATE, WINDOW
+        window = bench.window
         speech = window.retrieval_panel.speech
         window.show_panel("retrieval")
-        app.processEvents()             # the tab shown and painted before the phase, as for the others
-        host.retrieval.reset_memory()   # the model as shipped: not as the text streams before adapted it
-        stream = spoken_stream(LISTEN_NUMBERS, pause_s=1.0, tail_s=1.5)
-        record = {"stream": stream, "pushed": [], "shown": [], "heard": [], "rate": VAD_RATE}
-        state["listening"] = record
+        bench.app.processEvents()       # the tab shown and painted before the phase, as for the others
+        bench.host.retrieval.reset_memory()   # the model as shipped: not as the text streams before adapted it
+        self.stream = stream = spoken_stream(LISTEN_NUMBERS, pause_s=1.0, tail_s=1.5)
+        self.record = record = {"stream": stream, "pushed": [], "shown": [], "heard": [], "rate": VAD_RATE}
         speech.heard.connect(record["heard"].append)
         window.retrieval_panel.heard_answered.connect(
-            lambda utterance, answer: state["phase"] == "listening"
+            lambda utterance, answer: bench.phase is self
             and record["shown"].append((time.perf_counter(), utterance, answer.results["image"][0].label)))
         speech.listen_button.blockSignals(True)     # listening, without opening a PortAudio stream
         speech.listen_button.setChecked(True)
         speech.listen_button.blockSignals(False)
         hands_free = speech.hands_free
-        hands_free.failed.connect(lambda message: failed("listening", message))
+        hands_free.failed.connect(lambda message: bench.failed("listening", message))
         hands_free.start_without_microphone()   # its thread loads the detector first (once; measured apart below)
         loading = time.perf_counter()
 
@@ -209,57 +199,158 @@ def run(args) -> int:
         def when_loaded() -> None:
             if not hands_free.detector_ready:
                 if not hands_free.detector_loading or time.perf_counter() - loading > 60:
-                    failed("listening", "the voice-activity detector did not load")
+                    bench.failed("listening", "the voice-activity detector did not load")
                 else:
                     QTimer.singleShot(5, when_loaded)
                 return
             record["detector_load_ms"] = round(1000 * (time.perf_counter() - loading), 1)
             threading.Thread(target=feed, daemon=True).start()
-            begin("listening", len(stream.samples) / VAD_RATE + 1.0)
+            bench.begin(self)
         when_loaded()
 
-    def next_query(_answer=None) -> None:
-        if state["phase"] not in ("queries", "joint_space"):
+    def seconds(self, bench) -> float:
+        from engine.data.utterances import VAD_RATE
+        return len(self.stream.samples) / VAD_RATE + 1.0
+
+    def figures(self, bench, seconds: float) -> dict:
+        return listening_latency(self.record)
+
+
+QUERY_TEXTS = ["forty two", "seven", "ninety nine", "thirteen", "sixty", "one", "twenty five", "eighty eight"]
+
+
+class UiBench:
+    """The phases in turn, a heartbeat timing the event loop's stalls throughout, the figures of each."""
+
+    def __init__(self, args, app, window, checkpoint: str):
+        self.args, self.app, self.window, self.host = args, app, window, window.host
+        self.checkpoint = checkpoint
+        # training as configured (curves + memory view live); the same model in batches of FAST_BATCH, so that
+        # steps come as fast as on a GPU (can the memory view keep up?); then the query phases
+        self.phases: list[Phase] = [Training("training"), Training("fast_steps", FAST_BATCH, panel="memory"),
+                                    LongRun(), QueryStream(), JointSpace(), Listening()]
+        self.phase: Phase | None = None     # the one being measured
+        self.starting: Phase | None = None  # the one started last (a training phase waits for its first step)
+        self.upcoming = list(self.phases)
+        self.ticks: list[float] = []
+        self.marks: dict = {}
+        self.queries = 0
+        self.results: dict = {}
+        self.launch: float | None = None
+        self.error: str | None = None
+        self.armed = False                  # a training phase waits for its run's first step
+
+    # ------------------------------------------------------------------ the phases
+    def next_phase(self) -> None:
+        if not self.upcoming:
+            self.window.close()
+            self.app.quit()
             return
-        state["queries"] += 1
-        text = texts[state["queries"] % len(texts)]
-        task = host.retrieval.query("text", text, k=5, adapt=True)
-        task.result.connect(lambda answer: window.retrieval_panel.results.show_answer(answer, text))  # as shown
-        task.result.connect(next_query)
+        phase = self.upcoming.pop(0)
+        if phase.measures_queries and not self.window.retrieval_panel.gallery_ready:
+            if not Path(self.checkpoint).exists():    # no model to query: training figures only
+                self.upcoming = []
+                self.next_phase()
+                return
+            self.upcoming.insert(0, phase)
+            QTimer.singleShot(200, self.next_phase)
+            return
+        self.starting = phase
+        phase.start(self)
 
-    def first_update(_update) -> None:
+    def begin(self, phase: Phase) -> None:
+        window = self.window
+        self.phase, self.ticks, self.queries = phase, [], 0
+        self.marks = {"t0": time.perf_counter(), "redraws": window.training_panel.curves.redraws,
+                      "stars": window.joint_panel.query_draws, "frames": window.memory_panel.frames_drawn,
+                      "steps": window.training_panel.step}
+        QTimer.singleShot(int(phase.seconds(self) * 1000), self.end)
+
+    def end(self) -> None:
+        phase, seconds = self.phase, time.perf_counter() - self.marks["t0"]
+        frames = self.window.memory_panel.frames_drawn - self.marks["frames"]
+        self.results[phase.name] = {"stall_ms": _stalls(self.ticks), "seconds": round(seconds, 1),
+                                    "memory_frames_per_s": round(frames / seconds, 1),
+                                    **phase.figures(self, seconds)}
+        self.phase = None
+        phase.stop(self)
+
+    # ------------------------------------------------------------------ what drives them
+    def usable(self) -> None:
+        from studio.bootstrap import process_age_s
+        self.launch = process_age_s()
+        self.window.model_panel.set_field("train.steps", 1_000_000)
+        self.window.training_panel.set_data_spec("builtin")
+        self.next_phase()
+
+    def tick(self) -> None:
+        if self.phase is not None:
+            self.ticks.append(time.perf_counter())
+
+    def next_query(self, _answer=None) -> None:
+        if self.phase is None or not self.phase.measures_queries:
+            return
+        self.queries += 1
+        text = QUERY_TEXTS[self.queries % len(QUERY_TEXTS)]
+        task = self.host.retrieval.query("text", text, k=5, adapt=True)
+        task.result.connect(lambda answer: self.window.retrieval_panel.results.show_answer(answer, text))  # as shown
+        task.result.connect(self.next_query)
+
+    def follow(self, run) -> None:
+        run.began.connect(lambda _: setattr(self, "armed", True))
+        run.update.connect(self.first_update)
+        run.result.connect(lambda _ended: QTimer.singleShot(0, self.next_phase))
+
+    def first_update(self, _update) -> None:
         # measure from the first step of a run this bench started (not the last steps of a stopping one)
-        if state.get("armed") and state["phase"] is None and panel.step > 0:
-            state["armed"] = False
-            phase = state["training"].pop(0)
-            if phase == "fast_steps":
-                window.show_panel("memory")   # watching the memory while the run goes on
-            begin(phase)
+        if self.armed and self.phase is None and self.window.training_panel.step > 0 \
+                and isinstance(self.starting, Training):
+            self.armed = False
+            self.starting.on_first_step(self)
 
-    def failed(topic: str, message: str) -> None:
-        state["error"] = f"{topic}: {message}"
-        window.close()
-        app.quit()
+    def failed(self, topic: str, message: str) -> None:
+        self.error = f"{topic}: {message}"
+        self.window.close()
+        self.app.quit()
 
-    def follow(run) -> None:
-        run.began.connect(lambda _: state.update(armed=True))
-        run.update.connect(first_update)
-        run.result.connect(training_finished)
 
-    host.training.submitted.connect(follow)
-    host.failed.connect(failed)
+def run(args) -> int:
+    from studio.bootstrap import make_app
+    if not os.environ.get("QT_QPA_PLATFORM") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"   # a headless machine: measure without a screen
+    app = make_app([sys.argv[0]])
+    from PySide6.QtCore import QSettings, Qt
+    from engine.paths import DEFAULT_CHECKPOINT
+    from studio.main_window import MainWindow, StudioOptions
+
+    scratch = Path(tempfile.mkdtemp(prefix="nlmm-bench-ui-"))
+    checkpoint = args.checkpoint or str(DEFAULT_CHECKPOINT)
+    options = StudioOptions(settings=QSettings(str(scratch / "settings.ini"), QSettings.IniFormat),
+                            runs_dir=scratch / "runs", config=args.config or "tiny", device=args.device,
+                            checkpoint=checkpoint, gallery_source="builtin", gallery_split="test",
+                            gallery_size=args.gallery_size or 200, load_checkpoint_on_start=Path(checkpoint).exists())
+    window = MainWindow(options)
+    window.show()
+    bench = UiBench(args, app, window, checkpoint)
+    window.host.training.submitted.connect(bench.follow)
+    window.host.failed.connect(bench.failed)
     heartbeat = QTimer()
     heartbeat.setTimerType(Qt.PreciseTimer)
     heartbeat.setInterval(HEARTBEAT_MS)
-    heartbeat.timeout.connect(tick)
+    heartbeat.timeout.connect(bench.tick)
     heartbeat.start()
-    QTimer.singleShot(0, usable)
+    QTimer.singleShot(0, bench.usable)
     app.exec()
     heartbeat.stop()
-    if state["error"]:
-        print(f"bench-ui: {state['error']}", file=sys.stderr)
+    if bench.error:
+        print(f"bench-ui: {bench.error}", file=sys.stderr)
         return 1
+    return report(args, bench.results, bench.launch)
 
+
+def report(args, results: dict, launch: float) -> int:
+    """The figures printed (or as JSON), with the targets."""
+    state = {"results": results, "launch": launch}
     training = state["results"]["training"]
     queries = state["results"].get("queries")
     result = {"stall_ms": training["stall_ms"], "redraws_per_s": training["redraws_per_s"],
