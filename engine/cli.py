@@ -408,6 +408,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+QUICK_SET = ("kernels", "query", "ttt", "robustness", "teach", "corrections", "scale")   # train has no quick form
+
+
+def _bench_names(text: str) -> list[str]:
+    """An argparse type: benchmarks of the quick set, joined by commas."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in QUICK_SET]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(QUICK_SET)} joined by commas, got '{text}'")
+    return names
+
+
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    """Each benchmark of the quick set in turn, with its own defaults and --quick."""
+    from engine.bench import bench_module
+    progress = _stderr if args.json else print
+    results = []
+    for name in args.only or QUICK_SET:
+        progress(f"== nlmm bench {name} --quick")
+        own = build_parser().parse_args(["bench", name, "--quick"] + (["--device", args.device] if args.device else []))
+        bench = bench_module(name)
+        result = bench.from_args(own, progress)
+        results.append(result)
+        if not args.json:
+            print(bench.format_table(result))
+    if args.json:
+        print(json.dumps({"bench": "all", "quick": True, "targets_met": all(r.targets_met for r in results),
+                          "benches": [r.as_dict() for r in results]}))
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     import time
 
@@ -511,6 +542,14 @@ def _add_bench(sub, with_benches: bool) -> None:
                              help="small sizes: checks that it runs (the figures mean nothing)")
             bench_module(name).add_arguments(one)
             one.set_defaults(func=cmd_bench)
+        every = benches.add_parser("all", help="the quick set: every benchmark with a quick form, small sizes",
+                                   description="Every benchmark with a quick form (all but train), at its quick "
+                                               "sizes: a check that each runs, in the one JSON shape.")
+        every.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+        every.add_argument("--json", action="store_true", help="one JSON object: each benchmark's result")
+        every.add_argument("--only", type=_bench_names, default=None, metavar="A,B",
+                           help=f"these of them (default: {', '.join(QUICK_SET)})")
+        every.set_defaults(func=cmd_bench_all)
 
 
 def _add_train(sub) -> None:

@@ -382,3 +382,17 @@ def test_bench_scale_makes_its_gallery_queries_it_cold_then_cached_and_reports_t
     for modality in ("text", "image", "audio"):
         figures = result["query"][modality]
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["first_ms"] > 0 and figures["n"] == 2
+
+
+def test_bench_all_runs_the_quick_set_in_the_one_shape():
+    proc = nlmm("bench", "all", "--json", "--only", "kernels")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["bench"] == "all" and result["quick"] is True
+    assert [b["bench"] for b in result["benches"]] == ["kernels"]
+    for bench in result["benches"]:
+        assert bench["quick"] is True
+        assert_bench_result(bench, bench["bench"])
+    assert result["targets_met"] == all(b["targets_met"] for b in result["benches"])
+    refused = nlmm("bench", "all", "--only", "train")
+    one_line_error(refused, "nlmm bench all: argument --only: expected some of kernels, query")
