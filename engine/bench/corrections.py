@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.bench.machine import describe, precision_used
+from engine.bench.machine import describe, precision_used, rss_mb
 from engine.bench.result import BenchResult, Target
 from engine.bench.query import busy_processes
 from engine.bench.teach import ROOM_SNR_DB, in_a_loud_room
@@ -155,16 +155,6 @@ def _correct_stream(retriever: Retriever, modality: str, pairs) -> list[float]:
     return seconds
 
 
-def _rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def run(checkpoint, device: str | None = None, progress=print, quick: bool = False,
         styles: tuple[str, ...] = STYLES, **options) -> BenchResult:
     """`options`: the CorrectionMemory's settings to measure (learners, parts, lr, steps, ...). `quick`: a
@@ -238,13 +228,13 @@ def _measure_speed(retriever: Retriever, style: dict, tmp: Path, quick: bool, pr
     progress(f"query time with 0 and {CORRECTIONS_FOR_SPEED} corrections held")
     probe = [value for value, _ in style["untaught"][:40]]
     plain = _query_ms(retriever, probe)
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     stream = (style["teach"] * (CORRECTIONS_FOR_SPEED // len(style["teach"]) + 1))[:CORRECTIONS_FOR_SPEED]
     if quick:
         stream = stream[:20]
     _correct_stream(retriever, "image", stream)
     held = _query_ms(retriever, probe)
-    rss_after = _rss_mb()
+    rss_after = rss_mb()
     file = retriever.save_corrections(tmp / "many.pt")
     retriever.reset_memory()
     progress("corrections beside a busy process")

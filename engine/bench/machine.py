@@ -32,6 +32,17 @@ def load_average() -> list[float] | None:
         return None
 
 
+def rss_mb() -> float:
+    """This process' resident memory in MB (/proc on Linux; NaN elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def precision_used(precision: str, device: torch.device) -> str:
     """What a config's `precision` means here: bfloat16 / float16 autocast, or float32."""
     dtype = autocast_dtype(precision, device) or torch.float32

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from engine.bench.machine import describe, precision_used
+from engine.bench.machine import describe, precision_used, rss_mb
 from engine.bench.result import BenchResult, Target
 from engine.data.builtin import load_builtin_manifest
 from engine.paths import ROOT
@@ -75,16 +75,6 @@ def _seconds(args: list[str], env: dict) -> tuple[float, subprocess.CompletedPro
     return time.perf_counter() - start, done
 
 
-def _rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def run(checkpoint, device: str | None = None, progress=print, quick: bool = False,
         images: int = IMAGES) -> BenchResult:
     """`quick`: 40 images (a check that it runs, not a figure)."""
@@ -135,7 +125,7 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     figures = {"images": images, "gallery_rows": sizes, "first_query_s": round(cold, 2),
                "first_query_cached_s": round(warm, 2), "help_s": round(help_s, 2),
                "gallery_from_cache_s": round(load_s, 2), "read_from_cache": from_cache, "query": latency,
-               "gallery_embeddings_mb": round(embedded_mb, 1), "process_rss_mb": round(_rss_mb(), 1),
+               "gallery_embeddings_mb": round(embedded_mb, 1), "process_rss_mb": round(rss_mb(), 1),
                "search": "exact (every row scored)"}
     targets = {f"{m}: query p50 over the whole gallery (ms)": Target(WARM_P50_MS, latency[m]["p50_ms"], at_most=True)
                for m in latency}

@@ -14,29 +14,6 @@ def nlmm(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_bench_kernels_json_has_every_figure():
-    proc = nlmm("bench", "kernels", "--json", "--quick")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert_bench_result(result, "kernels")
-    assert [row["T"] for row in result["delta_rule"]] == [32, 64]
-    for row in result["delta_rule"]:
-        assert set(row) == {"T", "recurrent_ms", "chunked_ms", "speedup", "max_difference"}
-        assert row["recurrent_ms"] > 0 and row["chunked_ms"] > 0
-        assert abs(row["speedup"] - row["recurrent_ms"] / row["chunked_ms"]) < 1e-6
-    # correctness is a target every run must meet, quick or not: the chunked kernel is the recurrent one
-    agree = result["targets"]["chunked delta rule = recurrent (max difference)"]
-    assert agree["met"] and agree["value"] < 1e-4 and agree["at_most"]
-    train = result["train_step"]
-    assert {"samples_per_s", "gflops", "peak_gflops", "fraction_of_peak", "peak_tries"} <= set(train)
-    assert train["samples_per_s"] > 0 and train["gflops"] > 0
-    assert abs(train["fraction_of_peak"] - train["gflops"] / train["peak_gflops"]) < 1e-9
-    share = result["targets"][f"train step, share of the {train['peak_precision']} matmul peak"]
-    assert share["value"] == train["fraction_of_peak"] and share["limit"] == 0.40
-    from engine.device import cpu_has_native_bf16
-    assert train["peak_precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32")  # tiny asks for bf16
-
-
 def assert_bench_result(result: dict, name: str) -> None:
     """Every benchmark's JSON has the same shape: its name, targets {limit, value, at_most, met} (met read
     off the value and the limit), targets_met over all of them, and what ran (with the precision)."""
@@ -384,15 +361,31 @@ def test_bench_scale_makes_its_gallery_queries_it_cold_then_cached_and_reports_t
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["first_ms"] > 0 and figures["n"] == 2
 
 
-def test_bench_all_runs_the_quick_set_in_the_one_shape():
+def test_bench_all_runs_the_quick_set_in_the_one_shape_and_kernels_has_every_figure():
     proc = nlmm("bench", "all", "--json", "--only", "kernels")
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert result["bench"] == "all" and result["quick"] is True
-    assert [b["bench"] for b in result["benches"]] == ["kernels"]
-    for bench in result["benches"]:
-        assert bench["quick"] is True
-        assert_bench_result(bench, bench["bench"])
-    assert result["targets_met"] == all(b["targets_met"] for b in result["benches"])
+    everything = json.loads(proc.stdout)
+    assert everything["bench"] == "all" and everything["quick"] is True
+    assert [b["bench"] for b in everything["benches"]] == ["kernels"]
+    assert everything["targets_met"] == all(b["targets_met"] for b in everything["benches"])
+    result = everything["benches"][0]
+    assert result["quick"] is True
+    assert_bench_result(result, "kernels")
+    assert [row["T"] for row in result["delta_rule"]] == [32, 64]
+    for row in result["delta_rule"]:
+        assert set(row) == {"T", "recurrent_ms", "chunked_ms", "speedup", "max_difference"}
+        assert row["recurrent_ms"] > 0 and row["chunked_ms"] > 0
+        assert abs(row["speedup"] - row["recurrent_ms"] / row["chunked_ms"]) < 1e-6
+    # correctness is a target every run must meet, quick or not: the chunked kernel is the recurrent one
+    agree = result["targets"]["chunked delta rule = recurrent (max difference)"]
+    assert agree["met"] and agree["value"] < 1e-4 and agree["at_most"]
+    train = result["train_step"]
+    assert {"samples_per_s", "gflops", "peak_gflops", "fraction_of_peak", "peak_tries"} <= set(train)
+    assert train["samples_per_s"] > 0 and train["gflops"] > 0
+    assert abs(train["fraction_of_peak"] - train["gflops"] / train["peak_gflops"]) < 1e-9
+    share = result["targets"][f"train step, share of the {train['peak_precision']} matmul peak"]
+    assert share["value"] == train["fraction_of_peak"] and share["limit"] == 0.40
+    from engine.device import cpu_has_native_bf16
+    assert train["peak_precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32")  # tiny asks for bf16
     refused = nlmm("bench", "all", "--only", "train")
     one_line_error(refused, "nlmm bench all: argument --only: expected some of kernels, query")

@@ -19,6 +19,19 @@ def _map_shown(window, qtbot, neighbourhood: bool = False):
     return panel
 
 
+def _ask(window, qtbot, text: str):
+    """A text query typed in the Retrieval panel -> (its answer, the star's data), the star checked to be
+    where the map places the answer's embedding."""
+    retrieval, panel = window.retrieval_panel, window.joint_panel
+    with qtbot.waitSignal(retrieval.results.shown, timeout=30_000) as blocker:
+        retrieval.text.setText(text)
+        retrieval.query_text()
+    answer = blocker.args[0]
+    star = panel.query_item.getData()
+    np.testing.assert_allclose([star[0][0], star[1][0]], panel.map.place(answer.embedding), atol=1e-5)
+    return answer, star
+
+
 def test_the_map_shows_every_gallery_item_and_the_query_with_lines_to_its_hits(ready_window, qtbot):
     window = ready_window
     panel = _map_shown(window, qtbot)
@@ -28,12 +41,7 @@ def test_the_map_shows_every_gallery_item_and_the_query_with_lines_to_its_hits(r
     assert "points" in panel.status.text() and "variance" in panel.status.text()
 
     retrieval = window.retrieval_panel
-    with qtbot.waitSignal(retrieval.results.shown, timeout=30_000) as blocker:
-        retrieval.text.setText("forty two")
-        retrieval.query_text()
-    answer = blocker.args[0]
-    star = panel.query_item.getData()
-    np.testing.assert_allclose([star[0][0], star[1][0]], panel.map.place(answer.embedding), atol=1e-5)
+    answer, star = _ask(window, qtbot, "forty two")
     hits = [hit for hits in answer.results.values() for hit in hits]
     x, y = panel.lines.getData()
     assert len(x) == 2 * len(hits) == 2 * retrieval.k.value() * len(answer.results)
@@ -135,14 +143,8 @@ def test_the_neighbourhood_map_follows_pca_with_progress_and_queries_land_among_
     assert pca.method == "pca" and len(panel.map.points) == len(pca.points)
     assert panel.plot.getAxis("bottom").labelText == "t-SNE 1"
 
-    retrieval = window.retrieval_panel
-    with qtbot.waitSignal(retrieval.results.shown, timeout=30_000) as blocker:
-        retrieval.text.setText("forty two")
-        retrieval.query_text()
-    answer = blocker.args[0]
-    star = panel.query_item.getData()
+    answer, star = _ask(window, qtbot, "forty two")
     where = np.array([star[0][0], star[1][0]])
-    np.testing.assert_allclose(where, panel.map.place(answer.embedding), atol=1e-5)
     # among the items nearest to it in the joint space: inside the box their points span on the map
     embedding = answer.embedding / np.linalg.norm(answer.embedding)
     nearest = panel.map.points[np.argsort(-(panel.map.embeddings @ embedding))[:panel.map.neighbours]]

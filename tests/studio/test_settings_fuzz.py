@@ -17,7 +17,7 @@ INI_VALUES = st.one_of(
                      "a, b, c", "\"quoted, comma\"", "true", "-1", "1e400", "../../etc/passwd", "folder:", "builtin:"]))
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(values=st.dictionaries(st.sampled_from(KEYS), INI_VALUES, min_size=1, max_size=len(KEYS)))
 def test_the_window_opens_whatever_the_settings_file_holds(make_window, tmp_path, values):
