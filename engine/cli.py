@@ -213,10 +213,10 @@ def _final_evaluation(trainer, final, printer) -> int:
         from engine.retrieval import gallery_items
         items = gallery_items(trainer.data, trainer.eval_split, SHORT_RUN_EVAL_ITEMS)
     before = signal.signal(signal.SIGTERM, stop)   # before the line that tells the user they may
-    printer.line(f"evaluating on {len(items)} held-out items"
-                 + (f" of {len(trainer.eval_items)} (a short run; `nlmm eval` measures them all)" if short else "")
-                 + " (kill or Ctrl-C skips it; the checkpoint is saved)")
-    try:
+    try:   # a kill may arrive while that line is still being printed
+        printer.line(f"evaluating on {len(items)} held-out items"
+                     + (f" of {len(trainer.eval_items)} (a short run; `nlmm eval` measures them all)" if short else "")
+                     + " (kill or Ctrl-C skips it; the checkpoint is saved)")
         printer.line(format_recall_table(trainer.evaluate(items)))
     except (_EvaluationStopped, KeyboardInterrupt) as err:
         printer.line(f"final evaluation skipped; checkpoint kept: {final.checkpoint}")
