@@ -94,7 +94,7 @@ def _weights_exact(retriever: Retriever, trained: dict) -> bool:
 
 def run(checkpoint, device: str | None = None, progress=print, quick: bool = False, size: int = 400,
         drift: int = 0, mechanisms: list[str] | None = None) -> BenchResult:
-    """`quick`: 20 queries per shift and a tenth of the clean test (a check that it runs, not a figure).
+    """`quick`: 10 queries per shift and a tenth of the clean test (a check that it runs, not a figure).
     `mechanisms`: names of `ABLATION` to run (default all)."""
     chosen = mechanisms or list(ABLATION)
     unknown = [m for m in chosen if m not in ABLATION]
@@ -105,7 +105,7 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     rate = retriever.cfg.audio.sample_rate
     test, heldout = load_builtin_manifest()["test"], load_heldout()
     if quick:
-        size, drift = 20, min(drift, 40)
+        size, drift = 10, min(drift, 40)
     retriever.build_gallery([Item(image=i.image, text=i.text, label=i.label, key=str(i.label)) for i in test])
     clean_items = test[::10] if quick else test
     # decoded once: every learner on every shift scores them again (decoding was a fifth of the run)
