@@ -218,7 +218,8 @@ class JointMap:
         if self.method == "pca" or self.embeddings is None:
             return ((embedding - self.mean) @ self.axes).astype(np.float32)
         cosine = self.embeddings @ (embedding / max(float(np.linalg.norm(embedding)), 1e-12))
-        nearest = np.argsort(-cosine)[: self.neighbours]
+        k = min(self.neighbours, len(cosine))
+        nearest = np.argpartition(-cosine, k - 1)[:k]   # on the UI thread: no full sort of a big gallery
         weights = np.exp((cosine[nearest] - cosine[nearest].max()) / 0.05)
         return (weights @ self.points[nearest] / weights.sum()).astype(np.float32)
 
