@@ -110,7 +110,7 @@ class Training(Phase):
                 "training_steps_per_s": round((panel.step - bench.marks["steps"]) / seconds, 2)}
 
     def stop(self, bench) -> None:
-        bench.window.training_panel.stop()      # the run's end starts the next phase (`training_finished`)
+        bench.window.training_panel.stop()      # the run's end starts the next phase (`UiBench.follow`)
 
 
 class LongRun(Phase):
@@ -227,11 +227,10 @@ class UiBench:
         self.checkpoint = checkpoint
         # training as configured (curves + memory view live); the same model in batches of FAST_BATCH, so that
         # steps come as fast as on a GPU (can the memory view keep up?); then the query phases
-        self.phases: list[Phase] = [Training("training"), Training("fast_steps", FAST_BATCH, panel="memory"),
-                                    LongRun(), QueryStream(), JointSpace(), Listening()]
+        self.upcoming: list[Phase] = [Training("training"), Training("fast_steps", FAST_BATCH, panel="memory"),
+                                      LongRun(), QueryStream(), JointSpace(), Listening()]
         self.phase: Phase | None = None     # the one being measured
         self.starting: Phase | None = None  # the one started last (a training phase waits for its first step)
-        self.upcoming = list(self.phases)
         self.ticks: list[float] = []
         self.marks: dict = {}
         self.queries = 0

@@ -93,16 +93,20 @@ def test_the_neighbourhood_map_keeps_what_pca_loses_and_places_a_query_among_its
     np.testing.assert_array_equal(again.points, tsne.points)   # seeded: the same gallery, the same map
 
 
-def test_a_neighbourhood_map_stops_when_its_progress_says_so():
-    class Stop(Exception):
-        pass
+class Stop(Exception):
+    """What a cancelled task's progress raises."""
 
-    def cancel(done, total):
-        if done >= 3:
+
+def _stop_at(reports: int):
+    def progress(done, total):
+        if done >= reports:
             raise Stop
+    return progress
 
+
+def test_a_neighbourhood_map_stops_when_its_progress_says_so():
     with pytest.raises(Stop):
-        neighbourhood_map(joint_map(_ten_groups()), progress=cancel)
+        neighbourhood_map(joint_map(_ten_groups()), progress=_stop_at(3))
 
 
 def test_the_map_laid_out_in_a_process_of_its_own_is_the_same_and_stops_when_asked():
@@ -114,14 +118,6 @@ def test_the_map_laid_out_in_a_process_of_its_own_is_the_same_and_stops_when_ask
     assert apart.method == "tsne" and seen and seen[-1][0] == seen[-1][1]
 
     import multiprocessing
-
-    class Stop(Exception):
-        pass
-
-    def cancel(done, total):
-        if done >= 2:
-            raise Stop
-
     with pytest.raises(Stop):
-        neighbourhood_map_apart(pca, progress=cancel)
+        neighbourhood_map_apart(pca, progress=_stop_at(2))
     assert not [p for p in multiprocessing.active_children() if p.name == "nlmm-neighbourhood-map"]
