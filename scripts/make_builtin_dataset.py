@@ -174,7 +174,8 @@ def build(out: Path, seed: int, workers: int) -> dict:
     train_fonts = [f for f in fonts if glyphs.font_split(f.family) == "train"]
     atlas = np.stack([glyphs.digit_glyphs(f) for f in train_fonts])
     np.savez_compressed(out / GLYPHS_FILE, train_fonts=atlas, train_font_names=np.array([f.name for f in train_fonts]))
-    strokes = {"train": {family: glyphs.hershey_digits(family) for family in glyphs.STROKE_SPLITS["train"]}}
+    strokes = {split: {family: glyphs.hershey_digits(family) for family in families}
+               for split, families in glyphs.STROKE_SPLITS.items()}
     (out / STROKES_FILE).write_text(json.dumps(strokes, separators=(",", ":")) + "\n", encoding="utf-8")
     simulated, lengths = rooms.pack(rooms.simulated_rooms(SIMULATED_ROOMS, SAMPLE_RATE, seed))
     recorded = rooms.recorded_rooms(SAMPLE_RATE, CACHE)

@@ -13,8 +13,12 @@ from engine.data.builtin import IMAGE_SIZE  # (height, width)
 
 GLYPH_SIZE = 32
 GLYPHS_FILE = "glyphs.npz"   # train_fonts: (fonts, 10, 32, 32) uint8; train_font_names: (fonts,) str
-# Handwriting fonts the built-in set never uses (scripts/make_styles.py): atlas (fonts, 10, 32, 32), names.
+# Handwriting fonts nothing trains on or is measured on but the corrections (scripts/make_font_atlases.py):
+# atlas (fonts, 10, 32, 32), names.
 STYLES_FILE = "styles.npz"
+# Handwriting fonts by group (scripts/make_font_atlases.py): train / heldout atlases (fonts, 10, 32, 32), and
+# per font its name (train_names, heldout_names) and its group, one hand (train_groups, heldout_groups).
+HANDWRITING_FILE = "handwriting.npz"
 
 
 def _trim_columns(glyph: np.ndarray) -> np.ndarray:
@@ -25,7 +29,6 @@ def _trim_columns(glyph: np.ndarray) -> np.ndarray:
 def compose(label: int, glyphs: np.ndarray, rng: np.random.Generator, tracking: float | None = None,
             slant: float | None = None) -> np.ndarray:
     """The digits of `label` from one font's (10, S, S) glyphs -> a light-on-dark uint8 (H, W) image."""
-    h, w = IMAGE_SIZE
     pieces = [_trim_columns(glyphs[int(d)]) for d in str(label)]
     size = glyphs.shape[-1]
     gap = int(round(size * (rng.uniform(0.04, 0.22) if tracking is None else tracking)))
@@ -34,6 +37,15 @@ def compose(label: int, glyphs: np.ndarray, rng: np.random.Generator, tracking: 
     for piece in pieces:
         strip[:, x: x + piece.shape[1]] = np.maximum(strip[:, x: x + piece.shape[1]], piece)
         x += piece.shape[1] + gap
+    return place(strip, rng, slant)
+
+
+def place(strip: np.ndarray, rng: np.random.Generator, slant: float | None = None, tilt: float = 6.0,
+          max_slant: float = 0.22) -> np.ndarray:
+    """A composed number (float strip, light on dark, 0..255) -> the canvas: a random weight (thinner, as
+    designed, bolder), then scaled to fit with a margin, slanted, turned by up to `tilt` degrees and inked."""
+    h, w = IMAGE_SIZE
+    size = strip.shape[0]
     image = Image.fromarray(strip, "F")
     weight = int(rng.integers(-1, 2))  # thinner, as designed, bolder
     heavy = (strip > 128).mean()
@@ -44,8 +56,8 @@ def compose(label: int, glyphs: np.ndarray, rng: np.random.Generator, tracking: 
     # Scale so the number fits the canvas with a margin, then place it with a small rotation and slant.
     fit = min((h - 4) / size, (w - 4) / strip.shape[1])
     s = fit * rng.uniform(0.62, 0.98)
-    theta = np.deg2rad(rng.uniform(-6.0, 6.0))
-    shear = rng.uniform(-0.22, 0.22) if slant is None else slant
+    theta = np.deg2rad(rng.uniform(-tilt, tilt))
+    shear = rng.uniform(-max_slant, max_slant) if slant is None else slant
     cx, cy = w / 2 + rng.uniform(-3.0, 3.0), h / 2 + rng.uniform(-1.5, 1.5)
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     fwd = rot @ np.array([[s, -shear * s], [0.0, s]])

@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 
 from engine.data.builtin import IMAGE_SIZE  # (height, width)
 
-STROKES_FILE = "strokes.json"   # {"train": {family: [digit][stroke][point] = [x, y]}}
+# {"train": {family: [digit][stroke][point] = [x, y]}, "heldout": {...}}: training draws only "train"
+STROKES_FILE = "strokes.json"
 SUPERSAMPLE = 4                 # draw at 4x, then downsample: antialiased strokes
 
 

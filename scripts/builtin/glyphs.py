@@ -22,11 +22,47 @@ EXCLUDED_FAMILIES = {"D050000L", "Balker", "Marked Fool", "Swift", "Winks", "fla
 # Dustismo Roman, Berenika and Klaudia are one designer's pairs).
 HELDOUT_FAMILIES = {"Humor Sans", "Comic Neue", "Fira Code", "Cantarell", "P052", "TeX Gyre Pagella", "Berenika",
                     "Klaudia", "Domestic Manners", "Tomson Talks", "Dustismo", "Dustismo Roman", "It wasn't me"}
-# Handwriting families of the correction styles (resources/builtin/styles.npz, scripts/make_styles.py): never
+# Handwriting families of the correction styles (resources/builtin/styles.npz, scripts/make_font_atlases.py): never
 # in the built-in set, neither trained on nor among its held-out fonts; the generator skips them when installed.
 STYLE_PACKAGES = "fonts-bwht fonts-dkg-handwriting fonts-ecolier-court fonts-rufscript"
 STYLE_FAMILIES = {"Because We Build", "Because We Connect", "Because We Create", "Because We Learn",
                   "Because We Mentor", "Because We Organize", "DkgHandwriting", "Ecolier_court", "Rufscript"}
+# Handwriting families of the handwriting atlas (resources/builtin/handwriting.npz, scripts/make_font_atlases.py),
+# by group: a group is one hand (a calligrapher's several faces, one font's weights). Whole groups are held out
+# for `nlmm bench robustness`; the generator of the built-in set skips every family of these packages.
+HANDWRITING_PACKAGES = ("fonts-aoyagi-kouzan-t fonts-aoyagi-soseki fonts-kouzan-mouhitsu fonts-dancingscript "
+                        "fonts-sjfonts fonts-havana fonts-isabella fonts-joscelyn fonts-kaushanscript fonts-klee "
+                        "fonts-kristi fonts-leckerli-one fonts-lobster fonts-nanum-extra fonts-navilu "
+                        "fonts-tlwg-purisa-otf fonts-seto fonts-yozvox-yozfont fonts-yusei-magic fonts-kiloji "
+                        "fonts-cabinsketch")
+HANDWRITING_GROUPS = {
+    "train": {"Kouzan": ("AoyagiKouzanFontT", "KouzanBrushFont", "KouzanBrushFontGyousyo", "KouzanBrushFontSousyo"),
+              "Soseki": ("AoyagiSosekiFont2",), "Steve": ("Steve",), "Havana": ("Havana",),
+              "Isabella": ("Isabella",), "Joscelyn": ("Joscelyn",), "Kristi": ("Kristi",),
+              "Leckerli One": ("Leckerli One",), "Lobster Two": ("Lobster Two",),
+              "Nanum Brush Script": ("Nanum Brush Script",), "Navilu": ("Navilu",), "Seto": ("SetoFont",),
+              "Yozfont": ("YOzN",), "Yusei Magic": ("Yusei Magic",), "Cabin Sketch": ("Cabin Sketch",)},
+    "heldout": {"Klee One": ("Klee One",), "Nanum Pen Script": ("Nanum Pen Script",),
+                "Kaushan Script": ("Kaushan Script",), "Purisa": ("Purisa",), "Delphine": ("Delphine",),
+                "Kiloji": ("kiloji", "kiloji - B", "kiloji - D", "kiloji - P"), "Dancing Script": ("Dancing Script",)},
+}
+HANDWRITING_FAMILIES = {family: (split, group) for split, groups in HANDWRITING_GROUPS.items()
+                        for group, families in groups.items() for family in families}
+# What else those packages install: other faces of one hand (the Yozfont kana variants, SetoFont-ex),
+# the Nanum packages' printed faces, a second name of Cabin Sketch, a font without digits (TypoScript).
+HANDWRITING_SIBLING_PREFIXES = ("YOz", "Nanum", "SetoFont", "kiloji", "CabinSketch", "TypoScript")
+
+
+def collection(family: str) -> str:
+    """Which atlas a font family belongs to: "styles", "handwriting" (or one of its packages' others,
+    "none") or "builtin"."""
+    if family in STYLE_FAMILIES:
+        return "styles"
+    if family in HANDWRITING_FAMILIES:
+        return "handwriting"
+    return "none" if family.startswith(HANDWRITING_SIBLING_PREFIXES) else "builtin"
+
+
 # Hershey single-stroke families: the "drawn with a mouse or a finger" style. Held out: cursive, timesi.
 MIN_STROKE = 1.3  # pixels at GLYPH_SIZE
 STROKE_SPLITS = {"train": ("futural", "rowmans", "scripts", "greek", "timesr", "futuram"),
@@ -48,9 +84,10 @@ def font_split(family: str) -> str:
     return "heldout" if family in HELDOUT_FAMILIES else "train"
 
 
-def installed_fonts(styles: bool = False) -> list[Font]:
+def installed_fonts(styles: bool = False, kind: str | None = None) -> list[Font]:
     """One file per (family, style), OpenType/TrueType before Type 1, sorted by name: the built-in set's
-    fonts, or with `styles` the correction styles' (STYLE_FAMILIES) only."""
+    fonts, with `styles` the correction styles' (STYLE_FAMILIES) only, or those of `collection` `kind`."""
+    kind = kind or ("styles" if styles else "builtin")
     out = subprocess.run(["fc-list", "--format=%{family[0]}|%{style[0]}|%{file}\n"], capture_output=True,
                          text=True, check=True).stdout
     chosen: dict[tuple[str, str], str] = {}
@@ -58,7 +95,7 @@ def installed_fonts(styles: bool = False) -> list[Font]:
         family, style, path = line.split("|")
         if family in EXCLUDED_FAMILIES or not path.lower().endswith((".ttf", ".otf", ".t1", ".pfb")):
             continue
-        if (family in STYLE_FAMILIES) != styles:
+        if collection(family) != kind:
             continue
         key = (family, style)
         if key not in chosen or (chosen[key].endswith((".t1", ".pfb")) and not path.endswith((".t1", ".pfb"))):
