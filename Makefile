@@ -33,11 +33,12 @@ test: setup
 bench: setup
 	$(VENV)/nlmm bench kernels
 
-# Rebuilds resources/builtin (speech engines, fonts, rooms: resources/builtin/README.md). The generator's
+# Rebuilds resources/builtin (speech engines, fonts, handwriting, rooms: resources/builtin/README.md). The generator's
 # own packages go into .venv-dataset from requirements-dataset.lock, `make lock` keeps both locks in step.
 dataset: setup
 	bash scripts/setup_dataset.sh
 	.venv-dataset/bin/python scripts/make_builtin_dataset.py
+	.venv-dataset/bin/python scripts/make_font_atlases.py
 
 screenshots: setup
 	bash scripts/screenshots.sh --out docs/screenshots

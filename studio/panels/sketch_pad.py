@@ -2,7 +2,8 @@
 as you draw.
 
 Strokes are kept as point lists in the pad's own unit square, so the drawing survives a resize and renders
-at any size. `pixels()` renders them to a grey array, dark ink on white paper as the pad shows them; the
+at any size. `pixels()` renders them to a grey array, dark ink on white paper as the pad shows them, with
+the engine's pen renderer (`engine.data.pen`): the one training renders its made-up pad drawings with. The
 engine reads it through the same image preprocessing as a dropped file (paper flattened, ink cropped and
 letter-boxed). Pens and touch screens reach the pad as the mouse events Qt synthesises from their events.
 
@@ -19,17 +20,16 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPainterPath, QPen, QShortcut
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from engine.data import pen
+
 QUERY_INTERVAL_MS = 200     # at most 5 queries a second while drawing: the demo model answers in ~10-30 ms
-PEN_SHARE = 0.07            # the brush's width as a share of the pad's height (the training sketches: 7-17 %
-                            # of a number's height, which fills ~70 % of the pad)
-RENDER_HEIGHT = 128         # pixels: the model sees 32 x 64, so more would only cost time
-PAPER, INK = QColor(255, 255, 255), QColor(20, 20, 20)
+PAPER, INK = QColor(pen.PAPER, pen.PAPER, pen.PAPER), QColor(pen.INK, pen.INK, pen.INK)
 
 
 def draw_strokes(painter: QPainter, strokes, width: float, height: float, ink: QColor = INK) -> None:
-    """Each stroke as a round-capped polyline scaled to width x height (a single point: a dot)."""
-    pen = QPen(ink, max(1.0, PEN_SHARE * height), Qt.SolidLine, Qt.RoundCap, Qt.RoundJoin)
-    painter.setPen(pen)
+    """Each stroke as a round-capped polyline scaled to width x height (a single point: a dot): what the pad
+    shows on screen, drawn as `engine.data.pen.render_strokes` draws what the model reads."""
+    painter.setPen(QPen(ink, max(1.0, pen.PEN_SHARE * height), Qt.SolidLine, Qt.RoundCap, Qt.RoundJoin))
     painter.setRenderHint(QPainter.Antialiasing)
     for stroke in strokes:
         points = [QPointF(x * width, y * height) for x, y in stroke]
@@ -89,16 +89,10 @@ class SketchPad(QWidget):
             self._drawing = False
             self._changed()
 
-    def pixels(self, height: int = RENDER_HEIGHT) -> np.ndarray:
+    def pixels(self, height: int = pen.RENDER_HEIGHT) -> np.ndarray:
         """The strokes rendered as (height, width) uint8 grey at the pad's aspect: dark ink, white paper."""
         width = max(1, round(height * self.width() / max(1, self.height())))
-        image = QImage(width, height, QImage.Format_Grayscale8)
-        image.fill(PAPER)
-        painter = QPainter(image)
-        draw_strokes(painter, self.strokes, width, height)
-        painter.end()
-        rows = np.frombuffer(image.constBits(), dtype=np.uint8).reshape(height, image.bytesPerLine())
-        return rows[:, :width].copy()   # a copy: the QImage's buffer goes with it
+        return pen.render_strokes(self.strokes, height, width)
 
     def _unit(self, event) -> tuple[float, float]:
         p = event.position()

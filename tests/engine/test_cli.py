@@ -219,6 +219,14 @@ def test_bench_robustness_reports_every_held_out_condition_beside_the_in_domain_
             assert 0.0 <= values["R@1"] <= values["R@5"] <= 1.0
     assert set(rows["fonts never trained on"]["recall"]) == {"image->text"}
     assert set(rows["engine never trained on: flite"]["recall"]) == {"audio->image", "audio->text"}
+    # every held-out hand and stroke family on its own, each with its target, and the hands' mean
+    hands = {"Klee One", "Nanum Pen Script", "Kaushan Script", "Purisa", "Delphine", "Kiloji", "Dancing Script"}
+    for name in [f"handwriting never trained on: {h}" for h in hands] + \
+            [f"sketch pad, strokes never trained on: {f}" for f in ("cursive", "timesi")]:
+        assert rows[name]["queries"] > 0
+        assert result["targets"][f"{name}: image->text top-1"]["value"] == rows[name]["recall"]["image->text"]["R@1"]
+    mean = sum(rows[f"handwriting never trained on: {h}"]["recall"]["image->text"]["R@1"] for h in hands) / len(hands)
+    assert result["targets"]["handwriting never trained on: mean: image->text top-1"]["value"] == pytest.approx(mean)
 
 
 def test_bench_ttt_reports_every_mechanism_on_every_shift_and_resets_exactly():

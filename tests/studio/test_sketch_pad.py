@@ -9,7 +9,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from studio.panels.sketch_pad import QUERY_INTERVAL_MS, RENDER_HEIGHT, SketchInput
+from engine.data.pen import RENDER_HEIGHT
+from studio.panels.sketch_pad import QUERY_INTERVAL_MS, SketchInput
 
 PAD_W, PAD_H = 240, 120
 SCALE = RENDER_HEIGHT / PAD_H           # pad pixels -> rendered pixels
@@ -56,6 +57,21 @@ def test_a_dragged_seven_is_inked_where_the_mouse_went_and_nowhere_else(sketch):
     for x, y in [(20, 100), (220, 100), (40, 20), (200, 60)]:
         assert not ink_at(pixels, x, y), f"ink at {(x, y)}, away from the stroke"
     assert sketch.undo_button.isEnabled() and sketch.clear_button.isEnabled()
+
+
+def test_what_the_model_reads_is_the_drawing_on_screen(sketch):
+    """The pad shows strokes with Qt and hands the model the engine's rendering (the one training draws its
+    made-up pad drawings with): the two cover the same pixels."""
+    pad = sketch.pad
+    drag(pad, SEVEN)
+    drag(pad, [(40, 30), (40, 100)])
+    shown = pad.grab().toImage().convertToFormat(pad.grab().toImage().Format.Format_Grayscale8)
+    rows = np.frombuffer(shown.constBits(), np.uint8).reshape(shown.height(), shown.bytesPerLine())
+    on_screen = rows[2:-2, 2:shown.width() - 2] < 128                   # inside the pad's frame
+    read = pad.pixels(height=PAD_H)[2:-2, 2:-2] < 128
+    assert on_screen.shape == read.shape
+    overlap = (on_screen & read).sum() / (on_screen | read).sum()
+    assert overlap > 0.85, overlap
 
 
 def test_a_finger_on_a_touch_screen_draws_too(sketch):

@@ -10,7 +10,7 @@ import pytest
 from engine.data.audio_augment import RIRS_FILE, SpeechAugment
 from engine.data.builtin import BUILTIN_ROOT, load_builtin_manifest, load_heldout, load_voices
 from engine.data.number_images import NumberImageSynth
-from engine.data.printed import GLYPHS_FILE
+from engine.data.printed import GLYPHS_FILE, HANDWRITING_FILE, handwriting_styles
 from engine.data.sketched import STROKES_FILE
 
 
@@ -63,17 +63,36 @@ def test_held_out_fonts_and_stroke_families_never_reach_training(manifest):
     assert not {item.source for item in heldout["fonts"]} & train_fonts
     assert {item.family for item in heldout["fonts"]} <= set(families["heldout"])
     strokes = json.loads((BUILTIN_ROOT / STROKES_FILE).read_text())
-    assert set(strokes) == {"train"}
+    assert {split: set(families) for split, families in strokes.items()} == \
+        {split: set(families) for split, families in manifest["stroke_families"].items()}
     assert {item.source for item in heldout["strokes"]}.isdisjoint(strokes["train"])
-    assert set(strokes["train"]) == set(manifest["stroke_families"]["train"])
+    assert {item.source for item in heldout["strokes"]} <= set(strokes["heldout"])
+
+
+def test_held_out_hands_never_reach_training_and_no_hand_is_in_two_places(manifest):
+    """A hand (a handwriting group: one font's weights, a calligrapher's faces) is trained on or held out,
+    never both; none of its fonts is among the built-in set's fonts or the correction styles."""
+    with np.load(BUILTIN_ROOT / HANDWRITING_FILE) as data:
+        groups = {split: set(data[f"{split}_groups"].tolist()) for split in ("train", "heldout")}
+        names = {split: set(data[f"{split}_names"].tolist()) for split in ("train", "heldout")}
+        assert data["train"].shape == (len(data["train_names"]), 10, 32, 32)
+    assert len(groups["train"]) >= 10 and len(groups["heldout"]) >= 5
+    assert not groups["train"] & groups["heldout"] and not names["train"] & names["heldout"]
+    families = {name.rsplit(" ", 1)[0] for name in names["train"] | names["heldout"]}
+    built_in = set(manifest["fonts"]["train"]) | set(manifest["fonts"]["heldout"])
+    assert not {name.rsplit(" ", 1)[0] for name in built_in} & families
+    assert not set(handwriting_styles()) & (names["train"] | names["heldout"])
 
 
 def test_training_images_come_only_from_training_sources():
     synth = NumberImageSynth.from_folder(BUILTIN_ROOT)
-    assert set(synth.names) == {"handwritten", "printed", "sketched"}
+    assert set(synth.names) == {"handwritten", "handwriting font", "printed", "sketched", "sketch pad"}
     with np.load(BUILTIN_ROOT / GLYPHS_FILE) as glyphs:
         assert np.array_equal(synth.ways["printed"].atlas, glyphs["train_fonts"])
-    assert synth.ways["sketched"].names == sorted(json.loads((BUILTIN_ROOT / STROKES_FILE).read_text())["train"])
+    with np.load(BUILTIN_ROOT / HANDWRITING_FILE) as hands:
+        assert np.array_equal(synth.ways["handwriting font"].atlas, hands["train"])
+    trained = sorted(json.loads((BUILTIN_ROOT / STROKES_FILE).read_text())["train"])
+    assert synth.ways["sketched"].names == trained and synth.ways["sketch pad"].names == trained
 
 
 def test_training_rooms_are_simulated_and_the_recorded_rooms_stay_out():
