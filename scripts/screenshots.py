@@ -3,7 +3,8 @@
     python scripts/screenshots.py [--out docs/screenshots] [--checkpoint PATH] [--steps 40]
 
 Model & levels (the tiny preset), Training (a short live run of the tiny config on the built-in set),
-Retrieval (a text, an image and an audio-file query, a number drawn on the sketch pad with mouse drags),
+Retrieval (a text, an image and an audio-file query, a number drawn on the sketch pad with mouse drags in a
+stroke family training never draws),
 Memory (after adaptive queries), Joint space (the gallery's map with an adapted query), two past runs
 compared (two short real runs of the tiny config). `--only 3-retrieval-sketch,2-compare-runs` saves just
 those (and skips what no shot needs: the runs to compare, the live training run).
@@ -286,26 +287,20 @@ def hover_first_hit(joint) -> None:
     QTest.mouseMove(joint.plot_widget.viewport(), QPoint(where.x(), where.y()))
 
 
-def draw_number(pad, number: int) -> None:
-    """Draws `number` on the sketch pad with real mouse drags, in the built-in set's single-stroke font."""
+def draw_number(pad, number: int, family: str = "cursive") -> None:
+    """Draws `number` on the sketch pad with real mouse drags, as a hand would in `family`: a Hershey stroke
+    family training never draws (strokes.json "heldout"), moved along a made-up pen trajectory."""
     import json
 
     import numpy as np
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
-    digits = json.loads((ROOT / "resources" / "builtin" / "strokes.json").read_text())["train"]["futural"]
-    placed, x = [], 0.0
-    for d in str(number):
-        strokes = [np.asarray(s, dtype=float) for s in digits[int(d)] if len(s)]
-        xs = np.concatenate([s[:, 0] for s in strokes])
-        placed += [np.stack([s[:, 0] - xs.min() + x, s[:, 1]], axis=1) for s in strokes]
-        x += xs.max() - xs.min() + 0.25
+
+    from engine.data.trajectories import trajectory
+    digits = json.loads((ROOT / "resources" / "builtin" / "strokes.json").read_text())["heldout"][family]
     width, height = pad.width(), pad.height()
-    total = x - 0.25
-    scale = min(0.7 * height, 0.85 * width / total)     # 70 % of the pad's height, or 85 % of its width
-    for stroke in placed:
-        points = [QPoint(round(width / 2 + (px - total / 2) * scale), round(height / 2 + (py - 0.5) * scale))
-                  for px, py in stroke]
+    for stroke in trajectory(number, digits, np.random.default_rng(number), aspect=width / height):
+        points = [QPoint(round(x * (width - 1)), round(y * (height - 1))) for x, y in stroke]
         QTest.mousePress(pad, Qt.LeftButton, Qt.NoModifier, points[0])
         for point in points[1:]:
             QTest.mouseMove(pad, point)

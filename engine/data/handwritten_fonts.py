@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.data.printed import HANDWRITING_FILE, _trim_columns, place
+from engine.data.printed import HANDWRITING_FILE, trim_columns, place
 
 
 def write(label: int, glyphs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -18,7 +18,7 @@ def write(label: int, glyphs: np.ndarray, rng: np.random.Generator) -> np.ndarra
     size = glyphs.shape[-1]
     pieces = []
     for d in str(label):
-        glyph = Image.fromarray(_trim_columns(glyphs[int(d)]).astype(np.float32), "F")
+        glyph = Image.fromarray(trim_columns(glyphs[int(d)]).astype(np.float32), "F")
         scale = rng.uniform(0.85, 1.12)
         width = max(1, round(glyph.width * scale * rng.uniform(0.88, 1.12)))
         glyph = glyph.resize((width, max(1, round(glyph.height * scale))), Image.BICUBIC)

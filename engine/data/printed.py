@@ -21,7 +21,8 @@ STYLES_FILE = "styles.npz"
 HANDWRITING_FILE = "handwriting.npz"
 
 
-def _trim_columns(glyph: np.ndarray) -> np.ndarray:
+def trim_columns(glyph: np.ndarray) -> np.ndarray:
+    """A digit's glyph without the empty columns either side of it."""
     cols = np.flatnonzero(glyph.max(axis=0) > 40)
     return glyph[:, cols.min(): cols.max() + 1] if len(cols) else glyph
 
@@ -29,7 +30,7 @@ def _trim_columns(glyph: np.ndarray) -> np.ndarray:
 def compose(label: int, glyphs: np.ndarray, rng: np.random.Generator, tracking: float | None = None,
             slant: float | None = None) -> np.ndarray:
     """The digits of `label` from one font's (10, S, S) glyphs -> a light-on-dark uint8 (H, W) image."""
-    pieces = [_trim_columns(glyphs[int(d)]) for d in str(label)]
+    pieces = [trim_columns(glyphs[int(d)]) for d in str(label)]
     size = glyphs.shape[-1]
     gap = int(round(size * (rng.uniform(0.04, 0.22) if tracking is None else tracking)))
     strip = np.zeros((size, sum(p.shape[1] for p in pieces) + gap * (len(pieces) - 1)), np.float32)

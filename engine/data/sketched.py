@@ -16,7 +16,7 @@ STROKES_FILE = "strokes.json"
 SUPERSAMPLE = 4                 # draw at 4x, then downsample: antialiased strokes
 
 
-def _densify(stroke: np.ndarray, step: float = 0.04) -> np.ndarray:
+def densify(stroke: np.ndarray, step: float = 0.04) -> np.ndarray:
     if len(stroke) < 2:
         return stroke
     seg = np.linalg.norm(np.diff(stroke, axis=0), axis=1)
@@ -27,7 +27,7 @@ def _densify(stroke: np.ndarray, step: float = 0.04) -> np.ndarray:
     return np.stack([np.interp(ts, t, stroke[:, 0]), np.interp(ts, t, stroke[:, 1])], axis=1)
 
 
-def _wobble(points: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+def wobble(points: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
     """Low-frequency displacement along the stroke (a hand drifts; it does not jitter per pixel)."""
     n = len(points)
     knots = max(2, n // 8 + 1)
@@ -62,9 +62,9 @@ def draw(label: int, digits: list, rng: np.random.Generator, width: float | None
     brush = (rng.uniform(0.07, 0.17) if width is None else width) * scale
     canvas = Image.new("L", (W, H), 0)
     pen = ImageDraw.Draw(canvas)
-    wobble = rng.uniform(0.005, 0.03)
+    drift = rng.uniform(0.005, 0.03)
     for stroke in placed:
-        pts = _wobble(_densify(stroke), rng, wobble)
+        pts = wobble(densify(stroke), rng, drift)
         xy = (pts - centre) @ m.T + origin
         line = [tuple(p) for p in xy]
         r = brush / 2

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from engine.data.pen import RENDER_HEIGHT, render_strokes
-from engine.data.sketched import _densify, _wobble
+from engine.data.sketched import densify, wobble
 
 
 def _overshoot(stroke: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -30,7 +30,7 @@ def _overshoot(stroke: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _sampled(stroke: np.ndarray, rng: np.random.Generator, step: float) -> np.ndarray:
     """The points an input device reports: one every `step` or so of path (in digit heights), jittered."""
-    path = _densify(stroke, 0.01)
+    path = densify(stroke, 0.01)
     if len(path) < 3:
         return path
     seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
@@ -70,10 +70,10 @@ def trajectory(label: int, digits: list, rng: np.random.Generator, aspect: float
     centre = np.array([total_w / 2, 0.5])
     pad_pixels = rng.uniform(80.0, 400.0)     # the pad's height on screen: points land on its pixel grid
     step = rng.uniform(0.015, 0.08)           # how far the hand moves between two reported points
-    wobble = rng.uniform(0.005, 0.035)
+    drift = rng.uniform(0.005, 0.035)
     out = []
     for stroke in placed:
-        path = _wobble(_densify(_overshoot(stroke, rng)), rng, wobble)
+        path = wobble(densify(_overshoot(stroke, rng)), rng, drift)
         if len(path) > 8 and rng.random() < 0.1:   # the pen lifts mid-stroke and comes down a little on
             cut = int(rng.integers(3, len(path) - 3))
             pieces = [path[:cut], path[cut + 1:]]
