@@ -164,7 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              f"and the shared memory stay as they were ({trainer.frozen_parameters / 1e6:.1f} M "
                              "parameters frozen)")
             if trainer.tensorboard:
-                printer.line(f"TensorBoard events in {trainer.out_dir / 'tensorboard'}: "
+                from engine.training.tensorboard_log import FOLDER
+                printer.line(f"TensorBoard events in {trainer.out_dir / FOLDER}: "
                              f"tensorboard --logdir {trainer.out_dir.parent}")
             if trainer.new_words:
                 shown = ", ".join(trainer.new_words[:8]) + (", …" if len(trainer.new_words) > 8 else "")
@@ -424,10 +425,10 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
     """Each benchmark of the quick set in turn, with its own defaults and --quick."""
     from engine.bench import bench_module
     progress = _stderr if args.json else print
-    results = []
+    results, parser = [], build_parser(with_benches=True)
     for name in args.only or QUICK_SET:
         progress(f"== nlmm bench {name} --quick")
-        own = build_parser().parse_args(["bench", name, "--quick"] + (["--device", args.device] if args.device else []))
+        own = parser.parse_args(["bench", name, "--quick"] + (["--device", args.device] if args.device else []))
         bench = bench_module(name)
         result = bench.from_args(own, progress)
         results.append(result)

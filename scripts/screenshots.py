@@ -290,14 +290,13 @@ def hover_first_hit(joint) -> None:
 def draw_number(pad, number: int, family: str = "cursive") -> None:
     """Draws `number` on the sketch pad with real mouse drags, as a hand would in `family`: a Hershey stroke
     family training never draws (strokes.json "heldout"), moved along a made-up pen trajectory."""
-    import json
-
     import numpy as np
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
 
+    from engine.data.sketched import stroke_families
     from engine.data.trajectories import trajectory
-    digits = json.loads((ROOT / "resources" / "builtin" / "strokes.json").read_text())["heldout"][family]
+    digits = stroke_families("heldout")[family]
     width, height = pad.width(), pad.height()
     for stroke in trajectory(number, digits, np.random.default_rng(number), aspect=width / height):
         points = [QPoint(round(x * (width - 1)), round(y * (height - 1))) for x, y in stroke]

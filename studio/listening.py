@@ -74,7 +74,7 @@ class HandsFreeListener(QObject):
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: hand over only
         block = indata[:, 0].copy()
-        self.listener.push(block)
+        self.hear(block)
         self._peak = float(np.abs(block.astype(np.float32)).max(initial=0.0)) / 32768.0
 
     def _show_level(self) -> None:

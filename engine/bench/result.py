@@ -50,7 +50,7 @@ class BenchResult:
 
     def __getitem__(self, key: str):
         """The figure `key`, as the JSON reads it (tables and tests read figures by name)."""
-        return self.as_dict()[key]
+        return self.figures[key] if key in self.figures else self.as_dict()[key]
 
     def as_dict(self) -> dict:
         return {"bench": self.bench, **self.figures,

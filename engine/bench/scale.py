@@ -43,7 +43,8 @@ def add_arguments(parser) -> None:
 def make_gallery(folder: Path, images: int, progress=print) -> Path:
     """A folder data set of `images` images, each with PER_IMAGE distinct captions and clips: links to the
     built-in files (a distinct path each), captions with a word or a count added. Returns the folder."""
-    manifest = [item for split in ("train", "val", "test") for item in load_builtin_manifest()[split]]
+    splits = load_builtin_manifest()
+    manifest = [item for split in ("train", "val", "test") for item in splits[split]]
     (folder / "images").mkdir(parents=True)
     (folder / "audio").mkdir()
     clips: dict[int, list[Path]] = {}

@@ -80,11 +80,16 @@ def harsh_photos(test) -> list[Image.Image]:
 RENDERS_PER_NUMBER = 2   # of each held-out hand and stroke family: 200 queries, one point of top-1 = 2 queries
 
 
+def _numbers(renders: int, every: int) -> list[int]:
+    """Every number `renders` times in a row, then every n-th of those."""
+    from engine.data.builtin import NUM_LABELS
+    return [label for label in range(NUM_LABELS) for _ in range(renders)][::every]
+
+
 def heldout_handwriting(renders: int = RENDERS_PER_NUMBER, every: int = 1) -> dict[str, tuple[list, list[int]]]:
     """Per held-out handwriting group (resources/builtin/handwriting.npz), every number written `renders`
     times in a random font of the group, as training writes its own groups: group -> (images, labels).
     `every`: only every n-th of those (a quicker run)."""
-    from engine.data.builtin import NUM_LABELS
     from engine.data.handwritten_fonts import handwriting_fonts, write
     groups: dict[str, list[np.ndarray]] = {}
     for group, atlas in handwriting_fonts("heldout").values():
@@ -92,7 +97,7 @@ def heldout_handwriting(renders: int = RENDERS_PER_NUMBER, every: int = 1) -> di
     out = {}
     for g, (group, atlases) in enumerate(sorted(groups.items())):
         rng = np.random.default_rng([11, g])
-        labels = [label for label in range(NUM_LABELS) for _ in range(renders)][::every]
+        labels = _numbers(renders, every)
         out[group] = ([Image.fromarray(write(label, atlases[int(rng.integers(len(atlases)))], rng), "L")
                        for label in labels], labels)
     return out
@@ -101,14 +106,12 @@ def heldout_handwriting(renders: int = RENDERS_PER_NUMBER, every: int = 1) -> di
 def heldout_pad_drawings(renders: int = RENDERS_PER_NUMBER, every: int = 1) -> dict[str, tuple[list, list[int]]]:
     """Per held-out stroke family, every number drawn `renders` times on the sketch pad (made-up pen
     trajectories, rendered by the pad's renderer): family -> (images, labels). `every`: every n-th only."""
-    import json
-    from engine.data.builtin import NUM_LABELS
-    from engine.data.sketched import STROKES_FILE
+    from engine.data.sketched import stroke_families
     from engine.data.trajectories import PenSynth
-    families = json.loads((BUILTIN_ROOT / STROKES_FILE).read_text())["heldout"]
+    families = stroke_families("heldout")
     out = {}
     for f, family in enumerate(sorted(families)):
         pad, rng = PenSynth({family: families[family]}), np.random.default_rng([12, f])
-        labels = [label for label in range(NUM_LABELS) for _ in range(renders)][::every]
+        labels = _numbers(renders, every)
         out[family] = ([pad(label, rng) for label in labels], labels)
     return out

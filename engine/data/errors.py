@@ -23,13 +23,14 @@ def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
     content."""
     path = Path(path)
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
     except FileNotFoundError:
         return "file not found"
     except PermissionError:
         return "permission denied (its folder cannot be read)"
     except OSError as err:
         return f"cannot be read ({err.strerror or err})"
+    mode = status.st_mode
     if stat.S_ISDIR(mode):
         return f"a folder, not {_a(what)}"
     if not stat.S_ISREG(mode):
@@ -38,7 +39,7 @@ def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
         return f"{kind}, not {_a(what)}"
     if not os.access(path, os.R_OK):
         return "permission denied (this user may not read it)"
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         return "empty file (0 bytes)"
     return None
 

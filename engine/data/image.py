@@ -183,9 +183,8 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     """(H, W, C) in [0, 1] -> light-on-dark grey, background flattened, contrast-stretched and cropped
     to the writing."""
     grey = array.mean(axis=-1) if array.shape[-1] == 3 else array[..., 0]
-    shape, spread = grey.shape, 0.0
-    if max(grey.shape) > WORKING_SIDE:
-        spread = float(np.ptp(grey))   # its contrast before shrinking (noise averages out to grey)  # a 12-megapixel photo holds no more of a number than this
+    shape, full = grey.shape, grey   # the full image's contrast is read only if the shrunk one has none
+    if max(grey.shape) > WORKING_SIDE:   # a 12-megapixel photo holds no more of a number than this
         scale = WORKING_SIDE / max(grey.shape)
         size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
         grey = transforms().resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size, antialias=True)[0].numpy()
@@ -195,7 +194,8 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     if high - low < 0.05:   # ink on under 0.5 % of the pixels (a thin, small "1"): its own brightest pixels
         high = float(np.sort(grey, axis=None)[-min(grey.size, MIN_INK_PIXELS)])
     if high - low < 0.05:
-        if spread >= 0.05:   # it had contrast, finer than a number's strokes: noise, or a 1-pixel strip
+        if full is not grey and float(np.ptp(full)) >= 0.05:   # contrast finer than a number's strokes: noise,
+            # or a 1-pixel strip (shrinking averaged it out to grey)
             raise DataError(f"{name}: no writing to read: its {shape[1]}x{shape[0]} pixels vary only in detail "
                             f"finer than {WORKING_SIDE} pixels across (noise or a thin strip)")
         raise DataError(f"{name}: image has no content (a single flat colour)")

@@ -9,7 +9,6 @@ and stroke families.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from engine.data.handwriting import TRAIN_DIGITS, HandwritingSynth
 from engine.data.handwritten_fonts import HandwritingFontSynth, handwriting_fonts
 from engine.data.paper import TRAINING, photograph
 from engine.data.printed import GLYPHS_FILE, HANDWRITING_FILE, PrintedSynth
-from engine.data.sketched import STROKES_FILE, SketchSynth
+from engine.data.sketched import STROKES_FILE, SketchSynth, stroke_families
 from engine.data.trajectories import PenSynth
 
 # How often each way is drawn (renormalised over the ways the data folder has), then how often the
@@ -49,7 +48,7 @@ class NumberImageSynth:
             fonts = handwriting_fonts("train", root)
             ways["handwriting font"] = HandwritingFontSynth(np.stack([a for _, a in fonts.values()]), list(fonts))
         if (root / STROKES_FILE).is_file():
-            families = json.loads((root / STROKES_FILE).read_text())["train"]
+            families = stroke_families("train", root)
             ways["sketched"], ways["sketch pad"] = SketchSynth(families), PenSynth(families)
         return cls(ways) if ways else None
 

@@ -6,14 +6,22 @@ slowly along each stroke, uneven proportions, slant, and a brush as thin as a pe
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engine.data.builtin import IMAGE_SIZE  # (height, width)
+from engine.data.builtin import BUILTIN_ROOT, IMAGE_SIZE  # (height, width)
 
 # {"train": {family: [digit][stroke][point] = [x, y]}, "heldout": {...}}: training draws only "train"
 STROKES_FILE = "strokes.json"
 SUPERSAMPLE = 4                 # draw at 4x, then downsample: antialiased strokes
+
+
+def stroke_families(split: str, root=None) -> dict[str, list]:
+    """The `split` ("train" or "heldout") stroke families of STROKES_FILE: family -> strokes per digit."""
+    return json.loads((Path(root or BUILTIN_ROOT) / STROKES_FILE).read_text(encoding="utf-8"))[split]
 
 
 def densify(stroke: np.ndarray, step: float = 0.04) -> np.ndarray:

@@ -16,8 +16,7 @@ FOLDER = "tensorboard"   # inside the run folder
 class TensorBoardLog:
     def __init__(self, run_folder: str | Path):
         from torch.utils.tensorboard import SummaryWriter   # imports tensorboard: only for runs that log to it
-        self.folder = Path(run_folder) / FOLDER
-        self._writer = SummaryWriter(str(self.folder))
+        self._writer = SummaryWriter(str(Path(run_folder) / FOLDER))
 
     def write(self, event) -> None:
         if isinstance(event, StepMetrics):
@@ -32,9 +31,6 @@ class TensorBoardLog:
                 for k, value in values.items():          # "R@1" -> recall@1
                     self._writer.add_scalar(f"recall@{k.removeprefix('R@')}/{event.split}/{direction}", value,
                                             event.step)
-
-    def flush(self) -> None:
-        self._writer.flush()
 
     def close(self) -> None:
         self._writer.close()

@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
 from engine.data.pen import RENDER_HEIGHT
@@ -65,7 +66,7 @@ def test_what_the_model_reads_is_the_drawing_on_screen(sketch):
     pad = sketch.pad
     drag(pad, SEVEN)
     drag(pad, [(40, 30), (40, 100)])
-    shown = pad.grab().toImage().convertToFormat(pad.grab().toImage().Format.Format_Grayscale8)
+    shown = pad.grab().toImage().convertToFormat(QImage.Format_Grayscale8)
     rows = np.frombuffer(shown.constBits(), np.uint8).reshape(shown.height(), shown.bytesPerLine())
     on_screen = rows[2:-2, 2:shown.width() - 2] < 128                   # inside the pad's frame
     read = pad.pixels(height=PAD_H)[2:-2, 2:-2] < 128
