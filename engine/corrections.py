@@ -9,8 +9,9 @@ milliseconds, on the query thread, with no run folder and no training thread, by
                (a soft nearest-neighbour vote): what was taught is answered right again at once.
   encoder      one Adam step (STEPS) of the query modality's encoder and head on the correction, replaying
                a sample of the earlier corrections, with built-in items as anchors: their embeddings are
-               held where the trained model put them. The style of the user's writing or voice is learnt,
-               so numbers never corrected benefit too, while the other skills stay.
+               held where the trained model put them; then the weights are pulled back a little toward
+               their trained values (PULL_BACK), so that moves cannot pile up. The style of the user's
+               writing or voice is learnt, so numbers never corrected benefit too, while the other skills stay.
 
 `nlmm bench corrections` measures them (alone and together: docs/corrections.md). `reset()` restores the
 model bit for bit; `forget(i)` drops one correction and learns the rest again from the trained weights.
@@ -44,6 +45,9 @@ LR = 3e-4              # their rate on the encoder's weights
 REPLAY = {"text": 15, "image": 15, "audio": 11}
 ANCHORS = 8            # built-in items held in place per step
 ANCHOR_WEIGHT = 40.0   # how strongly (1 - cosine to the trained embedding)
+# After each step, this share of every weight's move from its trained value is undone: a correction's
+# trace fades over a few hundred later ones unless replayed, so the moves cannot pile up (docs/corrections.md).
+PULL_BACK = 0.01
 TEMPERATURE = 0.1      # of the correction's loss over the gallery's answers
 SLOT_SHARPNESS = 80.0  # a key's vote: exp(SLOT_SHARPNESS * (cos - 1)), ~1 at the key, ~0.02 at cos 0.95
 SLOT_WEIGHT = 0.5      # the largest score a vote adds (scores are cosines in [-1, 1])
@@ -188,6 +192,7 @@ class CorrectionMemory:
         modality = correction.modality
         optimiser = self._optimiser(modality)
         earlier = [c for c in self.corrections[:-1] if c.modality == modality and c.target == correction.target]
+        params = self.parameters(modality)
         with torch.enable_grad():
             for _ in range(self.steps):
                 rows = [correction] + self._rng.sample(earlier, min(self.replayed(modality), len(earlier)))
@@ -195,6 +200,9 @@ class CorrectionMemory:
                 loss, first = self._loss(modality, rows, gallery, identities)
                 loss.backward()
                 optimiser.step()
+                with torch.no_grad():
+                    for name, param in params.items():
+                        param.lerp_(self._trained[name], PULL_BACK)
         return first
 
     @torch.no_grad()
