@@ -4,7 +4,7 @@ Images out: a float tensor (C, H, W) in [0, 1] of the config's size.
 Two styles (`image.preprocess`):
 - ink: handwriting. Light strokes on a dark ground, cropped to the writing and letter-boxed, so a phone
   photo of a number written on paper (dark on light) ends up like the training images.
-- photo: natural images. Resize the short side, centre crop (torchvision).
+- photo: natural images. Centre crop to the model's aspect, then resize.
 """
 from __future__ import annotations
 
@@ -20,11 +20,18 @@ from engine.config import ImageConfig
 from engine.data.errors import DataError, file_problem, first_line
 
 
-def transforms():
-    """torchvision's image functions, imported at first use: importing torchvision takes about a second
-    (it loads its models and torch._dynamo), which a text query answered from a cached gallery never needs."""
-    from torchvision.transforms.v2 import functional
-    return functional
+def resize(tensor: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """(C, H, W) -> (C, *size), bilinear with antialiasing: the kernel torchvision's `resize` calls for a float
+    tensor (bit for bit; tests/engine/test_image.py), without importing torchvision, which takes 1.5 s (its
+    models, datasets and torch._dynamo) on every process's first image."""
+    return F.interpolate(tensor[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+def center_crop(tensor: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """(C, H, W) -> its centre (C, *size), offsets rounded as torchvision's `center_crop` rounds them."""
+    h, w = tensor.shape[-2:]
+    top, left = int(round((h - size[0]) / 2.0)), int(round((w - size[1]) / 2.0))
+    return tensor[..., top: top + size[0], left: left + size[1]]
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding a single pixel
 INK_THRESHOLD = 0.35     # after contrast stretching, what counts as writing when cropping
@@ -121,7 +128,7 @@ def _shrink(grey: np.ndarray, height: int, width: int) -> np.ndarray:
     if scale >= 1:
         return grey
     size = [max(1, round(h * scale)), max(1, round(w * scale))]
-    return transforms().resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size, antialias=True)[0].numpy()
+    return resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size)[0].numpy()
 
 
 def _letterbox(grey: np.ndarray, aspect: float) -> np.ndarray:
@@ -187,7 +194,7 @@ def ink_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     if max(grey.shape) > WORKING_SIDE:   # a 12-megapixel photo holds no more of a number than this
         scale = WORKING_SIDE / max(grey.shape)
         size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
-        grey = transforms().resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size, antialias=True)[0].numpy()
+        grey = resize(torch.from_numpy(np.ascontiguousarray(grey))[None], size)[0].numpy()
     if float(np.median(grey)) > 0.5:  # dark writing on paper (the paper is most of the picture)
         grey = flatten_background(grey)
     low, high = np.percentile(grey, [1, 99.5])
@@ -213,14 +220,14 @@ def prepare_image(image: Image.Image, cfg: ImageConfig, name: str = "image") -> 
     if cfg.preprocess == "ink":
         grey = _letterbox(_shrink(ink_array(array, name), cfg.height, cfg.width), cfg.width / cfg.height)
         tensor = torch.from_numpy(grey)[None]
-        tensor = transforms().resize(tensor, size, antialias=True).clamp(0, 1)
+        tensor = resize(tensor, size).clamp(0, 1)
     else:
         tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
         # Centre crop to the model's aspect first, then resize: resizing the short side first would
         # stretch a 1 x 200 000 strip to 64 x 12.8 M pixels before cropping.
         h, w = tensor.shape[-2:]
         crop = [min(h, max(1, round(w * cfg.height / cfg.width))), min(w, max(1, round(h * cfg.width / cfg.height)))]
-        tensor = transforms().resize(transforms().center_crop(tensor, crop), size, antialias=True).clamp(0, 1)
+        tensor = resize(center_crop(tensor, crop), size).clamp(0, 1)
     if tensor.shape[0] != cfg.channels:
         tensor = tensor.mean(0, keepdim=True) if cfg.channels == 1 else tensor.expand(3, -1, -1).clone()
     return tensor.contiguous()

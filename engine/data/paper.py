@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from engine.data.image import transforms
 
 INKS = ((15, 15, 20), (25, 35, 120), (60, 60, 65), (110, 110, 115), (20, 60, 40), (120, 20, 25))
 
@@ -63,7 +62,8 @@ def photograph(number: np.ndarray, rng: np.random.Generator, style: PhotoStyle =
     corners = [[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]]
     moved = [[x + rng.uniform(-d, d) * W, y + rng.uniform(-d, d) * H] for x, y in corners]
     fill = [float(c) for c in paper * 0.9]
-    tensor = transforms().perspective(tensor, corners, moved, fill=fill)
+    from torchvision.transforms.v2 import functional   # here: its import takes 1.5 s that queries never need
+    tensor = functional.perspective(tensor, corners, moved, fill=fill)
     noise = rng.normal(0, rng.uniform(0, style.noise), (1, *tensor.shape[1:])).astype(np.float32)
     tensor = tensor + torch.from_numpy(noise)  # sensor noise is mostly luminance
     photo = Image.fromarray((tensor.clamp(0, 1).numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8), "RGB")

@@ -152,8 +152,6 @@ class RetrievalSession(QObject):
         data = load_source(source, progress=task.report)
         items = gallery_items(data, split, limit)
         retriever.build_gallery(items, progress=task.report, label_names=data.label_names, cache=GalleryCache())
-        from engine.data.image import transforms
-        transforms()   # an image's first preparation imports torchvision (~1 s): here, not at the first drop
         ready = GalleryReady(source, split, retriever.gallery_sizes())
         self.gallery = (items, ready, dict(data.label_names))
         return ready

@@ -4,7 +4,7 @@ import soundfile as sf
 import torch
 
 from engine.config import load_config
-from engine.data.dataset import Collate, Item, MultimodalDataset, make_loader
+from engine.data.dataset import Collate, Item, MultimodalDataset, make_loader, prepared_batches
 from engine.data.sources import load_source
 from engine.data.text import Tokenizer
 
@@ -51,3 +51,22 @@ def test_loader_order_is_deterministic_given_a_seed():
     def order(seed):
         return [b["items"].tolist() for b in make_loader(MultimodalDataset(items, cfg), collate, 8, True, seed)]
     assert order(1) == order(1) and order(1) != order(2)
+
+
+def test_batches_read_by_several_threads_are_the_items_in_order_as_one_thread_reads_them(tmp_path):
+    cfg = load_config("tiny")
+    data = load_source("builtin")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....garbage")
+    items = [Item(audio=i.audio, label=i.label) for i in data.splits["test"][:21]]
+    items[5] = Item(audio=bad, label=3)
+    collate = Collate(Tokenizer.build(["one"], 32), 16)
+
+    def read(threads):
+        return list(prepared_batches(MultimodalDataset(items, cfg), collate, 8, threads))
+    one, three = read(1), read(3)
+    assert [b["items"].tolist() for b in three] == [list(range(0, 8)), list(range(8, 16)), list(range(16, 21))]
+    assert three[0]["audio_index"].tolist() == [0, 1, 2, 3, 4, 6, 7]   # the unreadable clip drops out
+    assert any("bad.wav" in e for e in three[0]["errors"])
+    for a, b in zip(one, three):
+        assert torch.equal(a["audio"], b["audio"]) and torch.equal(a["audio_mask"], b["audio_mask"])

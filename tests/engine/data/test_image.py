@@ -178,3 +178,28 @@ def test_a_thin_small_one_is_read_and_a_lone_speck_is_not():
     speck[10:13, 31] = 220
     with pytest.raises(DataError, match="no content"):
         prepare_image(Image.fromarray(speck, "L"), INK)
+
+
+@pytest.mark.parametrize("shape,size", [((1, 100, 37), [32, 64]), ((3, 300, 501), [48, 48]), ((1, 7, 9), [32, 64]),
+                                        ((3, 5, 900), [64, 32])])
+def test_resize_and_centre_crop_are_torchvisions_bit_for_bit(shape, size):
+    from torchvision.transforms.v2 import functional as reference
+
+    from engine.data.image import center_crop, resize
+    pixels = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(resize(pixels, size), reference.resize(pixels, size, antialias=True))
+    for crop in ([shape[1] // 2, shape[2]], [shape[1], max(1, shape[2] // 3)], [max(1, shape[1] - 1), shape[2] - 2]):
+        assert torch.equal(center_crop(pixels, crop), reference.center_crop(pixels, crop))
+
+
+def test_preparing_an_image_does_not_import_torchvision(tmp_path):
+    """torchvision's import costs a cold query 1.5 s; the kernels it would call are torch's own."""
+    import subprocess
+    import sys
+    digit_like().save(tmp_path / "one.png")
+    code = ("import sys; from engine.config import ImageConfig; from engine.data.image import load_image; "
+            f"load_image({str(tmp_path / 'one.png')!r}, ImageConfig()); "
+            f"load_image({str(tmp_path / 'one.png')!r}, ImageConfig(height=48, width=48, channels=3, preprocess='photo')); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
