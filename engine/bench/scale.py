@@ -117,7 +117,7 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
                 start = time.perf_counter()
                 retriever.query(modality, value, k=5)
                 times.append(1e3 * (time.perf_counter() - start))
-            # the first query of a modality also loads its code (an image's, torchvision: ~1 s): apart
+            # the first query of a modality also warms its code paths: reported apart
             ordered = sorted(times[1:])
             latency[modality] = {"first_ms": round(times[0], 1), "p50_ms": round(statistics.median(ordered), 1),
                                  "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
