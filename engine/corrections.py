@@ -8,9 +8,10 @@ milliseconds, on the query thread, with no run folder and no training thread, by
                its value the right identity. A later query close to a key has that identity's score raised
                (a soft nearest-neighbour vote): what was taught is answered right again at once.
   encoder      one Adam step (STEPS) of the query modality's encoder and head on the correction, replaying
-               a sample of the earlier corrections, with built-in items as anchors: their embeddings are
-               held where the trained model put them; then the weights are pulled back a little toward
-               their trained values (PULL_BACK), so that moves cannot pile up. The style of the user's
+               a sample of the earlier corrections (an image replayed in a shifted view, as queries are
+               read), with built-in items as anchors: their embeddings are held where the trained model
+               put them; then the weights are pulled back a little toward their trained values
+               (PULL_BACK), so that moves cannot pile up. The style of the user's
                writing or voice is learnt, so numbers never corrected benefit too, while the other skills stay.
 
 `nlmm bench corrections` measures them (alone and together: docs/corrections.md). `reset()` restores the
@@ -167,6 +168,8 @@ class CorrectionMemory:
         """-> (the loss of one step, the first row's embedding). The corrections and the anchors go through
         the encoder as one batch."""
         inputs = _stack([c.inputs for c in rows], modality)
+        if modality == "image":
+            inputs = {"image": _replayed_views(inputs["image"], self._rng)}
         anchors = self._anchor_batch(modality) if self.anchor_weight > 0 else None
         if anchors is not None:
             batch, trained = anchors
@@ -348,6 +351,16 @@ class CorrectionMemory:
         if "sampling" in state:   # what is replayed and the anchors drawn go on as they would have
             self._rng.setstate((3, tuple(int(v) for v in state["sampling"]), None))
         self.corrections = corrections
+
+
+def _replayed_views(images: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """A step's images: the new correction as given, each replayed one moved as one of a query's shifted
+    views is (engine.query_views), drawn afresh each time it is replayed: the same writing seen at another
+    place on the patches, as queries are read (docs/corrections.md)."""
+    from engine.query_views import SHIFTS, shifted_views
+    views = shifted_views(images).unflatten(0, (len(images), len(SHIFTS)))
+    pick = [SHIFTS.index((0, 0))] + [rng.randrange(len(SHIFTS)) for _ in range(len(images) - 1)]
+    return views[torch.arange(len(images)), torch.tensor(pick)]
 
 
 def _stack(batches: list[dict[str, torch.Tensor]], modality: str) -> dict[str, torch.Tensor]:
