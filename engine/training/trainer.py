@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from engine.config import NLMMConfig, save_config
 from engine.data.audio_augment import SpeechAugment
@@ -78,6 +78,39 @@ class ResumableBatchSampler(Sampler):
     def position(self, step: int) -> tuple[int, int]:
         """(epoch, batch within the epoch) of the batch that global step `step` (1-based) consumes."""
         return divmod(step - 1, self.batches_per_epoch())
+
+
+class EpochItems(Dataset):
+    """A data set's items addressed as (epoch, index), so that one loader can span every epoch of a run and
+    still give each item its epoch's augmentation (the items draw it from (seed, epoch, index)): its worker
+    processes then start once a run, not once an epoch."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        self.dataset.epoch = epoch
+        return self.dataset[index]
+
+
+class EpochSpanning(Sampler):
+    """A resumable batch sampler's batches, epoch after epoch without end, from the batch that global step
+    `step` (1-based) consumes, as (epoch, index) keys of `EpochItems`."""
+
+    def __init__(self, sampler, step: int):
+        self.sampler, self.step = sampler, step
+
+    def __iter__(self):
+        epoch, start = self.sampler.position(self.step)
+        while True:
+            self.sampler.epoch, self.sampler.start_batch = epoch, start
+            for batch in self.sampler:
+                yield [(epoch, index) for index in batch]
+            epoch, start = epoch + 1, 0
 
 
 def lr_scale(step: int, total: int, warmup: int) -> float:
@@ -308,17 +341,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _batches(self):
-        while True:
-            epoch, start = self.sampler.position(self.step + 1)
-            self.sampler.epoch, self.sampler.start_batch = epoch, start
-            self.dataset.epoch = epoch
-            # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG, and a
-            # resumed run (which starts a loader mid-epoch) would no longer match an uninterrupted one.
-            seed = self.cfg.train.seed * 1000003 + self.sampler.epoch
-            loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate,
-                                num_workers=self.cfg.data.num_workers, generator=torch.Generator().manual_seed(seed))
-            for batch in loader:
-                yield batch
+        """The run's batches from the next step on, from one loader (and its worker processes, if any)."""
+        spanning = EpochSpanning(self.sampler, self.step + 1)
+        # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG.
+        loader = DataLoader(EpochItems(self.dataset), batch_sampler=spanning, collate_fn=self.collate,
+                            num_workers=self.cfg.data.num_workers,
+                            generator=torch.Generator().manual_seed(self.cfg.train.seed * 1000003))
+        yield from loader
 
     def _report_errors(self, errors: list[str]) -> None:
         for message in errors:
@@ -430,6 +459,7 @@ class Trainer:
                 self.emit(Evaluation(self.step, self.last_recall, self.eval_split))
             if self.step % self.cfg.train.checkpoint_every == 0:
                 self.save()
+        batches.close()   # the loader's worker processes end here, not when garbage is collected
         stopped = self.step < self.total_steps
         path = self.save()
         self.state = "stopped" if stopped else "finished"

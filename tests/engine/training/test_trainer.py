@@ -90,6 +90,30 @@ def test_resume_equals_an_uninterrupted_run(small_cfg, small_data, tmp_path):
         assert resumed[step] == pytest.approx(loss, rel=1e-5, abs=1e-6), f"step {step}"
 
 
+def test_worker_processes_give_the_batches_and_augmentation_of_a_run_without_them(small_cfg, small_data, tmp_path):
+    """One loader spans every epoch (its workers start once a run); each item still gets its epoch's
+    augmentation, so worker processes read the same batches as the trainer's own thread, epoch after epoch
+    (within float rounding: a worker computes on one thread)."""
+    small_cfg.data.augment = True
+
+    def batches(workers: int, count: int = 25):
+        small_cfg.data.num_workers = workers
+        trainer = Trainer(small_cfg, small_data, tmp_path / str(workers), "cpu", count, tensorboard=False)
+        stream = trainer._batches()
+        out = [next(stream) for _ in range(count)]
+        stream.close()
+        return trainer, out
+    trainer, in_process = batches(0)
+    assert 25 > 2 * trainer.sampler.batches_per_epoch(), "the batches should span several epochs"
+    _, with_workers = batches(2)
+    for n, (a, b) in enumerate(zip(in_process, with_workers)):
+        assert torch.equal(a["items"], b["items"]), f"batch {n + 1}"
+        for key in ("image", "audio", "text"):
+            # a log-mel rounds differently on one thread: near-silent bins move by up to ~0.006 of a spread
+            difference = (a[key].float() - b[key].float()).abs()
+            assert difference.mean() < 1e-4 and difference.max() < 0.05, f"batch {n + 1}: {key}"
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(small_cfg, small_data, tmp_path):
     small_cfg.train.checkpoint_every = 2
     trainer = Trainer(small_cfg, small_data, tmp_path, "cpu", 10, tensorboard=False)
