@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", help="cpu, cuda (default: CUDA when present, else CPU)")
     parser.add_argument("--gallery-size", type=int, default=200, help="items embedded for the query phase")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of each phase (default 20)")
+    parser.add_argument("--switch-images", type=int, default=0, metavar="N",
+                        help="last, switch to a gallery of N images with 5 captions and 5 clips each, made on the "
+                             "fly (8000: Flickr8k's size; default 0: no such phase)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     return parser.parse_args(argv)
 
@@ -216,6 +219,56 @@ class Listening(Phase):
         return listening_latency(self.record)
 
 
+class GallerySwitch(Phase):
+    """A gallery of `--switch-images` images, each with 5 captions and 5 clips (made on the fly as `nlmm bench
+    scale` makes it), picked while the window is in use: the event loop's stalls while it is embedded, how
+    often its progress reached the status bar, the seconds until it answers, then a text query over it."""
+    name = "gallery_switch"
+    LIMIT_S = 3600.0          # it ends when the gallery is ready; this only bounds a build that hangs
+
+    def start(self, bench) -> None:
+        from engine.bench.scale import make_gallery
+        self.scratch = Path(tempfile.mkdtemp(prefix="nlmm-bench-ui-gallery-"))
+        folder = make_gallery(self.scratch / "gallery", bench.args.switch_images, progress=lambda _: None)
+        window = bench.window
+        window.show_panel("retrieval")
+        bench.app.processEvents()
+        self.updates, self.started, self.figures_ = 0, time.perf_counter(), {}
+        window.build_gallery({"source": f"folder:{folder}", "split": "all", "limit": 0})
+        task = window.retrieval_panel.gallery_task
+        task.progress.connect(self.progressed)
+        task.result.connect(lambda ready: self.ready(bench, ready))
+        task.error.connect(lambda message: bench.failed(self.name, message))
+        bench.begin(self)
+
+    def seconds(self, bench) -> float:
+        return self.LIMIT_S
+
+    def progressed(self, *_progress) -> None:
+        self.updates += 1
+
+    def ready(self, bench, ready) -> None:
+        seconds = time.perf_counter() - self.started
+        self.figures_ = {"images": bench.args.switch_images, "gallery_rows": dict(ready.sizes),
+                         "seconds_to_ready": round(seconds, 1), "progress_updates": self.updates}
+        asked = time.perf_counter()
+        task = bench.host.retrieval.query("text", "forty two", k=5)
+        task.result.connect(lambda answer: self.answered(bench, asked, answer))
+
+    def answered(self, bench, asked: float, answer) -> None:
+        self.figures_["first_query_ms"] = round(1000 * (time.perf_counter() - asked), 1)
+        bench.window.retrieval_panel.results.show_answer(answer, "forty two")
+        bench.end()
+
+    def figures(self, bench, seconds: float) -> dict:
+        return self.figures_
+
+    def stop(self, bench) -> None:
+        import shutil
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        bench.next_phase()
+
+
 QUERY_TEXTS = ["forty two", "seven", "ninety nine", "thirteen", "sixty", "one", "twenty five", "eighty eight"]
 
 
@@ -229,6 +282,8 @@ class UiBench:
         # steps come as fast as on a GPU (can the memory view keep up?); then the query phases
         self.upcoming: list[Phase] = [Training("training"), Training("fast_steps", FAST_BATCH, panel="memory"),
                                       LongRun(), QueryStream(), JointSpace(), Listening()]
+        if args.switch_images > 0:
+            self.upcoming.append(GallerySwitch())
         self.phase: Phase | None = None     # the one being measured
         self.starting: Phase | None = None  # the one started last (a training phase waits for its first step)
         self.ticks: list[float] = []
@@ -263,7 +318,7 @@ class UiBench:
         self.marks = {"t0": time.perf_counter(), "redraws": window.training_panel.curves.redraws,
                       "stars": window.joint_panel.query_draws, "frames": window.memory_panel.frames_drawn,
                       "steps": window.training_panel.step}
-        QTimer.singleShot(int(phase.seconds(self) * 1000), self.end)
+        QTimer.singleShot(int(phase.seconds(self) * 1000), lambda: self.phase is phase and self.end())
 
     def end(self) -> None:
         phase, seconds = self.phase, time.perf_counter() - self.marks["t0"]
@@ -360,7 +415,8 @@ def report(args, results: dict, launch: float) -> int:
               "curve_update_ms_long_run": state["results"].get("long_run"),
               "fast_steps": state["results"].get("fast_steps"),
               "joint_space": state["results"].get("joint_space"),
-              "listening": state["results"].get("listening")}
+              "listening": state["results"].get("listening"),
+              "gallery_switch": state["results"].get("gallery_switch")}
     bench = BenchResult("studio", result, _targets(result), ran=_what_ran(args))
     if args.json:
         print(json.dumps(bench.as_dict()))
@@ -411,6 +467,13 @@ def report(args, results: dict, launch: float) -> int:
             print(_stall_line(ls))
             print(f"  (before it: the detector loaded in {listening['detector_load_ms']:.0f} ms on the listener thread, "
                   "once per session)")
+        switch = result["gallery_switch"]
+        if switch:
+            rows = switch["gallery_rows"]
+            print(f"Switching to a gallery of {switch['images']} images ({', '.join(f'{n} {m}' for m, n in rows.items())}"
+                  f" rows): ready in {switch['seconds_to_ready']} s, progress shown {switch['progress_updates']} "
+                  f"times, then a text query in {switch['first_query_ms']} ms")
+            print(_stall_line(switch["stall_ms"], targets=True))
         print(f"  launch to window   {result['launch_to_window_s']:.2f} s   (target <= 3 s)")
         print("targets:\n" + bench.targets_table())
     return 0
@@ -420,7 +483,8 @@ def _targets(result: dict) -> dict:
     """The studio's responsiveness targets, in the benchmarks' one shape (engine/bench/result.py)."""
     targets = {}
     phases = {"training": result, "fast_steps": result.get("fast_steps"), "queries": result.get("query_stream"),
-              "joint_space": result.get("joint_space"), "listening": result.get("listening")}
+              "joint_space": result.get("joint_space"), "listening": result.get("listening"),
+              "gallery_switch": result.get("gallery_switch")}
     for phase, figures in phases.items():
         if not figures:
             continue
