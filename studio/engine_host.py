@@ -74,8 +74,11 @@ class EngineHost(QObject):
         gallery) and is frozen out of the garbage collector's way once it is done (studio/gc_guard.py)."""
         task.error.connect(lambda message, title=task.title: self.failed.emit(title, message))
         task.finished.connect(lambda: self._retire(task))
-        if settle:
-            task.finished.connect(lambda: QTimer.singleShot(0, gc_guard.settle))
+        if settle:   # while it runs, full collections wait (they would scan all it built so far)
+            running = []
+            task.started.connect(lambda: (running.append(task), gc_guard.long_work(True)))
+            task.finished.connect(lambda: (running and gc_guard.long_work(False),
+                                           QTimer.singleShot(0, gc_guard.settle)))
         self.live.add(task)
         if not self.closed:
             (self.files_thread if files else self.engine_thread).tasks.put(task)
