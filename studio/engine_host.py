@@ -74,7 +74,7 @@ class EngineHost(QObject):
         gallery) and is frozen out of the garbage collector's way once it is done (studio/gc_guard.py)."""
         task.error.connect(lambda message, title=task.title: self.failed.emit(title, message))
         task.finished.connect(lambda: self._retire(task))
-        if settle:   # while it runs, full collections wait (they would scan all it built so far)
+        if settle:   # while it runs, garbage collections wait (they would scan all it built so far)
             running = []
             task.started.connect(lambda: (running.append(task), gc_guard.long_work(True)))
             task.finished.connect(lambda: (running and gc_guard.long_work(False),

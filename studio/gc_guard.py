@@ -13,10 +13,10 @@ generation (`gc.freeze`) as soon as that work ends: full
 collections then scan only what came after. Survivors of a full collection are frozen as well. The price:
 a cycle among frozen objects that becomes garbage later is never freed — small, next to a UI stall.
 
-While such long work runs (`long_work`), what it builds is not frozen yet, and a full collection would scan
-all of it: switching to a gallery of Flickr8k's size (88 000 items) froze the UI for 167 ms that way. The
-young generations are still collected then; the full collection waits for the work to end, whose objects
-are then frozen without a scan.
+While such long work runs (`long_work`), what it builds is not frozen yet, and a collection would scan it:
+switching to a gallery of Flickr8k's size (88 000 items) froze the UI for 167 ms in a full collection, and
+the young generations, which fill faster than a timer empties them, for up to 39 ms. So nothing is
+collected until the work ends; its objects are then frozen without a scan and collection resumes.
 """
 from __future__ import annotations
 
@@ -41,15 +41,16 @@ class GarbageCollector(QObject):
 
     def check(self) -> None:
         c0, c1, c2 = gc.get_count()
+        if _long_work:
+            return
         if c0 > self.threshold[0]:
-            full = c2 > self.threshold[2] and _long_work == 0
-            generation = 2 if full else 1 if c1 > self.threshold[1] else 0
+            generation = 2 if c2 > self.threshold[2] else 1 if c1 > self.threshold[1] else 0
             gc.collect(generation)
             if generation == 2:
                 gc.freeze()
 
 
-_long_work = 0   # long work running now (`long_work`): full collections wait for it
+_long_work = 0   # long work running now (`long_work`): collections wait for it
 
 
 def long_work(started: bool) -> None:

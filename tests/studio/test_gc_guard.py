@@ -28,8 +28,8 @@ def test_automatic_collection_is_off_and_the_ui_timer_collects(qtbot):
         gc.callbacks.pop()
 
 
-def test_no_full_collection_while_long_work_builds_and_one_after(qtbot, monkeypatch):
-    """A full collection scans all that a gallery build made so far (167 ms for 88 000 items): it waits."""
+def test_no_collection_while_long_work_builds_and_one_after(qtbot, monkeypatch):
+    """A collection scans what a gallery build made so far (up to 167 ms for 88 000 items): it waits."""
     guard = gc_guard.install()
     generations = []
     gc.callbacks.append(lambda phase, info: phase == "start" and generations.append(info["generation"]))
@@ -37,10 +37,10 @@ def test_no_full_collection_while_long_work_builds_and_one_after(qtbot, monkeypa
     try:
         gc_guard.long_work(True)
         guard.check()
-        assert generations == [1]
+        assert generations == []
         gc_guard.long_work(False)
         guard.check()
-        assert generations == [1, 2]
+        assert generations == [2]
     finally:
         gc.callbacks.pop()
         gc_guard.long_work(False)
