@@ -75,10 +75,18 @@ class EngineHost(QObject):
         task.error.connect(lambda message, title=task.title: self.failed.emit(title, message))
         task.finished.connect(lambda: self._retire(task))
         if settle:   # while it runs, garbage collections wait (they would scan all it built so far)
-            running = []
-            task.started.connect(lambda: (running.append(task), gc_guard.long_work(True)))
-            task.finished.connect(lambda: (running and gc_guard.long_work(False),
-                                           QTimer.singleShot(0, gc_guard.settle)))
+            ran = []   # finished also comes for a task cancelled before it started
+
+            def began() -> None:
+                ran.append(True)
+                gc_guard.long_work(True)
+
+            def ended() -> None:
+                if ran:
+                    gc_guard.long_work(False)
+                QTimer.singleShot(0, gc_guard.settle)
+            task.started.connect(began)
+            task.finished.connect(ended)
         self.live.add(task)
         if not self.closed:
             (self.files_thread if files else self.engine_thread).tasks.put(task)
