@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.cli_args import UserError, at_least
+from engine.cli_args import UserError, at_least, some_of
 from engine.config import MODALITIES, load_config, validate
 from engine.data.errors import DataError
 from engine.errors import USER_ERRORS
@@ -80,15 +80,6 @@ class ProgressPrinter:
             self.line(f"checkpoint: {event.path} (step {event.step})")
         elif kind in ("warning", "failed", "stopped", "finished"):
             self.line(f"{kind}: {event.message}")
-
-
-def modalities(text: str) -> list[str]:
-    """An argparse type: modality names joined by commas (`--learn-only audio`), in the vocabulary's order."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODALITIES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"expected some of {', '.join(MODALITIES)} joined by commas, got '{text}'")
-    return [m for m in MODALITIES if m in names]
 
 
 def share(text: str) -> float:
@@ -412,15 +403,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 QUICK_SET = ("kernels", "query", "ttt", "robustness", "teach", "corrections", "scale")   # train has no quick form
 
 
-def _bench_names(text: str) -> list[str]:
-    """An argparse type: benchmarks of the quick set, joined by commas."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in QUICK_SET]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"expected some of {', '.join(QUICK_SET)} joined by commas, got '{text}'")
-    return names
-
-
 def cmd_bench_all(args: argparse.Namespace) -> int:
     """Each benchmark of the quick set in turn, with its own defaults and --quick."""
     from engine.bench import bench_module
@@ -548,7 +530,7 @@ def _add_bench(sub, with_benches: bool) -> None:
                                                "sizes: a check that each runs, in the one JSON shape.")
         every.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
         every.add_argument("--json", action="store_true", help="one JSON object: each benchmark's result")
-        every.add_argument("--only", type=_bench_names, default=None, metavar="A,B",
+        every.add_argument("--only", type=some_of(QUICK_SET), default=None, metavar="A,B",
                            help=f"these of them (default: {', '.join(QUICK_SET)})")
         every.set_defaults(func=cmd_bench_all)
 
@@ -563,7 +545,7 @@ def _add_train(sub) -> None:
     train.add_argument("--mix-builtin", type=share, default=None, metavar="SHARE",
                        help="with --init: the share of each batch drawn from the built-in set "
                             "(default 0.5, or the --config's data.mix_builtin)")
-    train.add_argument("--learn-only", type=modalities, default=None, metavar="M[,M]",
+    train.add_argument("--learn-only", type=some_of(MODALITIES, in_their_order=True), default=None, metavar="M[,M]",
                        help="only the encoders and heads of these modalities learn; the others and the shared "
                             "memory stay frozen (train.learn_only; default: everything, or in a fine-tune "
                             "what the data's items bring)")

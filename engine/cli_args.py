@@ -40,3 +40,20 @@ def at_least(low: int):
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         return value
     return parse
+
+
+def some_of(choices, in_their_order: bool = False):
+    """An argparse type: some of `choices` joined by commas (`--learn-only audio,text`), in the order given
+    or, with `in_their_order`, in the order of `choices`; an unknown or empty list is refused."""
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names or any(name not in choices for name in names):
+            raise argparse.ArgumentTypeError(f"expected some of {', '.join(choices)} joined by commas, got '{text}'")
+        return [c for c in choices if c in names] if in_their_order else names
+    return parse
+
+
+def checkpoint_option(parser: argparse.ArgumentParser) -> None:
+    """`--checkpoint PATH`, the shipped demo model when not given (every benchmark that asks a model)."""
+    from engine.paths import DEFAULT_CHECKPOINT
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="default: the shipped demo model")

@@ -502,8 +502,8 @@ def _targets(result: dict) -> dict:
 
 
 def _what_ran(args) -> dict:
-    from engine.bench.machine import describe, precision_used
+    from engine.bench.machine import describe
     from engine.config import load_config
     from engine.device import pick_device
     device = pick_device(args.device)
-    return describe(device) | {"precision": precision_used(load_config(args.config or "tiny").precision, device)}
+    return describe(device, load_config(args.config or "tiny").precision)

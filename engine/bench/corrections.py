@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.bench.machine import describe, precision_used, rss_mb
+from engine.bench.machine import describe, rss_mb
 from engine.bench.result import BenchResult, Target
 from engine.bench.query import busy_processes
 from engine.bench.teach import ROOM_SNR_DB, in_a_loud_room
@@ -65,7 +65,8 @@ NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.ben
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    from engine.cli_args import checkpoint_option
+    checkpoint_option(parser)
 
 
 def _style_shift(name: str, atlas: np.ndarray) -> dict:
@@ -191,7 +192,7 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
                "learners": sorted(retriever.corrections.learners), "parts": retriever.corrections.parts,
                "builtin_before": before_builtin, "rows": rows, "speed": speed, "reset_exact": exact}
     ran = {"threads": threads_for(retriever.corrections.batch_size()),
-           "precision": precision_used(retriever.cfg.precision, retriever.device), **describe(retriever.device)}
+           **describe(retriever.device, retriever.cfg.precision)}
     return BenchResult(NAME, figures, _targets(rows, speed, exact), ran, quick)
 
 
@@ -269,8 +270,7 @@ def _targets(rows: list[dict], speed: dict, exact: bool) -> dict[str, Target]:
 
 
 def from_args(args, progress) -> BenchResult:
-    from engine.paths import DEFAULT_CHECKPOINT
-    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick)
+    return run(args.checkpoint, args.device, progress=progress, quick=args.quick)
 
 
 def _query_ms(retriever: Retriever, values) -> float:

@@ -49,13 +49,17 @@ def precision_used(precision: str, device: torch.device) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def describe(device: torch.device) -> dict:
+def describe(device: torch.device, precision: str | None = None) -> dict:
+    """What ran: the CPU, cores, threads, torch, the device, the load; with a config's `precision`, what it
+    meant here (`precision_used`)."""
     info = {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable_cores(),
             "native_bf16": cpu_has_native_bf16(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "openmp_wait_policy": openmp_wait_policy(),
             "device": str(device), "load_average": load_average()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    if precision is not None:
+        info["precision"] = precision_used(precision, device)
     return info
 
 

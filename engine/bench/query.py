@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from engine.bench.machine import describe, load_average, machine_line, precision_used
+from engine.bench.machine import describe, load_average, machine_line
 from engine.bench.result import BenchResult, Target
 from engine.data.audio import load_audio
 from engine.data.sources import load_source
@@ -37,8 +37,8 @@ NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.ben
 
 
 def add_arguments(parser) -> None:
-    from engine.cli_args import at_least, at_most
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    from engine.cli_args import at_least, at_most, checkpoint_option
+    checkpoint_option(parser)
     parser.add_argument("--load", type=at_most(MAX_LOAD, at_least(0)), default=1, metavar="N",
                         help=f"CPU-bound background processes in the loaded phase (default 1, at most {MAX_LOAD})")
 
@@ -127,15 +127,14 @@ def run(checkpoint, device: str | None = None, gallery_size: int = 10_000, n_que
                "device": str(retriever.device), **phases,
                "background": {"processes": load_processes, "each": f"{sys.executable} -c '{BUSY_LOOP}'", "pids": pids},
                "query_threads": threads}
-    ran = {**describe(retriever.device), "precision": precision_used(retriever.cfg.precision, retriever.device),
+    ran = {**describe(retriever.device, retriever.cfg.precision),
            "load_average": load_before, "load_average_after": load_average()}
     return BenchResult(NAME, figures, targets, ran, quick)
 
 
 def from_args(args, progress) -> BenchResult:
-    from engine.paths import DEFAULT_CHECKPOINT
     sizes = {"gallery_size": 1000, "n_queries": 10} if args.quick else {}
-    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, load_processes=args.load, progress=progress,
+    return run(args.checkpoint, args.device, load_processes=args.load, progress=progress,
                quick=args.quick, **sizes)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.bench.machine import describe, precision_used
+from engine.bench.machine import describe
 from engine.bench.result import BenchResult, Target
 from engine.bench.shifts import (
     clean_waves, harsh_photos, heldout_handwriting, heldout_pad_drawings, phone_band, pink_noise, reverberant,
@@ -50,7 +50,8 @@ PER_HAND, PER_PAD_FAMILY = 0.85, 0.97
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    from engine.cli_args import checkpoint_option
+    checkpoint_option(parser)
 
 
 def recall(retriever: Retriever, modality: str, values: list, labels: list[int], targets=("image", "text")) -> dict:
@@ -128,13 +129,12 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     limits |= {(c, "image->text"): PER_PAD_FAMILY for c in by_condition if c.startswith(PAD_ROW)}
     targets = {f"{condition}: {direction} top-1": Target(limit, by_condition[condition][direction]["R@1"])
                for (condition, direction), limit in limits.items() if condition in by_condition}
-    ran = describe(retriever.device) | {"precision": precision_used(retriever.cfg.precision, retriever.device)}
+    ran = describe(retriever.device, retriever.cfg.precision)
     return BenchResult(NAME, figures, targets, ran, quick)
 
 
 def from_args(args, progress) -> BenchResult:
-    from engine.paths import DEFAULT_CHECKPOINT
-    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick)
+    return run(args.checkpoint, args.device, progress=progress, quick=args.quick)
 
 
 def format_table(result: BenchResult) -> str:

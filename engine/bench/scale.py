@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from engine.bench.machine import describe, precision_used, rss_mb
+from engine.bench.machine import describe, rss_mb
 from engine.bench.result import BenchResult, Target
 from engine.data.builtin import load_builtin_manifest
 from engine.paths import ROOT
@@ -34,8 +34,8 @@ EXTRA_WORDS = ("please", "again", "now", "here", "slowly")   # one a caption of 
 
 
 def add_arguments(parser) -> None:
-    from engine.cli_args import at_least
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    from engine.cli_args import at_least, checkpoint_option
+    checkpoint_option(parser)
     parser.add_argument("--images", type=at_least(10), default=IMAGES,
                         help=f"images in the gallery, each with {PER_IMAGE} captions and clips (default {IMAGES})")
 
@@ -131,13 +131,12 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
     targets = {f"{m}: query p50 over the whole gallery (ms)": Target(WARM_P50_MS, latency[m]["p50_ms"], at_most=True)
                for m in latency}
     targets["first query of a fresh process, gallery cached (s)"] = Target(FIRST_QUERY_CACHED_S, warm, at_most=True)
-    ran = describe(retriever.device) | {"precision": precision_used(retriever.cfg.precision, retriever.device)}
+    ran = describe(retriever.device, retriever.cfg.precision)
     return BenchResult(NAME, figures, targets, ran, quick)
 
 
 def from_args(args, progress) -> BenchResult:
-    from engine.paths import DEFAULT_CHECKPOINT
-    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick,
+    return run(args.checkpoint, args.device, progress=progress, quick=args.quick,
                images=args.images)
 
 

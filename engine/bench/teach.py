@@ -34,7 +34,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from engine.bench.machine import describe, precision_used
+from engine.bench.machine import describe
 from engine.bench.result import BenchResult, Target
 from engine.data.audio import load_audio
 from engine.data.audio_augment import coloured_noise, mix_at_snr
@@ -61,8 +61,8 @@ NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.ben
 
 
 def add_arguments(parser) -> None:
-    from engine.cli_args import at_least, positive_seconds
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    from engine.cli_args import at_least, checkpoint_option, positive_seconds
+    checkpoint_option(parser)
     parser.add_argument("--case", choices=CASES, default="voice",
                         help="what the user teaches, a voice in a loud room (default) or a handwriting")
     parser.add_argument("--budget", type=positive_seconds, default=BUDGET_S,
@@ -242,13 +242,12 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
                "built-in test: worst drop, any direction": Target(MAX_DROP, drops[worst], at_most=True),
                "seconds of teaching": Target(budget_s + 1.0, seconds, at_most=True)}
     device = torch.device(str(trainer.device))
-    ran = describe(device) | {"precision": precision_used(cfg.precision, device), "torch_threads": threads}
+    ran = describe(device, cfg.precision) | {"torch_threads": threads}
     return BenchResult(NAME, figures, targets, ran, quick)
 
 
 def from_args(args, progress) -> BenchResult:
-    from engine.paths import DEFAULT_CHECKPOINT
-    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, budget_s=args.budget,
+    return run(args.checkpoint, args.device, progress=progress, budget_s=args.budget,
                quick=args.quick, case=args.case, **({"steps": args.steps} if args.steps else {}))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-from engine.bench.machine import describe, machine_line, precision_used
+from engine.bench.machine import describe, machine_line
 from engine.bench.result import BenchResult, Target
 from engine.config import NLMMConfig
 from engine.data.sources import load_source
@@ -61,7 +61,7 @@ def run(cfg: NLMMConfig, device: str | None = None, budget_s: float = BUDGET_S, 
                "batch_size": cfg.data.batch_size}
     targets = {f"{d} R@1 at the end": Target(limit, state["recall"].get(d)) for d, limit in TARGETS.items()}
     targets["seconds of training to reach them"] = Target(budget_s, reached[0] if reached else None, at_most=True)
-    ran = describe(trainer.device) | {"precision": precision_used(cfg.precision, trainer.device)}
+    ran = describe(trainer.device, cfg.precision)
     return BenchResult(NAME, figures, targets, ran)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.bench.machine import describe, precision_used
+from engine.bench.machine import describe
 from engine.bench.result import BenchResult, Target
 from engine.bench.robustness import recall
 from engine.bench.shifts import Shift, clean_waves, harsh_photos, pink_noise, pitched_with_white_noise, reverberant
@@ -37,11 +37,11 @@ NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.ben
 
 
 def add_arguments(parser) -> None:
-    from engine.cli_args import at_least
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped demo model")
+    from engine.cli_args import at_least, checkpoint_option, some_of
+    checkpoint_option(parser)
     parser.add_argument("--drift", type=at_least(0), default=0, metavar="N",
                         help="also adapt on N queries of the held-out engine and follow top-1 (target: 10000)")
-    parser.add_argument("--mechanisms", default=None, metavar="A,B",
+    parser.add_argument("--mechanisms", type=some_of(list(ABLATION)), default=None, metavar="A,B",
                         help=f"which of {', '.join(ABLATION)} (default: every one)")
 
 
@@ -169,20 +169,13 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
             targets.update(mine)
     figures = {"checkpoint": str(checkpoint), "ablation": {k: list(ABLATION[k]) for k in chosen}, "rows": rows,
                "drift": drifts, "drift_queries": drift, "reset_exact": reset_exact, "by_mechanism": by_mechanism}
-    ran = describe(retriever.device) | {"precision": precision_used(retriever.cfg.precision, retriever.device)}
+    ran = describe(retriever.device, retriever.cfg.precision)
     return BenchResult(NAME, figures, targets, ran, quick)
 
 
 def from_args(args, progress) -> BenchResult:
-    from engine.cli_args import UserError
-    from engine.paths import DEFAULT_CHECKPOINT
-    named = [m.strip() for m in (args.mechanisms or "").split(",") if m.strip()]
-    unknown = [m for m in named if m not in ABLATION]
-    if unknown or (args.mechanisms is not None and not named):
-        raise UserError(f"--mechanisms: {'unknown ' + ', '.join(unknown) if unknown else 'names none'}; "
-                         f"expected some of {', '.join(ABLATION)}")
-    return run(args.checkpoint or DEFAULT_CHECKPOINT, args.device, progress=progress, quick=args.quick,
-               drift=args.drift, mechanisms=named or None)
+    return run(args.checkpoint, args.device, progress=progress, quick=args.quick,
+               drift=args.drift, mechanisms=args.mechanisms)
 
 
 def format_table(result: BenchResult) -> str:

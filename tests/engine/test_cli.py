@@ -119,7 +119,7 @@ def test_a_too_short_clip_given_to_query_is_one_line(tmp_path):
     (["train", "--steps", "-5"], "nlmm train: argument --steps: must be at least 1, got -5"),
     (["train", "--batch-size", "1"], "nlmm train: argument --batch-size: must be at least 2, got 1"),
     (["bench", "teach", "--budget", "-1"], "nlmm bench teach: argument --budget: must be above 0 seconds, got -1"),
-    (["bench", "ttt", "--mechanisms", ",,,"], "nlmm: --mechanisms: names none; expected some of"),
+    (["bench", "ttt", "--mechanisms", ",,,"], "nlmm bench ttt: argument --mechanisms: expected some of memory_gated,"),
 ])
 def test_numbers_out_of_range_are_one_line(tmp_path, args, message):
     """`--k -3` ended in topk's RuntimeError; `--steps 0` trained the config's steps, `--steps -5` "finished"
