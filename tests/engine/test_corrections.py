@@ -237,3 +237,27 @@ def test_a_folder_gallery_shows_and_takes_the_users_own_labels(tmp_path, capsys)
     assert code == 0, err
     line = json.loads(out)
     assert {r["label"] for r in line["results"]} <= {"bird", "cat"} and line["corrected"] and line["label"] == "cat"
+
+
+def test_image_corrections_also_teach_numbers_in_the_users_own_digits(gallery):
+    """Corrections of 42 and 17 in one hand: each step also shows numbers never corrected, written only
+    in that hand's 4, 2, 1 and 7 (engine.user_digits)."""
+    import numpy as np
+    from PIL import Image
+    from engine.corrections import IN_USER_DIGITS
+    from engine.data.printed import compose, handwriting_styles
+    retriever = fresh(gallery)
+    memory, shown = retriever.corrections, []
+    learn_step = memory._loss
+    def watched(modality, rows, *args):
+        shown.append([(row.identity, row.name) for row in rows])
+        return learn_step(modality, rows, *args)
+    memory._loss = watched
+    atlas, rng = handwriting_styles()["DkgHandwriting Roman"], np.random.default_rng(0)
+    for label in (42, 17, 42, 17):
+        answer = retriever.query("image", Image.fromarray(compose(label, atlas, rng)), k=1, targets=["text"])
+        retriever.correct(answer.query_id, "text", retriever.identity_of("text", label))
+    composed = [identity for step in shown for identity, name in step if name == IN_USER_DIGITS]
+    assert len(composed) == 4 * memory.composed
+    assert set(composed) - {42, 17} and all(set(str(n)) <= set("4217") for n in composed)
+    assert [c.label for c in memory.corrections] == ["42", "17", "42", "17"]   # they are not held as corrections
