@@ -38,6 +38,7 @@ STALL_P99_MS, STALL_MAX_MS = 20.0, 50.0   # the event loop's stalls, every phase
 MEMORY_FPS = 10.0       # memory frames drawn a second, at least
 ANSWER_MS = 150.0       # end of speech to results on screen, the typical number (p50)
 LAUNCH_S = 3.0          # process start to a usable window
+CACHED_GALLERY_S = 10.0  # a gallery embedded before: its cache read and first query answered
 
 
 def _stalls(ticks: list[float]) -> dict:
@@ -222,14 +223,23 @@ class Listening(Phase):
 class GallerySwitch(Phase):
     """A gallery of `--switch-images` images, each with 5 captions and 5 clips (made on the fly as `nlmm bench
     scale` makes it), picked while the window is in use: the event loop's stalls while it is embedded, how
-    often its progress reached the status bar, the seconds until it answers, then a text query over it."""
-    name = "gallery_switch"
+    often its progress reached the status bar, the seconds until it answers, then a text query over it.
+    `cached`: the same folder picked again, read from the gallery cache the first build wrote (what a
+    launch with that gallery finds)."""
     LIMIT_S = 3600.0          # it ends when the gallery is ready; this only bounds a build that hangs
+
+    def __init__(self, cached: bool = False):
+        self.name = "gallery_switch_cached" if cached else "gallery_switch"
+        self.cached = cached
 
     def start(self, bench) -> None:
         from engine.bench.scale import make_gallery
-        self.scratch = Path(tempfile.mkdtemp(prefix="nlmm-bench-ui-gallery-"))
-        folder = make_gallery(self.scratch / "gallery", bench.args.switch_images, progress=lambda _: None)
+        if self.cached:
+            self.scratch, folder = bench.switch_folder
+        else:
+            self.scratch = Path(tempfile.mkdtemp(prefix="nlmm-bench-ui-gallery-"))
+            folder = make_gallery(self.scratch / "gallery", bench.args.switch_images, progress=lambda _: None)
+            bench.switch_folder = (self.scratch, folder)
         window = bench.window
         window.show_panel("retrieval")
         bench.app.processEvents()
@@ -265,7 +275,8 @@ class GallerySwitch(Phase):
 
     def stop(self, bench) -> None:
         import shutil
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.cached:   # the folder goes with the second switch
+            shutil.rmtree(self.scratch, ignore_errors=True)
         bench.next_phase()
 
 
@@ -283,7 +294,7 @@ class UiBench:
         self.upcoming: list[Phase] = [Training("training"), Training("fast_steps", FAST_BATCH, panel="memory"),
                                       LongRun(), QueryStream(), JointSpace(), Listening()]
         if args.switch_images > 0:
-            self.upcoming.append(GallerySwitch())
+            self.upcoming += [GallerySwitch(), GallerySwitch(cached=True)]
         self.phase: Phase | None = None     # the one being measured
         self.starting: Phase | None = None  # the one started last (a training phase waits for its first step)
         self.ticks: list[float] = []
@@ -416,7 +427,8 @@ def report(args, results: dict, launch: float) -> int:
               "fast_steps": state["results"].get("fast_steps"),
               "joint_space": state["results"].get("joint_space"),
               "listening": state["results"].get("listening"),
-              "gallery_switch": state["results"].get("gallery_switch")}
+              "gallery_switch": state["results"].get("gallery_switch"),
+              "gallery_switch_cached": state["results"].get("gallery_switch_cached")}
     bench = BenchResult("studio", result, _targets(result), ran=_what_ran(args))
     if args.json:
         print(json.dumps(bench.as_dict()))
@@ -467,13 +479,14 @@ def report(args, results: dict, launch: float) -> int:
             print(_stall_line(ls))
             print(f"  (before it: the detector loaded in {listening['detector_load_ms']:.0f} ms on the listener thread, "
                   "once per session)")
-        switch = result["gallery_switch"]
-        if switch:
-            rows = switch["gallery_rows"]
-            print(f"Switching to a gallery of {switch['images']} images ({', '.join(f'{n} {m}' for m, n in rows.items())}"
-                  f" rows): ready in {switch['seconds_to_ready']} s, progress shown {switch['progress_updates']} "
-                  f"times, then a text query in {switch['first_query_ms']} ms")
-            print(_stall_line(switch["stall_ms"], targets=True))
+        for key, how in (("gallery_switch", ""), ("gallery_switch_cached", ", again (from the gallery cache)")):
+            switch = result[key]
+            if switch:
+                rows = ", ".join(f"{n} {m}" for m, n in switch["gallery_rows"].items())
+                print(f"Switching to a gallery of {switch['images']} images ({rows} rows){how}: ready in "
+                      f"{switch['seconds_to_ready']} s, progress shown {switch['progress_updates']} times, then a "
+                      f"text query in {switch['first_query_ms']} ms")
+                print(_stall_line(switch["stall_ms"], targets=True))
         print(f"  launch to window   {result['launch_to_window_s']:.2f} s   (target <= 3 s)")
         print("targets:\n" + bench.targets_table())
     return 0
@@ -484,7 +497,8 @@ def _targets(result: dict) -> dict:
     targets = {}
     phases = {"training": result, "fast_steps": result.get("fast_steps"), "queries": result.get("query_stream"),
               "joint_space": result.get("joint_space"), "listening": result.get("listening"),
-              "gallery_switch": result.get("gallery_switch")}
+              "gallery_switch": result.get("gallery_switch"),
+              "gallery_switch_cached": result.get("gallery_switch_cached")}
     for phase, figures in phases.items():
         if not figures:
             continue
@@ -497,6 +511,10 @@ def _targets(result: dict) -> dict:
     if "latency_ms" in listening:
         targets["listening: end of speech to results p50 (ms)"] = Target(ANSWER_MS, listening["latency_ms"]["p50"],
                                                                          at_most=True)
+    cached = result.get("gallery_switch_cached")
+    if cached:
+        targets["gallery_switch_cached: seconds to its first answer"] = Target(
+            CACHED_GALLERY_S, round(cached["seconds_to_ready"] + cached["first_query_ms"] / 1000, 2), at_most=True)
     targets["launch to window (s)"] = Target(LAUNCH_S, result["launch_to_window_s"], at_most=True)
     return targets
 
