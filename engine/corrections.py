@@ -241,7 +241,7 @@ class CorrectionMemory:
                 held.digits = cut(held.inputs["image"][0], held.label) if is_number(held.label, held.identity) else []
             for digit, piece in held.digits:
                 digits.setdefault(digit, []).append(piece)
-        numbers = composable(sorted(set(identities.tolist())), digits)
+        numbers = composable(sorted(set(identities.tolist())), digits) if digits else []
         if not numbers:
             return []
         device, cfg = correction.inputs["image"].device, self.model.cfg.image
