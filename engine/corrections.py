@@ -52,7 +52,7 @@ REPLAY = {"text": 15, "image": 8, "audio": 11}
 # Numbers written in the user's own digits (engine.user_digits) shown with each image correction.
 COMPOSED = 8
 COMPOSED_WEIGHT = 1.0   # their loss's weight beside the corrections
-IN_USER_DIGITS = "in the user's digits"   # the name of such a number's row
+IN_USER_DIGITS = "in the user's digits"   # how such a number's row is shown
 # Built-in items held in place per step, by the query's modality: an image step's numbers in the user's
 # digits move the encoder further, and 16 hold the built-in test within a point (docs/corrections.md).
 ANCHORS = {"text": 8, "image": 16, "audio": 8}
@@ -79,6 +79,7 @@ class Correction:
     seconds: float = 0.0          # how long learning it took
     key: torch.Tensor | None = field(default=None, repr=False)   # its embedding when taught (slots)
     digits: list | None = field(default=None, repr=False)   # the written digits cut from it (engine.user_digits)
+    written: bool = False         # a number written in the user's digits for one step, not a held correction
 
 
 class CorrectionMemory:
@@ -205,7 +206,7 @@ class CorrectionMemory:
         target = torch.tensor([int((answers == c.identity).nonzero()[0]) for c in rows], device=logits.device)
         losses = F.cross_entropy(per_answer, target, reduction="none")
         # the corrections weigh as much as without numbers in the user's digits, which come on top
-        composed = torch.tensor([c.name == IN_USER_DIGITS for c in rows], device=losses.device)
+        composed = torch.tensor([c.written for c in rows], device=losses.device)
         loss = losses[~composed].mean() + (COMPOSED_WEIGHT * losses[composed].mean() if bool(composed.any()) else 0.0)
         if anchors is not None:
             loss = loss + self.anchor_weight * (1 - (held * trained[pick]).sum(-1)).mean()
@@ -252,7 +253,7 @@ class CorrectionMemory:
             except DataError:   # pieces that came out as one flat block of ink: not a number to learn
                 continue
             out.append(Correction("image", correction.target, number, str(number), IN_USER_DIGITS,
-                                  {"image": image[None].to(device)}))
+                                  {"image": image[None].to(device)}, written=True))
         return out
 
     @torch.no_grad()
