@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -240,10 +241,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _gallery_items(spec: str):
     """-> (the gallery's items, the user's names of their labels)."""
-    from engine.data.sources import load_source
+    from engine.data.sources import builtin_splits, load_source
+    from engine.vocabulary import SPLITS
     if spec.startswith("builtin"):
         split = spec.partition("-")[2] or "test"
-        return load_source("builtin").splits.get(split, []), {}
+        return (builtin_splits((split,))[split] if split in SPLITS else []), {}
     data = load_source(spec if ":" in spec else f"folder:{spec}")
     return [item for split in data.splits.values() for item in split], dict(data.label_names)
 
@@ -400,7 +402,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-QUICK_SET = ("kernels", "query", "ttt", "robustness", "teach", "corrections", "scale")   # train has no quick form
+QUICK_SET = ("kernels", "query", "ttt", "robustness", "teach", "corrections", "scale", "startup")   # train has no quick form
 
 
 def cmd_bench_all(args: argparse.Namespace) -> int:
@@ -640,5 +642,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+# Commands after which the process ends at once: tearing the interpreter down (torch's modules and its
+# static objects) took 0.5 s of every call (docs/cli.md). Training and benchmarks end the usual way.
+USUAL_EXIT = ("train", "bench")
+
+
+def run() -> None:
+    """The `nlmm` command: `main()`, then out without the interpreter's teardown (atexit handlers run and
+    the streams are flushed first), except after the commands in USUAL_EXIT and under a profiler or a
+    coverage tracer, which write their results at teardown."""
+    try:
+        code = main()
+    except SystemExit as done:   # argparse: --help, a usage mistake
+        code = done.code
+    command = next((word for word in sys.argv[1:] if not word.startswith("-")), None)
+    if command in USUAL_EXIT or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    if code is not None and not isinstance(code, int):   # as sys.exit treats it: a message, then 1
+        _stderr(str(code))
+        code = 1
+    import atexit
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a reader that left (`| head`), a closed stream: nothing to keep
+            pass
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

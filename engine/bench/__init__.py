@@ -14,6 +14,7 @@ BENCHES = {
     "teach": "fine-tune on a voice never heard (or a handwriting), recall before/after",
     "corrections": "corrections learnt at once: shifts taught by a stream of corrections, latency, memory",
     "scale": "a Flickr8k-sized gallery: the first query, the cached one, query latency over it",
+    "startup": "`nlmm query` in a fresh process: the first query, the cached one, a bad input, beside --help",
 }
 
 

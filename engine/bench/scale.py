@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +20,8 @@ import torch
 
 from engine.bench.machine import describe, rss_mb
 from engine.bench.result import BenchResult, Target
+from engine.bench.startup import timed_nlmm
 from engine.data.builtin import load_builtin_manifest
-from engine.paths import ROOT
 
 NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.bench.BENCHES)
 IMAGES, PER_IMAGE = 8000, 5          # Flickr8k: 8 000 images, 5 captions each (and 5 spoken captions)
@@ -69,13 +67,6 @@ def make_gallery(folder: Path, images: int, progress=print) -> Path:
     return folder
 
 
-def _seconds(args: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=3600)
-    return time.perf_counter() - start, done
-
-
 def run(checkpoint, device: str | None = None, progress=print, quick: bool = False,
         images: int = IMAGES) -> BenchResult:
     """`quick`: 40 images (a check that it runs, not a figure)."""
@@ -90,12 +81,12 @@ def run(checkpoint, device: str | None = None, progress=print, quick: bool = Fal
         query = ["query", "--checkpoint", str(checkpoint), "--gallery", f"folder:{folder}", "--text", "forty two",
                  "--k", "5", "--json"] + (["--device", device] if device else [])
         progress("the first query ever: every item embedded, then cached")
-        cold, first = _seconds(query, env)
+        cold, first = timed_nlmm(query, env)
         if first.returncode != 0:
             raise RuntimeError(f"nlmm query failed: {first.stderr.strip().splitlines()[-1:]}")
         progress(f"  {cold:.1f} s; the next query, from the cache")
-        warm, _ = _seconds(query, env)
-        help_s, _ = _seconds(["--help"], env)
+        warm, _ = timed_nlmm(query, env)
+        help_s, _ = timed_nlmm(["--help"], env)
         progress(f"  {warm:.1f} s (nlmm --help: {help_s:.1f} s); queries against the whole gallery, in one process")
 
         torch.manual_seed(0)

@@ -136,8 +136,10 @@ def _item(root: Path, manifest: Path, split: str, idx: int, raw, check_files: bo
                        str(raw.get("engine", "espeak-ng")))
 
 
-def load_builtin_manifest(root: Path | str = BUILTIN_ROOT, check_files: bool = True) -> dict[str, list[BuiltinItem]]:
-    """Read ``manifest.json`` under ``root``: {"train": [...], "val": [...], "test": [...]}.
+def load_builtin_manifest(root: Path | str = BUILTIN_ROOT, check_files: bool = True,
+                          splits: tuple[str, ...] = SPLITS) -> dict[str, list[BuiltinItem]]:
+    """Read ``manifest.json`` under ``root``: {"train": [...], "val": [...], "test": [...]}, or only the
+    `splits` asked (a query's gallery reads the test split's 1 200 items, not all 5 800).
 
     Raises DataError (naming the file) when the folder or manifest is missing or
     malformed, or, with ``check_files``, when an item's image or audio file is missing.
@@ -147,6 +149,7 @@ def load_builtin_manifest(root: Path | str = BUILTIN_ROOT, check_files: bool = T
         raise DataError(f"{root}: built-in dataset folder is missing (regenerate with scripts/make_builtin_dataset.py)")
     manifest = root / MANIFEST_NAME
     data = _read_json(manifest)
+    wanted = splits
     splits = data.get("splits") if isinstance(data, dict) else None
     if not isinstance(splits, dict):
         raise DataError(f"{manifest}: expected an object with a 'splits' object")
@@ -156,7 +159,7 @@ def load_builtin_manifest(root: Path | str = BUILTIN_ROOT, check_files: bool = T
             raise DataError(f"{manifest}: split {split!r} is missing or empty")
     return {
         split: [_item(root, manifest, split, i, raw, check_files) for i, raw in enumerate(splits[split])]
-        for split in SPLITS
+        for split in SPLITS if split in wanted
     }
 
 

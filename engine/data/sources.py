@@ -14,12 +14,18 @@ SOURCES = ("builtin", "flickr8k:DIR", "folder:DIR")
 
 
 def load_builtin() -> DataSplits:
-    from engine.data.builtin import BUILTIN_ROOT, load_builtin_manifest
+    from engine.data.builtin import BUILTIN_ROOT
     from engine.data.number_images import NumberImageSynth
-    splits = {split: [Item(image=i.image, text=i.text, audio=i.audio, label=i.label, key=str(i.label))
-                      for i in items]
-              for split, items in load_builtin_manifest().items()}
-    return DataSplits("builtin", splits, image_synth=NumberImageSynth.from_folder(BUILTIN_ROOT))
+    return DataSplits("builtin", builtin_splits(), image_synth=NumberImageSynth.from_folder(BUILTIN_ROOT))
+
+
+def builtin_splits(splits: tuple[str, ...] | None = None) -> dict[str, list[Item]]:
+    """The built-in data set's items by split, every split or the `splits` asked."""
+    from engine.data.builtin import load_builtin_manifest
+    from engine.vocabulary import SPLITS
+    return {split: [Item(image=i.image, text=i.text, audio=i.audio, label=i.label, key=str(i.label))
+                    for i in items]
+            for split, items in load_builtin_manifest(splits=splits or SPLITS).items()}
 
 
 Progress = Callable[[float, float], None]

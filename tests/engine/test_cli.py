@@ -369,6 +369,17 @@ def test_bench_scale_makes_its_gallery_queries_it_cold_then_cached_and_reports_t
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["first_ms"] > 0 and figures["n"] == 2
 
 
+def test_bench_startup_times_a_fresh_query_cold_then_cached_and_a_refused_input_beside_help():
+    proc = nlmm("bench", "startup", "--json", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert_bench_result(result, "startup")
+    quiet = result["phases"]["quiet"]["median_s"]
+    assert set(quiet) == {"help", "first_query", "next_query", "bad_input"} and min(quiet.values()) > 0
+    assert quiet["first_query"] > quiet["next_query"], "the next query read the gallery the first one cached"
+    assert result["phases"]["quiet"]["next_over_help"] == round(quiet["next_query"] / quiet["help"], 2)
+
+
 def test_bench_all_runs_the_quick_set_in_the_one_shape_and_kernels_has_every_figure():
     proc = nlmm("bench", "all", "--json", "--only", "kernels")
     assert proc.returncode == 0, proc.stderr
