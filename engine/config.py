@@ -12,6 +12,7 @@ import os
 import re
 import reprlib
 import tempfile
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ ATTENTIONS = ("fast_weight", "hebbian", "softmax")
 DELTA_RULES = ("normalized", "paper_exact")
 TTT_MODES = ("gated_topk", "l2_regression")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AUTO_WORKERS = "auto"   # data.num_workers chosen for the machine (engine.threads.data_workers)
 IMAGE_PREPROCESS = ("ink", "photo")
 IMAGE_STEMS = ("patch", "conv")
 CONV_STEM_STRIDE = 8   # the conv stem: three stride-2 convolutions
@@ -180,7 +182,9 @@ class AudioConfig:
 class DataConfig:
     source: str = "builtin"
     batch_size: int = 64
-    num_workers: int = 0
+    # Processes preparing batches beside the step; "auto": as many as this machine should give them
+    # (engine.threads.data_workers), which is what a checkpoint's fine-tune uses on another machine too.
+    num_workers: int | str = AUTO_WORKERS
     seed: int = 0
     augment: bool = False   # training clips through rooms, microphones and noise (engine.data.audio_augment)
     # A fine-tune on the user's data (`nlmm train --init`): the share of each batch drawn from the built-in
@@ -189,7 +193,10 @@ class DataConfig:
 
     def check(self) -> None:
         _at_least("data.batch_size", self.batch_size, 2)  # contrastive learning needs negatives
-        _at_least("data.num_workers", self.num_workers, 0)
+        if self.num_workers != AUTO_WORKERS:
+            if not isinstance(self.num_workers, int):
+                raise ConfigError("data.num_workers", f"must be an integer or '{AUTO_WORKERS}', got {shown(self.num_workers)}")
+            _at_least("data.num_workers", self.num_workers, 0)
         _at_least("data.mix_builtin", self.mix_builtin, 0.0)
         if not self.mix_builtin < 1.0:  # a share of 1 would never show the user's own items
             raise ConfigError("data.mix_builtin", f"must be < 1, got {self.mix_builtin:g}")
@@ -273,6 +280,13 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is types.UnionType:   # `int | str`: the first that fits
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(option, value, path)
+            except ConfigError:
+                pass
+        raise ConfigError(path, f"must be {' or '.join(_type_name(t) for t in typing.get_args(tp))}, got {shown(value)}")
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
     if origin is list:

@@ -23,7 +23,9 @@ gallery is the test split's images and captions, so a hit is an image of the cli
 """
 from __future__ import annotations
 
+import copy
 import csv
+import statistics
 import tempfile
 import threading
 import time
@@ -35,7 +37,9 @@ import torch
 from PIL import Image
 
 from engine.bench.machine import describe
+from engine.bench.query import busy_processes
 from engine.bench.result import BenchResult, Target
+from engine.config import AUTO_WORKERS
 from engine.data.audio import load_audio
 from engine.data.audio_augment import coloured_noise, mix_at_snr
 from engine.data.builtin import load_builtin_manifest, load_heldout
@@ -57,6 +61,10 @@ STYLE = "Because We Create Regular"   # of styles.npz: the handwriting the shipp
 STYLE_NUMBERS = 30                    # taught, two renders each; the other 70 are scored
 TARGET_UNTAUGHT = 0.75                # top-1 on fresh renders of the numbers never taught
 BUDGET_S = 60.0                       # seconds of teaching: what a user waits for at the studio
+# Steps a second, batches prepared by worker processes beside the step (`data.num_workers: auto`) against
+# the same run with them prepared between steps on every core (0 workers, as fine-tunes ran before):
+THROUGHPUT_STEPS, THROUGHPUT_ROUNDS = 100, 2   # each arrangement's run, and how many of each, alternating
+TARGET_SPEEDUP = 1.5
 NAME = __name__.rsplit(".", 1)[-1]   # its name in `nlmm bench NAME` (engine.bench.BENCHES)
 
 
@@ -223,6 +231,8 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
         progress(f"taught for {final.step} steps in {seconds:.1f} s; after: scoring")
         after = _measure(out / "checkpoint.pt", device, test, taught, untaught, modality, taught_key)
         threads = torch.get_num_threads()
+        throughput = _throughput(cfg, folder, Path(tmp), device, checkpoint, 3 if quick else THROUGHPUT_STEPS,
+                                 1 if quick else THROUGHPUT_ROUNDS, progress)
 
     gain = after[taught_key] - before[taught_key]
     drop = before["builtin_test_mean_r1"] - after["builtin_test_mean_r1"]
@@ -235,15 +245,53 @@ def run(checkpoint, device: str | None = None, progress=print, budget_s: float =
                              "stopped_by_budget": final.kind == "stopped", "batch_size": cfg.data.batch_size,
                              "mix_builtin": mix, "lr": cfg.train.lr},
                "before": before, "after": after,
-               "gain_top1": gain, "builtin_mean_r1_drop": drop,
+               "gain_top1": gain, "builtin_mean_r1_drop": drop, "throughput": throughput,
                "builtin_worst_drop": {"direction": worst, "points": drops[worst]}}
     taught = (Target(TARGET_GAIN, gain) if case == "voice" else Target(TARGET_UNTAUGHT, after["untaught_numbers"]))
     targets = {("taught voice's other clips, top-1 gained" if case == "voice" else "numbers not taught, top-1"): taught,
                "built-in test: worst drop, any direction": Target(MAX_DROP, drops[worst], at_most=True),
-               "seconds of teaching": Target(budget_s + 1.0, seconds, at_most=True)}
+               "seconds of teaching": Target(budget_s + 1.0, seconds, at_most=True),
+               "steps/s, workers beside the step / batches between steps": Target(TARGET_SPEEDUP, throughput["speedup"])}
     device = torch.device(str(trainer.device))
     ran = describe(device, cfg.precision) | {"torch_threads": threads}
     return BenchResult(NAME, figures, targets, ran, quick)
+
+
+def _throughput(cfg, folder: Path, tmp: Path, device, checkpoint: Path, steps: int, rounds: int, progress) -> dict:
+    """Steps a second of the same fine-tune with its batches prepared between steps on every core (0 workers)
+    and by worker processes beside the step (AUTO_WORKERS), `rounds` runs of `steps` each, alternating; then
+    once each beside a busy process."""
+    from engine.training.trainer import Trainer
+    workers = 0
+
+    def rate(arrangement: str, setting, name: str) -> float:
+        nonlocal workers
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg.data.num_workers = setting
+        run_cfg.train.eval_every = run_cfg.train.checkpoint_every = steps + 1
+        trainer = Trainer(run_cfg, f"folder:{folder}", tmp / name, device, steps, tensorboard=False, init=checkpoint)
+        workers = max(workers, trainer.workers())
+        began = time.perf_counter()
+        final = trainer.run()
+        return round(final.step / (time.perf_counter() - began), 2)
+
+    arrangements = (("between_steps", 0), ("beside_the_step", AUTO_WORKERS))
+    rates: dict[str, list[float]] = {name: [] for name, _ in arrangements}
+    for n in range(rounds):
+        for arrangement, setting in arrangements:
+            rates[arrangement].append(rate(arrangement, setting, f"{arrangement}-{n}"))
+        progress(f"  steps/s, batches prepared between steps {rates['between_steps'][-1]}, "
+                 f"by {workers} worker(s) beside the step {rates['beside_the_step'][-1]}")
+    medians = {k: statistics.median(v) for k, v in rates.items()}
+    out = {"steps": steps, "runs": rates, "workers": workers, "steps_per_s": medians,
+           "speedup": round(medians["beside_the_step"] / medians["between_steps"], 3)}
+    if rounds > 1:   # and once each as a desktop runs other programs
+        with busy_processes(1):
+            loaded = {arrangement: rate(arrangement, setting, f"{arrangement}-loaded") for arrangement, setting in arrangements}
+        progress(f"  beside a busy process: {loaded['between_steps']} and {loaded['beside_the_step']} steps/s")
+        out["beside_a_busy_process"] = {"steps_per_s": loaded,
+                                        "speedup": round(loaded["beside_the_step"] / loaded["between_steps"], 3)}
+    return out
 
 
 def from_args(args, progress) -> BenchResult:
@@ -269,5 +317,11 @@ def format_table(result: BenchResult) -> str:
     for direction in before["builtin_test_r1"]:
         lines.append(f"  built-in test {direction:<24}{100 * before['builtin_test_r1'][direction]:>8.1f}%"
                      f"{100 * after['builtin_test_r1'].get(direction, 0.0):>8.1f}%")
+    speed = result["throughput"]
+    lines.append(f"steps/s ({speed['steps']} steps, median of {len(speed['runs']['between_steps'])}): batches prepared "
+                 f"between steps {speed['steps_per_s']['between_steps']:.2f}, by {speed['workers']} worker(s) beside "
+                 f"the step {speed['steps_per_s']['beside_the_step']:.2f} ({speed['speedup']:.2f}x)"
+                 + (f"; beside a busy process {speed['beside_a_busy_process']['speedup']:.2f}x"
+                    if "beside_a_busy_process" in speed else ""))
     lines.append("targets:\n" + result.targets_table())
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from engine.config import NLMMConfig, config_to_dict
+from engine.config import AUTO_WORKERS, NLMMConfig, config_to_dict
 from engine.data.text import UNK, Tokenizer
 from engine.training.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, non_finite, upgrade
 
@@ -102,6 +102,7 @@ def fine_tune_config(path: str | os.PathLike, steps: int | None = None, mix: flo
     cfg.train.learn_only = []
     cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, steps // 10))
     cfg.data.mix_builtin = mix
+    cfg.data.num_workers = AUTO_WORKERS   # the checkpoint's machine is not this one
     cfg.data.batch_size = batch_size if batch_size is not None else min(cfg.data.batch_size, FINE_TUNE_BATCH)
     return cfg
 

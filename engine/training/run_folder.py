@@ -3,13 +3,16 @@
 Two runs writing into one folder both "finished" and interleaved their metrics.jsonl lines; so a run
 holds an exclusive lock (`flock` on `.lock`, released by the kernel when the process dies, even by
 kill -9) for as long as it writes. Holding it also means that any temp file left in the folder comes
-from a write that was killed half way, and is swept away.
+from a write that was killed half way, and is swept away. A process forked from the run (a worker
+preparing its batches) closes its copy of the lock: it would otherwise hold the folder after the run was
+killed, until it noticed.
 """
 from __future__ import annotations
 
 import fcntl
 import os
 import time
+import weakref
 from glob import escape as glob_escape
 from pathlib import Path
 
@@ -47,6 +50,25 @@ def check_usable(path: Path, holds_a_run: bool = False) -> None:
             pass
 
 
+_HELD: "weakref.WeakSet[RunFolder]" = weakref.WeakSet()   # the folders this process holds
+
+
+def _let_go_in_child() -> None:
+    """In a forked child: close the copies of the held folders' lock descriptors (the parent keeps its lock)."""
+    for folder in list(_HELD):
+        if folder._fd is not None:
+            try:
+                os.close(folder._fd)
+            except OSError:
+                pass
+            folder._fd = None
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_let_go_in_child)
+
+
 class RunFolder:
     """Creates `path` if needed and locks it; `release()` (or the process ending) unlocks it."""
 
@@ -65,6 +87,7 @@ class RunFolder:
             os.close(self._fd)
             raise RunFolderError(f"{self.path}: another training run is writing into this folder; "
                                  "wait for it or choose another --out") from None
+        _HELD.add(self)
 
     def sweep_temp_files(self, written: tuple[str, ...]) -> list[str]:
         """Remove what killed atomic writes of the run's own files (`written`, e.g. checkpoint.pt) left:
@@ -91,3 +114,4 @@ class RunFolder:
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor releases the flock
             self._fd = None
+        _HELD.discard(self)

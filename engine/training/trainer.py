@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from engine.config import NLMMConfig, save_config
+from engine.config import AUTO_WORKERS, NLMMConfig, save_config
 from engine.data.audio_augment import SpeechAugment
 from engine.data.builtin import BUILTIN_ROOT
 from engine.data.dataset import Collate, DataSplits, MultimodalDataset
@@ -34,7 +34,7 @@ from engine.device import pick_device
 from engine.events import CheckpointSaved, DataWarning, Evaluation, MemoryFrame, PauseChanged, RunEnded, StepMetrics
 from engine.models.footprint import check_fits
 from engine.models.nlmm import NLMM
-from engine.threads import intra_op_threads, work_threads
+from engine.threads import data_workers, intra_op_threads, step_threads, work_threads
 from engine.training.checkpoint import (CheckpointError, checkpoint_config, load_checkpoint, model_payload,
                                         non_finite, save_checkpoint, upgrade)
 from engine.training.distributed import DistInfo
@@ -345,9 +345,15 @@ class Trainer:
         spanning = EpochSpanning(self.sampler, self.step + 1)
         # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG.
         loader = DataLoader(EpochItems(self.dataset), batch_sampler=spanning, collate_fn=self.collate,
-                            num_workers=self.cfg.data.num_workers,
+                            num_workers=self.workers(),
                             generator=torch.Generator().manual_seed(self.cfg.train.seed * 1000003))
         yield from loader
+
+    def workers(self) -> int:
+        """Worker processes preparing the batches: the config's `data.num_workers`, or for "auto" what
+        this machine should give them (`engine.threads.data_workers`)."""
+        chosen = self.cfg.data.num_workers
+        return data_workers(self.device.type) if chosen == AUTO_WORKERS else int(chosen)
 
     def _report_errors(self, errors: list[str]) -> None:
         for message in errors:
@@ -356,8 +362,9 @@ class Trainer:
                 self.emit(DataWarning(message))
 
     def evaluate(self, items=None) -> dict:
-        recall = evaluate(self.model, items if items is not None else self.eval_items, self.cfg,
-                          self.tokenizer, self.device)
+        with intra_op_threads(work_threads()):   # the workers wait meanwhile: every core embeds
+            recall = evaluate(self.model, items if items is not None else self.eval_items, self.cfg,
+                              self.tokenizer, self.device)
         self.model.train()
         return recall
 
@@ -365,7 +372,7 @@ class Trainer:
         """Train until `total_steps`, a stop, or a failure. Returns how the run ended."""
         folder = RunFolder(self.out_dir) if self.dist.is_main else None
         try:
-            with intra_op_threads(work_threads()):
+            with intra_op_threads(step_threads(self.workers(), self.device.type)):
                 return self._run(folder)
         finally:
             if folder is not None:

@@ -279,6 +279,12 @@ def test_bench_teach_json_reports_before_and_after_and_what_ran():
     tune = result["fine_tune"]
     assert 1 <= tune["steps"] <= 3 and tune["seconds"] > 0 and 0 < tune["mix_builtin"] < 1
     assert result["targets"]["seconds of teaching"]["value"] == pytest.approx(tune["seconds"], abs=0.06)
+    # the same fine-tune timed with its batches prepared between steps and by workers beside the step
+    speed = result["throughput"]
+    from engine.threads import data_workers
+    assert speed["workers"] == data_workers("cpu")
+    assert all(rate > 0 for rates in speed["runs"].values() for rate in rates)
+    assert speed["speedup"] == pytest.approx(speed["steps_per_s"]["beside_the_step"] / speed["steps_per_s"]["between_steps"], abs=1e-3)
 
 
 def test_bench_teach_with_a_missing_checkpoint_is_one_line(tmp_path):

@@ -37,6 +37,8 @@ def test_training_runs_on_the_cores_left_after_the_studio_reserves_one(small_cfg
     ended = []
     reserve_cores(1)
     try:
+        # beside the worker processes preparing its batches, if this machine gives them any
+        expected = max(1, usable_cores() - 1 - trainer.workers())
         done = threading.Thread(target=lambda: ended.append(trainer.run()), name="nlmm-test-trainer")  # as the studio runs it
         done.start()
         done.join(120)
@@ -44,4 +46,4 @@ def test_training_runs_on_the_cores_left_after_the_studio_reserves_one(small_cfg
         reserve_cores(0)
     assert not done.is_alive(), "the run did not end within 120 s"
     assert [e.kind for e in ended] == ["finished"] and ended[0].step == 2
-    assert seen and set(seen) == {max(1, usable_cores() - 1)}
+    assert seen and set(seen) == {expected}
