@@ -50,6 +50,9 @@ def bad(change: dict) -> ConfigError:
     ({"cms_mode": "nestd"}, "cms_mode", "did you mean 'nested'"),
     ({"d_model": "big"}, "d_model", "must be an integer, got 'big'"),
     ({"data.batch_size": 1}, "data.batch_size", "must be >= 2"),
+    ({"data.num_workers": -1}, "data.num_workers", "must be >= 0, got -1"),
+    ({"data.num_workers": "many"}, "data.num_workers", "must be an integer or 'auto', got 'many'"),
+    ({"data.num_workers": True}, "data.num_workers", "must be an integer or a string, got True"),
 ])
 def test_impossible_settings_name_the_key_path(change, path, reason):
     err = bad(change)
@@ -137,3 +140,15 @@ def test_a_huge_file_is_refused_before_parsing(tmp_path):
     path.write_text("d_model: 64\n" + "# padding\n" * 200_000)
     with pytest.raises(ConfigError, match="too large for a config"):
         load_config(path)
+
+
+def test_worker_processes_are_chosen_for_the_machine_unless_a_number_is_given():
+    """`data.num_workers: auto` (tiny's and every fine-tune's) leaves the count to engine.threads; a number stays."""
+    from engine.threads import data_workers, step_threads, work_threads
+    assert load_config("tiny").data.num_workers == "auto"
+    data = config_to_dict(load_config("tiny"))
+    data["data"]["num_workers"] = 3
+    assert config_from_dict(data).data.num_workers == 3
+    # on the CPU the workers and the step share the cores big work may use, each its own
+    workers = data_workers("cpu")
+    assert step_threads(workers) >= 1 and workers + step_threads(workers) == work_threads()
