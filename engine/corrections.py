@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.data.errors import DataError
+from engine.optim.levels import can_fuse
 from engine.training.checkpoint import load_payload, save_payload, state_digest
 from engine.vocabulary import MODALITIES
 
@@ -148,7 +149,8 @@ class CorrectionMemory:
             params = self.parameters(modality)
             for name, param in params.items():
                 self._trained.setdefault(name, param.detach().clone())
-            self._optimisers[modality] = torch.optim.Adam(list(params.values()), lr=self.rate(modality))
+            weights = list(params.values())
+            self._optimisers[modality] = torch.optim.Adam(weights, lr=self.rate(modality), fused=can_fuse(weights))
         return self._optimisers[modality]
 
     def _anchor_batch(self, modality: str):

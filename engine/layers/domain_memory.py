@@ -52,11 +52,24 @@ class DomainMemory(nn.Module):
 
     @staticmethod
     def _signatures(mel: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """`signature` of every row at once (padding frames are NaN and ignored): one kernel per batch."""
-        frames = mel.float().transpose(1, 2)  # (B, F, n_mels)
-        if mask is not None:
-            frames = frames.masked_fill(~mask[:, :, None], float("nan"))
-        return torch.cat([frames.nanmean(1), frames.nanquantile(0.1, dim=1)], dim=-1)
+        """`signature` of every row at once (padding frames ignored)."""
+        return DomainMemory._frame_statistics(mel, mask)[0]
+
+    @staticmethod
+    def _frame_statistics(mel: torch.Tensor, mask: torch.Tensor | None):
+        """Each row's signature, and the per-bin mean and (unbiased) variance of every real frame of the
+        batch together, from per-row sums in one pass (gathering the frames first cost twice as long)."""
+        bins = mel.float()  # (B, n_mels, F)
+        if mask is None:
+            mask = torch.ones(bins.shape[0], bins.shape[2], dtype=torch.bool, device=bins.device)
+        counts = mask.sum(1)
+        kept = bins * mask[:, None].to(bins.dtype)
+        sums, squares = kept.sum(-1), (kept * bins).sum(-1)   # (B, n_mels)
+        signatures = torch.cat([sums / counts.clamp_min(1)[:, None], _floor(bins, mask, counts.clamp_min(1))], dim=-1)
+        n = int(counts.sum())
+        mean = sums.double().sum(0) / n   # in double: the sum of squares less n mean^2 must not cancel
+        var = (squares.double().sum(0) - n * mean.pow(2)) / max(n - 1, 1)
+        return signatures, mean.float(), var.float(), n
 
     def _distance(self, signature: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
         scale = self.train_var.sqrt().clamp_min(1e-3).repeat(2)
@@ -68,13 +81,12 @@ class DomainMemory(nn.Module):
     # ------------------------------------------------------------------ training: learn the domain
     @torch.no_grad()
     def _learn(self, mel: torch.Tensor, mask: torch.Tensor | None) -> None:
-        frames = torch.cat([self._frames(mel, mask, b) for b in range(len(mel))]).float()
-        if len(frames) < 2:
+        signatures, mean, var, n_frames = self._frame_statistics(mel, mask)
+        if n_frames < 2:
             return
         m = self.momentum if self.updates > 0 else 1.0
-        self.train_mean.lerp_(_rank_mean(frames.mean(0)), m)
-        self.train_var.lerp_(_rank_mean(frames.var(0)), m)
-        signatures = self._signatures(mel, mask)
+        self.train_mean.lerp_(_rank_mean(mean), m)
+        self.train_var.lerp_(_rank_mean(var), m)
         self.train_signature.lerp_(_rank_mean(signatures.mean(0)), m)
         distances = self._distance(signatures, self.train_signature)
         self.distance_mean.lerp_(_rank_mean(distances.mean()), m)
@@ -159,3 +171,17 @@ def _rank_mean(value: torch.Tensor) -> torch.Tensor:
         torch.distributed.all_reduce(value)
         value /= torch.distributed.get_world_size()
     return value
+
+
+def _floor(bins: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor, q: float = 0.1) -> torch.Tensor:
+    """The q-quantile (linear interpolation, as `torch.quantile`) of each bin over a row's frames, from
+    the few smallest values only (a partial sort: the full sort of `nanquantile` cost 5 % of a training step)."""
+    position = q * (counts - 1).to(bins.dtype)
+    below = position.floor()
+    weight = (position - below)[:, None, None]
+    k = min(int(below.max()) + 2, bins.shape[-1])
+    smallest = bins.masked_fill(~mask[:, None], float("inf")).topk(k, dim=-1, largest=False).values
+    shape = (bins.shape[0], bins.shape[1], 1)
+    low = below.long()[:, None, None].expand(shape)
+    high = torch.minimum(low + 1, (counts - 1)[:, None, None].expand(shape))
+    return (smallest.gather(-1, low) * (1 - weight) + smallest.gather(-1, high) * weight).squeeze(-1)

@@ -86,9 +86,11 @@ def fast_weight_chunked(q, k, v, beta, chunk_size: int = 32, state=None, rule: s
             inverse = unit_lower_inverse(strictly_lower)
             w, u = inverse @ k_beta, inverse @ v_beta
         else:
+            # one solve for both right-hand sides: half the calls, forward and backward
             system = strictly_lower + torch.eye(C, dtype=k.dtype, device=k.device)
-            w = torch.linalg.solve_triangular(system, k_beta, upper=False, unitriangular=True)
-            u = torch.linalg.solve_triangular(system, v_beta, upper=False, unitriangular=True)
+            wu = torch.linalg.solve_triangular(system, torch.cat([k_beta, v_beta], dim=-1), upper=False,
+                                               unitriangular=True)
+            w, u = wu.split([d_k, d_v], dim=-1)
     else:
         w, u = None, v_beta
 

@@ -33,12 +33,18 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     """"adamw" -> AdamW, "sgd" -> SGD(momentum=0.9), "dmgd" -> DMGD."""
     params = list(params)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=can_fuse(params))
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "dmgd":
         return DMGD(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+
+
+def can_fuse(params: list[torch.Tensor]) -> bool:
+    """torch's fused Adam/AdamW: one kernel for every tensor (on 2 cores the per-tensor loop took 9 ms of
+    a step for the tiny model, fused 1.7 ms). It needs floating-point tensors on the CPU or CUDA."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
 @dataclass

@@ -404,13 +404,20 @@ def test_bench_all_runs_the_quick_set_in_the_one_shape_and_kernels_has_every_fig
     # correctness is a target every run must meet, quick or not: the chunked kernel is the recurrent one
     agree = result["targets"]["chunked delta rule = recurrent (max difference)"]
     assert agree["met"] and agree["value"] < 1e-4 and agree["at_most"]
-    train = result["train_step"]
-    assert {"samples_per_s", "gflops", "peak_gflops", "fraction_of_peak", "peak_tries"} <= set(train)
-    assert train["samples_per_s"] > 0 and train["gflops"] > 0
-    assert abs(train["fraction_of_peak"] - train["gflops"] / train["peak_gflops"]) < 1e-9
-    share = result["targets"][f"train step, share of the {train['peak_precision']} matmul peak"]
-    assert share["value"] == train["fraction_of_peak"] and share["limit"] == 0.40
     from engine.device import cpu_has_native_bf16
-    assert train["peak_precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32")  # tiny asks for bf16
+    own = "bfloat16" if cpu_has_native_bf16() else "float32"   # tiny asks for bf16
+    steps = result["train_step"]
+    assert list(steps) == list(dict.fromkeys(["float32", own]))   # fp32 always, the config's own beside it
+    for precision, train in steps.items():
+        assert {"samples_per_s", "gflops", "peak_gflops", "fraction_of_peak", "peak_tries", "rounds"} <= set(train)
+        assert train["precision"] == precision and train["samples_per_s"] > 0 and train["gflops"] > 0
+        assert abs(train["fraction_of_peak"] - train["gflops"] / train["peak_gflops"]) < 1e-9
+    share = result["targets"]["train step in fp32, share of the fp32 matmul peak"]
+    assert share["value"] == steps["float32"]["fraction_of_peak"] and share["limit"] == 0.40
+    if own != "float32":
+        ratio = result["targets"][f"train step in {own} / in fp32 (samples/s)"]
+        assert ratio["value"] == steps[own]["samples_per_s"] / steps["float32"]["samples_per_s"]
+    busy = result["train_step_busy"]
+    assert busy["busy_processes"] == 1 and busy["samples_per_s"] > 0
     refused = nlmm("bench", "all", "--only", "train")
     one_line_error(refused, "nlmm bench all: argument --only: expected some of kernels, query")

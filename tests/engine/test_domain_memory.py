@@ -53,3 +53,28 @@ def test_no_new_domains_without_adaptation():
     memory = trained_memory()
     memory(shifted(clean_batch(seed=3)))
     assert memory.slots == []
+
+
+def test_a_signature_is_the_mean_and_10th_percentile_of_each_bin_over_the_frames_each_row_has():
+    g = torch.Generator().manual_seed(3)
+    mel = torch.randn(5, 8, 40, generator=g)
+    lengths = torch.tensor([40, 1, 2, 17, 33])
+    mask = torch.arange(40)[None] < lengths[:, None]
+    signatures = DomainMemory._signatures(mel, mask)
+    for row, length in enumerate(lengths.tolist()):
+        frames = mel[row, :, :length]   # what torch's own reductions give on the real frames only
+        expected = torch.cat([frames.mean(-1), frames.quantile(0.1, dim=-1)])
+        assert torch.allclose(signatures[row], expected, atol=1e-6), row
+    assert torch.allclose(DomainMemory._signatures(mel, None)[0],
+                          torch.cat([mel[0].mean(-1), mel[0].quantile(0.1, dim=-1)]), atol=1e-6)
+
+
+def test_training_statistics_are_those_of_every_real_frame_of_the_batch_together():
+    g = torch.Generator().manual_seed(4)
+    mel = torch.randn(3, 8, 30, generator=g) * 2 + 1
+    mask = torch.arange(30)[None] < torch.tensor([30, 5, 12])[:, None]
+    memory = DomainMemory(8).train()
+    memory(mel, mask)   # the first batch sets the statistics outright
+    frames = torch.cat([mel[row, :, :length].T for row, length in enumerate([30, 5, 12])])
+    assert torch.allclose(memory.train_mean, frames.mean(0), atol=1e-5)
+    assert torch.allclose(memory.train_var, frames.var(0), atol=1e-5)
