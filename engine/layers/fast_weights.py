@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.layers.hope import SelfModifyingLinear
+from engine.layers.hope import SelfModifyingLinear, input_outer_mean
 
 RULES = ("delta", "hebbian")
 
@@ -137,7 +137,15 @@ class FastWeightAttention(nn.Module):
 
     def forward(self, x, mask=None, state=None, return_state: bool = False, impl: str = "chunked"):
         """x (B, T, D); mask (B, T) True where a token is real; state (B, H, d, d) carried in."""
-        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        q, k, v = (self._heads(F.linear(x, p.weight)) for p in projections)
+        # HOPE: the three read the same x, so its outer product is computed once for all of them
+        modifying = [p for p in projections if isinstance(p, SelfModifyingLinear) and p.modifies()]
+        if modifying:
+            with torch.no_grad():
+                outer_mean = input_outer_mean(x.detach(), modifying[0].mode, modifying[0].weight.dtype)
+            for p in modifying:   # built alike: one mode, one dtype
+                p.modify(outer_mean=outer_mean)
         beta = torch.sigmoid(self.beta_proj(x)).transpose(1, 2)  # (B, H, T)
         if self.mode == "normalized":
             q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)

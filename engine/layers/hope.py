@@ -16,13 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def self_modification(weight: torch.Tensor, x: torch.Tensor, lr: float, mode: str) -> torch.Tensor:
-    """The change ``W (I - lr G) - W = -lr W G`` with G the mean outer product of the rows of x."""
-    rows = x.reshape(-1, x.shape[-1]).to(weight.dtype)
+def input_outer_mean(x: torch.Tensor, mode: str, dtype: torch.dtype) -> torch.Tensor:
+    """G, the mean outer product of the rows of x (each of unit length in the normalised mode)."""
+    rows = x.reshape(-1, x.shape[-1]).to(dtype)
     if mode == "normalized":
         rows = rows / rows.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    outer_mean = rows.T @ rows / max(rows.shape[0], 1)
-    return -lr * (weight @ outer_mean)
+    return rows.T @ rows / max(rows.shape[0], 1)
+
+
+def self_modification(weight: torch.Tensor, x: torch.Tensor, lr: float, mode: str) -> torch.Tensor:
+    """The change ``W (I - lr G) - W = -lr W G`` with G the mean outer product of the rows of x."""
+    return -lr * (weight @ input_outer_mean(x, mode, weight.dtype))
 
 
 class SelfModifyingLinear(nn.Linear):
@@ -33,15 +37,26 @@ class SelfModifyingLinear(nn.Linear):
         self.adapting = False  # set by the model's adaptation_scope()
         self.pending_update: torch.Tensor | None = None
 
+    def modifies(self) -> bool:
+        # A frozen layer (a fine-tune that keeps this modality as it was) does not modify itself either.
+        return self.lr > 0 and ((self.training and self.weight.requires_grad) or self.adapting)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.linear(x, self.weight, self.bias)
-        # A frozen layer (a fine-tune that keeps this modality as it was) does not modify itself either.
-        if self.lr > 0 and ((self.training and self.weight.requires_grad) or self.adapting):
-            with torch.no_grad():
-                self.pending_update = self_modification(self.weight, x.detach(), self.lr, self.mode)
-            if self.adapting and not self.training:
-                self.apply_pending_update()
+        self.modify(x)
         return y
+
+    @torch.no_grad()
+    def modify(self, x: torch.Tensor | None = None, outer_mean: torch.Tensor | None = None) -> None:
+        """The self-modification for input x (or its `input_outer_mean`, when layers reading the same x
+        share it): deferred while training, applied at once while adapting."""
+        if not self.modifies():
+            return
+        if outer_mean is None:
+            outer_mean = input_outer_mean(x.detach(), self.mode, self.weight.dtype)
+        self.pending_update = -self.lr * (self.weight @ outer_mean)
+        if self.adapting and not self.training:
+            self.apply_pending_update()
 
     @torch.no_grad()
     def apply_pending_update(self) -> bool:

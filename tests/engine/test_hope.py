@@ -58,3 +58,15 @@ def test_adaptation_scope_restores_every_weight_exactly():
 
 def _name_of(model, layer):
     return next(f"{n}.weight" for n, m in model.named_modules() if m is layer)
+
+
+def test_an_attention_layer_updates_each_projection_by_its_own_weight_and_the_shared_input():
+    from engine.layers.fast_weights import FastWeightAttention
+    attention = FastWeightAttention(16, 2, hope_lr=0.05).double().train()
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    before = {name: getattr(attention, name).weight.detach().clone() for name in ("q_proj", "k_proj", "v_proj")}
+    attention(x).sum().backward()
+    G = (x / x.norm(dim=-1, keepdim=True)).reshape(-1, 16)
+    G = G.T @ G / 15
+    for name, W in before.items():
+        assert torch.allclose(getattr(attention, name).pending_update, -0.05 * W @ G, atol=1e-14), name
