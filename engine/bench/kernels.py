@@ -6,7 +6,8 @@
 - the step's achieved GFLOP/s (FLOPs counted by torch.utils.flop_counter) against this machine's own
   `torch.mm` peak in the same precision, measured in the same run as the best of several tries (a busy
   machine lowers the peak and flatters the step: the load average before says whether it was busy);
-- the fp32 step once more beside one busy process (what a desktop running other programs gets).
+- the fp32 step once more beside one busy process (what a desktop running other programs gets), on this
+  process's threads and on one.
 
 Targets: the chunked kernel gives the recurrent one's outputs (within 1e-4; checked on every run, quick
 or not); the fp32 step reaches TARGET_FRACTION of the fp32 peak; a step in the config's lower precision
@@ -29,6 +30,7 @@ from engine.config import NLMMConfig
 from engine.device import autocast_dtype, pick_device
 from engine.layers.fast_weights import fast_weight_chunked, fast_weight_recurrent
 from engine.models.nlmm import NLMM
+from engine.threads import intra_op_threads
 from engine.training.step import TrainStep, synthetic_batch
 
 
@@ -155,9 +157,13 @@ def run(cfg: NLMMConfig, device: str | None = None, progress=print, quick: bool 
                    fraction_of_peak=row["gflops"] / peaks[name])
         progress(f"train step, {name}: {row['gflops']:.0f} GFLOP/s = {100 * row['fraction_of_peak']:.0f}% of its peak")
     fp32 = steps_by_precision["float32"]
+    busy = []   # on this process's threads, then on one: one thread has no barrier to wait at for a busy core
     with busy_processes(1) as pids:
-        busy = train_step_throughput({"float32": configs["float32"]}, dev, steps, 1, progress)["float32"]
-    busy.update(busy_processes=len(pids), fraction_of_quiet_peak=busy["gflops"] / fp32["peak_gflops"])
+        for threads in dict.fromkeys((torch.get_num_threads(), 1)):
+            with intra_op_threads(threads):
+                row = train_step_throughput({"float32": configs["float32"]}, dev, steps, 1, progress)["float32"]
+            busy.append(row | {"threads": threads, "busy_processes": len(pids),
+                               "fraction_of_quiet_peak": row["gflops"] / fp32["peak_gflops"]})
     targets = {"chunked delta rule = recurrent (max difference)":
                Target(MAX_KERNEL_DIFFERENCE, max(row["max_difference"] for row in delta), at_most=True),
                "train step in fp32, share of the fp32 matmul peak": Target(TARGET_FRACTION, fp32["fraction_of_peak"])}
@@ -191,9 +197,9 @@ def format_table(result: BenchResult) -> str:
         lines.append(f"Training step, {precision}: {t['samples_per_s']:.0f} samples/s, {t['gflops']:.1f} GFLOP/s "
                      f"of a {t['peak_gflops']:.0f} GFLOP/s {precision} torch.mm peak ({100 * t['fraction_of_peak']:.0f}%)"
                      + (f", {t['speedup_over_fp32']:.2f}x the fp32 step" if "speedup_over_fp32" in t else ""))
-    busy = result["train_step_busy"]
-    lines.append(f"beside {busy['busy_processes']} busy process, float32: {busy['samples_per_s']:.0f} samples/s "
-                 f"({100 * busy['fraction_of_quiet_peak']:.0f}% of the quiet peak)")
+    for busy in result["train_step_busy"]:
+        lines.append(f"beside {busy['busy_processes']} busy process, float32, {busy['threads']} thread(s): "
+                     f"{busy['samples_per_s']:.0f} samples/s ({100 * busy['fraction_of_quiet_peak']:.0f}% of the quiet peak)")
     before = result.ran["load_average_before"]
     if before and before[0] > BUSY_LOAD:
         lines.append(f"the machine was busy when the bench started (load average {before[0]}): the peak reads "

@@ -41,3 +41,19 @@ def test_level_parameters_partition_the_model():
     assert all(len(params) == blocks * per_level for params in groups.values())
     ids = [id(p) for params in groups.values() for p in params] + [id(p) for p in model.outer_parameters()]
     assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+
+
+def test_residual_levels_computed_together_equal_each_level_on_its_own():
+    """The residual composition stacks the levels' matmuls; the result and every gradient are the sum of
+    each level's own pre-norm MLP, with whatever LayerNorm affine each level has learnt."""
+    torch.manual_seed(0)
+    cms = ContinuumMemory(16, 32, ["fast", "mid", "slow"]).double()
+    for p in cms.parameters():
+        torch.nn.init.normal_(p)
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    reference = x + sum(level(x) for level in cms.levels.values())
+    assert torch.allclose(cms(x), reference, atol=1e-10)
+    inputs = list(cms.parameters()) + [x]
+    for got, expected in zip(torch.autograd.grad(cms(x).pow(2).sum(), inputs),
+                             torch.autograd.grad(reference.pow(2).sum(), inputs)):
+        assert torch.allclose(got, expected, atol=1e-8)
