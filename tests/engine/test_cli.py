@@ -373,6 +373,9 @@ def test_bench_scale_makes_its_gallery_queries_it_cold_then_cached_and_reports_t
     for modality in ("text", "image", "audio"):
         figures = result["query"][modality]
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["first_ms"] > 0 and figures["n"] == 2
+    busy = result["beside_busy"]   # the same again beside one busy process, as a desktop runs other programs
+    assert busy["busy_processes"] == 1 and busy["first_query_cached_s"] > 0
+    assert set(busy["query"]) == {"text", "image", "audio"} and all(f["p50_ms"] > 0 for f in busy["query"].values())
 
 
 def test_bench_startup_times_a_fresh_query_cold_then_cached_and_a_refused_input_beside_help():
