@@ -53,7 +53,9 @@ class TokenEncoder(nn.Module):
     def trunk(self, x: torch.Tensor, mask: torch.Tensor | None, what: str) -> torch.Tensor:
         if x.shape[1] > self.max_positions:
             raise ValueError(f"{what}: {x.shape[1]} positions exceed the model's maximum of {self.max_positions}")
-        x = x + self.position[: x.shape[1]]
+        # tokens in (B, T, D) order in memory: a front end's transposed output would otherwise keep its
+        # layout through every residual add, and each norm and matmul would copy it again
+        x = x.contiguous() + self.position[: x.shape[1]]
         for block in self.blocks:
             x = block(x, mask)
         return masked_mean(self.norm(x), mask)
