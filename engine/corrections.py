@@ -16,6 +16,9 @@ milliseconds, on the query thread, with no run folder and no training thread, by
                With image corrections of numbers, each step also shows numbers written in the user's own
                digits, cut from the corrections held (COMPOSED, `engine.user_digits`).
 
+While nothing else runs, `consolidate()` replays what is held for a few more steps (image corrections: up to
+CONSOLIDATION_STEPS each), as a slower level carries on what the fast one took in at once.
+
 `nlmm bench corrections` measures them (alone and together: docs/corrections.md). `reset()` restores the
 model bit for bit; `forget(i)` drops one correction and learns the rest again from the trained weights.
 `state()` holds everything (corrections, keys, weights moved, optimiser, sampling) and `restore()` carries
@@ -54,6 +57,13 @@ REPLAY = {"text": 15, "image": 8, "audio": 11}
 COMPOSED = 8
 COMPOSED_WEIGHT = 1.0   # their loss's weight beside the corrections
 IN_USER_DIGITS = "in the user's digits"   # how such a number's row is shown
+# Consolidation: while nothing else runs, replay steps of the corrections held (each led by one drawn at
+# random), up to CONSOLIDATION_STEPS per correction held, of the CONSOLIDATED query modalities only: the
+# one step a correction gets at once leaves a handwriting half learnt, and replaying it while the user looks
+# at the answer carries it further (for recordings it cost the taught numbers' other clips 12-22 points:
+# their replayed clips are the same clips every time). docs/corrections.md.
+CONSOLIDATED = ("image",)
+CONSOLIDATION_STEPS = 2
 # Built-in items held in place per step, by the query's modality: an image step's numbers in the user's
 # digits move the encoder further, and 16 hold the built-in test within a point (docs/corrections.md).
 ANCHORS = {"text": 8, "image": 16, "audio": 8}
@@ -109,6 +119,7 @@ class CorrectionMemory:
         self._anchors: dict[str, tuple[dict, torch.Tensor] | None] = {}
         self._rng = random.Random(seed)
         self.seed = seed
+        self.consolidated = 0     # consolidation steps taken since the corrections last changed
         self._moved: dict | None = None   # weights_moved() since the corrections last changed
 
     # ------------------------------------------------------------------ what learns
@@ -214,14 +225,15 @@ class CorrectionMemory:
             loss = loss + self.anchor_weight * (1 - (held * trained[pick]).sum(-1)).mean()
         return loss
 
-    def _steps(self, correction: Correction, gallery, identities) -> None:
-        """`steps` steps on the correction, a sample of the earlier ones and numbers in the user's digits."""
+    def _steps(self, correction: Correction, gallery, identities, steps: int | None = None) -> None:
+        """`steps` steps on the correction, a sample of the other ones held and numbers in the user's digits."""
         modality = correction.modality
         optimiser = self._optimiser(modality)
-        earlier = [c for c in self.corrections[:-1] if c.modality == modality and c.target == correction.target]
+        earlier = [c for c in self.corrections
+                   if c is not correction and c.modality == modality and c.target == correction.target]
         params = self.parameters(modality)
         with torch.enable_grad():
-            for _ in range(self.steps):
+            for _ in range(self.steps if steps is None else steps):
                 rows = [correction] + self._rng.sample(earlier, min(self.replayed(modality), len(earlier)))
                 rows += self._in_user_digits(correction, earlier, identities)
                 optimiser.zero_grad(set_to_none=True)
@@ -231,6 +243,27 @@ class CorrectionMemory:
                 with torch.no_grad():
                     for name, param in params.items():
                         param.lerp_(self._trained[name], PULL_BACK)
+
+    def consolidation_due(self) -> int:
+        """Consolidation steps still to take (0 when the encoder does not learn)."""
+        if "encoder" not in self.learners:
+            return 0
+        held = sum(c.modality in CONSOLIDATED for c in self.corrections)
+        return max(0, CONSOLIDATION_STEPS * held - self.consolidated)
+
+    def consolidate(self, gallery_of, steps: int = 1) -> int:
+        """Up to `steps` of the steps due (`consolidation_due`), each led by a correction held drawn at random
+        (`gallery_of(target)` -> (rows, identities) of its gallery). Returns how many were taken."""
+        taken, budget = 0, min(steps, self.consolidation_due())
+        while taken < budget:
+            lead = self._rng.choice([c for c in self.corrections if c.modality in CONSOLIDATED])
+            rows, identities = gallery_of(lead.target)
+            self._steps(lead, rows, identities, steps=1)
+            self.consolidated += 1
+            taken += 1
+        if taken:
+            self._moved = None
+        return taken
 
     def _in_user_digits(self, correction: Correction, earlier: list[Correction], identities) -> list[Correction]:
         """For an image correction, `composed` numbers of the gallery written in the digits cut from the
@@ -300,6 +333,7 @@ class CorrectionMemory:
             params[name].copy_(value)
         self._trained, self._optimisers, self.corrections, self._moved = {}, {}, [], None
         self._rng = random.Random(self.seed)
+        self.consolidated = 0
 
     def forget(self, index: int, gallery_of, progress=None) -> Correction:
         """Drop correction `index` and learn the others again from the trained weights, in their order
@@ -373,7 +407,7 @@ class CorrectionMemory:
                 "weights": {name: params[name].detach().cpu().clone() for name in self._trained},
                 "trained_digest": state_digest(self._trained),
                 "optimisers": {m: opt.state_dict() for m, opt in self._optimisers.items()},
-                "sampling": list(self._rng.getstate()[1])}
+                "sampling": list(self._rng.getstate()[1]), "consolidated": self.consolidated}
 
     @torch.no_grad()
     def restore(self, state: dict) -> None:
@@ -403,6 +437,7 @@ class CorrectionMemory:
         if "sampling" in state:   # what is replayed and the anchors drawn go on as they would have
             self._rng.setstate((3, tuple(int(v) for v in state["sampling"]), None))
         self.corrections = corrections
+        self.consolidated = int(state.get("consolidated", 0))
 
 
 def _replayed_views(images: torch.Tensor, rng: random.Random) -> torch.Tensor:

@@ -271,15 +271,26 @@ class Retriever:
 
     def forget_correction(self, index: int, progress=None) -> CorrectionLearnt:
         """Drop one correction; the others are learnt again from the weights as loaded."""
-        def gallery_of(target):
-            gallery = self.galleries.get(target)
-            if gallery is None:
-                raise ValueError(f"the {target} gallery a correction names is not built")
-            return gallery.embeddings, gallery.ids
         with intra_op_threads(threads_for(self.corrections.batch_size())):
-            self.corrections.forget(index, gallery_of, progress)
+            self.corrections.forget(index, self._gallery_of, progress)
         self._corrected()
         return self.corrections_held()
+
+    def consolidate(self, steps: int = 1) -> int:
+        """Up to `steps` of the corrections' consolidation steps still due (`CorrectionMemory.consolidate`);
+        for idle time: each takes about what one correction does. Returns how many were taken."""
+        if not self.corrections.consolidation_due():
+            return 0
+        with intra_op_threads(threads_for(self.corrections.batch_size())):
+            taken = self.corrections.consolidate(self._gallery_of, steps)
+        self._corrected()
+        return taken
+
+    def _gallery_of(self, target: str):
+        gallery = self.galleries.get(target)
+        if gallery is None:
+            raise ValueError(f"the {target} gallery a correction names is not built")
+        return gallery.embeddings, gallery.ids
 
     def corrections_held(self, latest: int = -1, seconds: float = 0.0) -> CorrectionLearnt:
         held = tuple(HeldCorrection(c.name, c.modality, c.target, c.label, c.seconds)

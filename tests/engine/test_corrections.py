@@ -261,3 +261,31 @@ def test_image_corrections_also_teach_numbers_in_the_users_own_digits(gallery):
     assert len(composed) == 4 * memory.composed
     assert set(composed) - {42, 17} and all(set(str(n)) <= set("4217") for n in composed)
     assert [c.label for c in memory.corrections] == ["42", "17", "42", "17"]   # they are not held as corrections
+
+
+def test_consolidation_replays_image_corrections_while_idle_and_is_kept_with_them(gallery, misread, tmp_path):
+    from engine.corrections import CONSOLIDATION_STEPS
+    retriever = fresh(gallery)
+    assert retriever.consolidate(5) == 0                     # nothing held, nothing to do
+    teach(retriever, misread[:2])
+    answer = retriever.query("audio", gallery[3].audio, k=1)   # a recording's correction is not consolidated
+    retriever.correct(answer.query_id, "image", retriever.identity_of("image", gallery[3].label))
+    assert retriever.corrections.consolidation_due() == CONSOLIDATION_STEPS * 2
+    before = {k: v.clone() for k, v in retriever.model.state_dict().items()}
+    assert retriever.consolidate(1) == 1
+    moved = [k for k, v in retriever.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert moved and all(k.startswith(("encoders.image", "heads.image")) for k in moved), moved
+    assert retriever.consolidate(100) == CONSOLIDATION_STEPS * 2 - 1 and retriever.consolidate(1) == 0
+    for path, label in misread[:2]:
+        assert top_label(retriever, "image", path, "text") == label
+
+    # kept in the corrections file with what it changed; a new correction makes more steps due
+    again = fresh(gallery)
+    again.load_corrections(retriever.save_corrections(tmp_path / "corrections.pt"))
+    assert again.corrections.consolidation_due() == 0
+    for (name, a), b in zip(retriever.model.state_dict().items(), again.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    teach(again, misread[2:3])
+    assert again.corrections.consolidation_due() == CONSOLIDATION_STEPS
+    again.reset_memory()
+    assert again.corrections.consolidation_due() == 0 and again.corrections.consolidated == 0
