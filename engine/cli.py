@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from engine.cli_args import UserError, at_least, some_of
@@ -375,6 +376,11 @@ def cmd_query(args: argparse.Namespace) -> int:
             if learnt is not None:
                 print(f"  corrected: {labels[n]} (learnt in {1e3 * learnt.seconds:.0f} ms)", flush=True)
     if args.memory_out:
+        due = retriever.corrections.consolidation_due()
+        if due:   # what the studio does while the user looks at an answer, done before the file is written
+            started = time.perf_counter()
+            retriever.consolidate(due)
+            _stderr(f"nlmm: {due} consolidation steps in {time.perf_counter() - started:.1f} s")
         try:
             retriever.save_corrections(args.memory_out)
         except CorrectionsFileError as err:
@@ -425,7 +431,6 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    import time
 
     from engine.data.sources import load_source
     start = time.perf_counter()
@@ -591,7 +596,8 @@ def _add_query(sub) -> None:
     query.add_argument("--memory", default=None, metavar="FILE",
                        help="start from the corrections saved in FILE (by --memory-out or the studio)")
     query.add_argument("--memory-out", default=None, metavar="FILE",
-                       help="write the corrections held at the end to FILE (atomically)")
+                       help="write the corrections held at the end to FILE (atomically), after the replay steps "
+                            "that consolidate them (the studio takes these while idle)")
     query.add_argument("--no-cache", action="store_true",
                        help="embed the gallery afresh and keep nothing (default: embedded galleries are kept in "
                             "$NLMM_CACHE_DIR or ~/.cache/nlmm/galleries, keyed by model and files)")

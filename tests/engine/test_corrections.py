@@ -204,6 +204,7 @@ def test_nlmm_query_learns_each_label_after_answering_and_writes_the_memory(misr
     assert [line["results"][0]["label"] for line in lines[:2]] != [label for _, label in misread[:2]]
     assert all(line["learn_ms"] > 0 for line in lines[:2])
     assert "2 corrections written" in err and memory.is_file()
+    assert "4 consolidation steps" in err and load_memory_file(memory)["consolidated"] == 4   # two per image
     # the same queries again, starting from the memory: now answered right
     code = main(["query", "--image", *files[:2], "--memory", str(memory), "--k", "1", "--json"])
     out, err = capsys.readouterr()
