@@ -431,7 +431,6 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-
     from engine.data.sources import load_source
     start = time.perf_counter()
     data = load_source(args.data)
