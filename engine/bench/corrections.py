@@ -207,20 +207,30 @@ def _measure_shift(retriever: Retriever, shift: dict, queries: dict, before_buil
     seconds = _correct_stream(retriever, modality, shift["teach"])
     after = {"taught": top1(retriever, modality, shift["taught"]),
              "untaught": top1(retriever, modality, shift["untaught"])}
-    after_builtin = builtin_r1(retriever, queries)
+    consolidated, due = None, retriever.corrections.consolidation_due()
+    if due:   # the steps the studio takes while the user looks at the answers
+        started = time.perf_counter()
+        retriever.consolidate(due)
+        consolidated = {"steps": due, "seconds": round(time.perf_counter() - started, 2),
+                        "taught": top1(retriever, modality, shift["taught"]),
+                        "untaught": top1(retriever, modality, shift["untaught"])}
+    after_builtin = builtin_r1(retriever, queries)   # at the end, consolidated or not
     file = retriever.save_corrections(tmp / "corrections.pt")
     ms = 1e3 * np.array(seconds[1:] or seconds)
     drops = {d: before_builtin[d] - after_builtin[d] for d in before_builtin}
     row = {"shift": shift["name"], "modality": modality, "corrections": len(seconds),
            "taught_numbers": len(TAUGHT), "scored": {k: len(shift[k]) for k in ("taught", "untaught")},
-           "before": before, "after": after, "builtin_after": after_builtin,
+           "before": before, "after": after, "consolidated": consolidated, "builtin_after": after_builtin,
            "builtin_worst_drop": max(drops.values()),
            "correction_ms": {"first": round(1e3 * seconds[0], 1), "p50": round(float(np.percentile(ms, 50)), 1),
                              "p95": round(float(np.percentile(ms, 95)), 1)},
            "file_mb": round(file.stat().st_size / 2**20, 2)}
     progress(f"  taught {100 * before['taught']:.1f} -> {100 * after['taught']:.1f} %, never corrected "
              f"{100 * before['untaught']:.1f} -> {100 * after['untaught']:.1f} %, built-in worst drop "
-             f"{100 * max(drops.values()):.1f}, correction p95 {row['correction_ms']['p95']} ms")
+             f"{100 * max(drops.values()):.1f}, correction p95 {row['correction_ms']['p95']} ms"
+             + (f"; after {due} consolidation steps ({consolidated['seconds']} s): taught "
+                f"{100 * consolidated['taught']:.1f} %, never corrected {100 * consolidated['untaught']:.1f} %"
+                if consolidated else ""))
     return row
 
 
@@ -261,9 +271,10 @@ def _measure_speed(retriever: Retriever, style: dict, tmp: Path, quick: bool, pr
 def _targets(rows: list[dict], speed: dict, exact: bool) -> dict[str, Target]:
     targets = {}
     for r in rows:
-        if r["shift"].startswith("handwriting"):
-            targets[f"{r['shift']}: never corrected"] = Target(TARGETS["style_untaught_top1"], r["after"]["untaught"])
-            targets[f"{r['shift']}: taught, other renders"] = Target(TARGETS["style_taught_top1"], r["after"]["taught"])
+        if r["shift"].startswith("handwriting"):   # once consolidated, as the studio has it after a pause
+            final = r["consolidated"] or r["after"]
+            targets[f"{r['shift']}: never corrected"] = Target(TARGETS["style_untaught_top1"], final["untaught"])
+            targets[f"{r['shift']}: taught, other renders"] = Target(TARGETS["style_taught_top1"], final["taught"])
         elif r["modality"] == "audio":
             targets[f"{r['shift']}: other clips, gain"] = Target(TARGETS["audio_other_clips_gain"],
                                                                  r["after"]["taught"] - r["before"]["taught"])
@@ -299,6 +310,10 @@ def format_table(result: BenchResult) -> str:
         lines.append(f"{r['shift']:<44}{100 * b['taught']:>10.1f} -> {100 * a['taught']:5.1f} %"
                      f"{100 * b['untaught']:>8.1f} -> {100 * a['untaught']:5.1f} %"
                      f"{-100 * r['builtin_worst_drop']:>+15.1f}{r['correction_ms']['p50']:>8.0f}/{r['correction_ms']['p95']:.0f}")
+        if r["consolidated"]:
+            c = r["consolidated"]
+            lines.append(f"{'  then ' + str(c['steps']) + ' consolidation steps (' + str(c['seconds']) + ' s)':<44}"
+                         f"{100 * c['taught']:>19.1f} %{100 * c['untaught']:>17.1f} %")
     s = result["speed"]
     lines.append(f"query p50 {s['query_ms_p50_none']:.1f} ms with none held, {s['query_ms_p50_held']:.1f} ms with "
                  f"{s['corrections_held']} ({s['slowdown']:.2f}x); RSS {s['rss_mb_before']:.0f} -> {s['rss_mb_after']:.0f} MB; "

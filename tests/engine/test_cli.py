@@ -357,6 +357,13 @@ def test_bench_corrections_json_reports_every_shift_its_targets_and_what_ran():
     for row in result["rows"]:
         assert set(row["builtin_after"]) == set(result["builtin_before"]) and len(result["builtin_before"]) == 6
         assert 0 < row["correction_ms"]["p50"] <= row["correction_ms"]["p95"]
+        # image streams are then consolidated (two replay steps a correction), recordings are not
+        consolidated = row["consolidated"]
+        if row["modality"] == "image":
+            assert consolidated["steps"] == 2 * row["corrections"] and consolidated["seconds"] > 0
+            assert {"taught", "untaught"} <= set(consolidated)
+        else:
+            assert consolidated is None
     assert_bench_result(result, "corrections")
     assert result["targets"]["Reset memory restores every weight (1 = bit for bit)"]["met"]
     assert result["speed"]["corrections_held"] == 20
