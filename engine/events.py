@@ -188,6 +188,7 @@ class CorrectionLearnt:
     moved: dict                 # modality -> {block / head: relative change of its weights since the first correction}
     latest: int = -1            # the index in `held` of the correction just learnt (-1: none, after a forget or reset)
     seconds: float = 0.0        # how long learning it took
+    consolidation_due: int = 0  # replay steps still to take while idle (engine.corrections: consolidation)
 
 
 @dataclass(frozen=True, eq=False)

@@ -295,7 +295,8 @@ class Retriever:
     def corrections_held(self, latest: int = -1, seconds: float = 0.0) -> CorrectionLearnt:
         held = tuple(HeldCorrection(c.name, c.modality, c.target, c.label, c.seconds)
                      for c in self.corrections.corrections)
-        return CorrectionLearnt(held, self.corrections.weights_moved(), latest, seconds)
+        return CorrectionLearnt(held, self.corrections.weights_moved(), latest, seconds,
+                                self.corrections.consolidation_due())
 
     def save_corrections(self, path) -> Path:
         """The corrections and the weights they moved, written atomically to `path`."""

@@ -4,14 +4,18 @@ Task whose result is a frozen dataclass of `engine.events`.
 The memory view follows every change of the central memory, whoever caused it (a load, a query, a
 correction, a reset), through `memory_changed`; everything else goes back to the one who asked, on its
 own task. The user's corrections are kept in `corrections_folder` (one file per model, written atomically
-after each change) and carried on when that model is loaded again.
+after each change) and carried on when that model is loaded again. While no request has come for
+IDLE_MS, the corrections are consolidated (engine.corrections), a replay step at a time: a query asked
+meanwhile waits for one step at most.
 """
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from studio.tasks import Task
+
+IDLE_MS = 500   # no request for this long: a consolidation step of the corrections may run
 
 
 class RetrievalSession(QObject):
@@ -25,24 +29,29 @@ class RetrievalSession(QObject):
         self.retriever = None           # touched on the engine thread only
         self.gallery = None             # (its items, GalleryReady): engine thread only
         self.learners = None            # the test-time learners chosen (None: the engine's default)
+        self.idle = QTimer(self)        # restarted by every request while consolidation steps are due
+        self.idle.setSingleShot(True)
+        self.idle.setInterval(IDLE_MS)
+        self.idle.timeout.connect(self._consolidate)
+        self._consolidating = False
 
     # ------------------------------------------------------------------ requests (UI thread)
     def load_checkpoint(self, path: str) -> Task:
         """-> ModelLoaded. The gallery is built afresh for the new model (`build_gallery`)."""
-        return self.host.submit("checkpoint", lambda task: self._load(task, str(path)), settle=True)
+        return self._submit("checkpoint", lambda task: self._load(task, str(path)), settle=True)
 
     def build_gallery(self, source: str, split: str = "test", limit: int = 100) -> Task:
         """-> GalleryReady. Progress while embedding; cancellable; the previous gallery answers until then."""
-        return self.host.submit("gallery", lambda task: self._build_gallery(task, source, split, int(limit)),
+        return self._submit("gallery", lambda task: self._build_gallery(task, source, split, int(limit)),
                                 settle=True)
 
     def query(self, modality: str, value, k: int = 5, adapt: bool = False) -> Task:
         """-> QueryAnswer. `value`: a path, text, or (float32 waveform, rate)."""
-        return self.host.submit("query", lambda task: self._query(modality, value, int(k), bool(adapt)))
+        return self._submit("query", lambda task: self._query(modality, value, int(k), bool(adapt)))
 
     def joint_map(self) -> Task:
         """-> JointMap: the gallery's embeddings projected to 2-D (PCA), to draw queries on."""
-        return self.host.submit("joint space", lambda task: _joint_map(self._loaded()))
+        return self._submit("joint space", lambda task: _joint_map(self._loaded()))
 
     def neighbourhood_map(self, base) -> Task:
         """-> JointMap: the t-SNE layout of the PCA map `base` (seconds; progress; cancellable), in a process
@@ -50,41 +59,75 @@ class RetrievalSession(QObject):
         def work(task):
             from engine.neighbourhood_map import neighbourhood_map_apart
             return neighbourhood_map_apart(base, progress=task.report)
-        return self.host.submit("neighbourhood map", work, files=True)
+        return self._submit("neighbourhood map", work, files=True)
 
     def reset_memory(self) -> Task:
         """Undo every test-time change and every correction (the kept file too)."""
-        return self.host.submit("memory", lambda task: self._reset_memory())
+        return self._submit("memory", lambda task: self._reset_memory())
 
     def correct(self, query_id: int, target: str, identity: int) -> Task:
         """-> CorrectionLearnt. The answer of query `query_id` in `target`'s gallery is `identity` (a result
         row's `Hit.identity`): learnt at once, kept in the corrections file."""
-        return self.host.submit("correction", lambda task: self._correct(query_id, target, identity=identity))
+        return self._watch_due(self._submit("correction", lambda task: self._correct(query_id, target, identity=identity)))
 
     def correct_label(self, query_id: int, target: str, label: str) -> Task:
         """-> CorrectionLearnt. As `correct`, the right answer typed: a label or a caption of the gallery."""
-        return self.host.submit("correction", lambda task: self._correct(query_id, target, label=label))
+        return self._watch_due(self._submit("correction", lambda task: self._correct(query_id, target, label=label)))
 
     def forget_correction(self, index: int) -> Task:
         """-> CorrectionLearnt. Correction `index` is dropped; the others are learnt again."""
-        return self.host.submit("correction", lambda task: self._forget(task, int(index)))
+        return self._watch_due(self._submit("correction", lambda task: self._forget(task, int(index))))
 
     def choose_learners(self, mechanisms) -> Task:
         """Which test-time learners adapt from now on (names of ADAPTATION_MECHANISMS), for this model and
         every model loaded later; what the previous ones changed is undone."""
-        return self.host.submit("memory", lambda task: self._choose_learners(tuple(mechanisms)))
+        return self._submit("memory", lambda task: self._choose_learners(tuple(mechanisms)))
 
     def adopt_taught(self, checkpoint: str, folder: str) -> Task:
         """-> TeachOutcome. A Teach run's model replaces the one in use, with the same gallery; each of the
         user's items (the folder) is asked before the swap and after it. Until it is done (or if it
         fails) the previous model answers."""
-        return self.host.submit("teach", lambda task: self._adopt(task, str(checkpoint), str(folder)), settle=True)
+        return self._submit("teach", lambda task: self._adopt(task, str(checkpoint), str(folder)), settle=True)
 
     def add_to_dataset(self, root: str, image=None, text=None, audio=None, label=None) -> Task:
         """-> DatasetRowAdded. `audio`: a path or (waveform, rate); files first, then one CSV row."""
-        return self.host.submit("dataset", lambda task: _add_row(str(root), image, text, audio, label))
+        return self._submit("dataset", lambda task: _add_row(str(root), image, text, audio, label))
+
+    def _submit(self, title: str, work, **options) -> Task:
+        """Every request goes through here: it postpones the next consolidation step."""
+        if self.idle.isActive():
+            self.idle.start()
+        return self.host.submit(title, work, **options)
+
+    def _watch_due(self, task: Task) -> Task:
+        """A request that changes the corrections answers whether consolidation steps are due."""
+        task.result.connect(self._note_due)
+        return task
+
+    def _note_due(self, learnt) -> None:
+        if learnt.consolidation_due > 0 and not self._consolidating:
+            self.idle.start()
+
+    def _consolidate(self) -> None:
+        """UI thread, after IDLE_MS without a request: one consolidation step on the engine thread."""
+        self._consolidating = True
+        task = self.host.submit("consolidation", lambda task: self._consolidate_step())
+
+        def done(learnt) -> None:
+            self._consolidating = False
+            self._note_due(learnt)
+        task.result.connect(done)
+        task.error.connect(lambda _message: setattr(self, "_consolidating", False))
 
     # ------------------------------------------------------------------ the work (engine thread)
+    def _consolidate_step(self):
+        retriever = self._loaded()
+        if retriever.consolidate(1):
+            if not retriever.corrections.consolidation_due():
+                self._keep(retriever)    # once done: a crash before loses steps only, never a correction
+            self.memory_changed.emit(retriever.memory_frame())
+        return retriever.corrections_held()
+
     def _load(self, task: Task, path: str):
         from engine.config import config_to_dict
         from engine.events import ModelLoaded

@@ -75,3 +75,20 @@ def test_a_typed_answer_is_learnt_and_kept_for_the_next_launch(make_window, qtbo
     later.show_panel("memory")
     qtbot.waitUntil(lambda: later.memory_panel.corrections.rows.count() == 1, timeout=5_000)
     assert not later.errors, later.errors
+
+
+def test_image_corrections_are_consolidated_while_idle_and_kept(ready_window, qtbot):
+    from engine.corrections import CONSOLIDATION_STEPS, load_memory_file
+    session = ready_window.host.retrieval
+    first, other = [item for item in session.gallery[0] if item.image is not None and item.label is not None][:2]
+    with qtbot.waitSignal(session.query("image", str(first.image), 1).result, timeout=30_000) as asked:
+        pass
+    with qtbot.waitSignal(session.correct(asked.args[0].query_id, "text", other.label).result,
+                          timeout=30_000) as corrected:
+        pass
+    assert corrected.args[0].consolidation_due == CONSOLIDATION_STEPS
+    # nothing asked for a moment: the steps run one by one on the engine thread, then the file is written
+    qtbot.waitUntil(lambda: session.retriever.corrections.consolidation_due() == 0, timeout=30_000)
+    qtbot.waitUntil(lambda: load_memory_file(session.corrections_file).get("consolidated") == CONSOLIDATION_STEPS,
+                    timeout=10_000)
+    assert not session.idle.isActive() and not ready_window.errors, ready_window.errors
