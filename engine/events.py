@@ -189,6 +189,7 @@ class CorrectionLearnt:
     latest: int = -1            # the index in `held` of the correction just learnt (-1: none, after a forget or reset)
     seconds: float = 0.0        # how long learning it took
     consolidation_due: int = 0  # replay steps still to take while idle (engine.corrections: consolidation)
+    consolidated: int = 0       # replay steps taken since the corrections last changed
 
 
 @dataclass(frozen=True, eq=False)

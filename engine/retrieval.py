@@ -296,7 +296,7 @@ class Retriever:
         held = tuple(HeldCorrection(c.name, c.modality, c.target, c.label, c.seconds)
                      for c in self.corrections.corrections)
         return CorrectionLearnt(held, self.corrections.weights_moved(), latest, seconds,
-                                self.corrections.consolidation_due())
+                                self.corrections.consolidation_due(), self.corrections.consolidated)
 
     def save_corrections(self, path) -> Path:
         """The corrections and the weights they moved, written atomically to `path`."""

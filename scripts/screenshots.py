@@ -163,6 +163,8 @@ def main() -> int:
                                      f"{shown[-1].results['text'][0].caption!r}")
         shot("3-retrieval-correction", "retrieval")
         window.show_panel("memory")
+        session = window.host.retrieval   # the steps consolidating it, taken while nothing is asked
+        wait(lambda: session.retriever.corrections.consolidation_due() == 0 or errors, 30, "the consolidation")
         pause(0.3)
         window.memory_panel.corrections.rows.setCurrentRow(0)
         shot("4-memory-corrections", "memory")

@@ -53,8 +53,12 @@ class CorrectionsList(QGroupBox):
         parts = ", ".join(f"{m} {where} {100 * v:.2f} %" for m, wheres in moved.items() for where, v in wheres.items())
         latest = (f"The last one, “{held[learnt.latest].label}”, was learnt in {1e3 * learnt.seconds:.0f} ms. "
                   if 0 <= learnt.latest < len(held) else "")
-        self.summary.setText(f"{len(held)} held, one slot each. {latest}Weights moved since the first (of their "
-                             f"trained size): {parts or 'none'}.")
+        replayed = (f"Consolidating while idle: {learnt.consolidated} of "
+                    f"{learnt.consolidated + learnt.consolidation_due} replay steps. "
+                    if learnt.consolidation_due else
+                    f"Consolidated while idle: {learnt.consolidated} replay steps. " if learnt.consolidated else "")
+        self.summary.setText(f"{len(held)} held, one slot each. {latest}{replayed}Weights moved since the first (of "
+                             f"their trained size): {parts or 'none'}.")
 
     def _forget(self) -> None:
         row = self.rows.currentRow()

@@ -80,6 +80,7 @@ def test_a_typed_answer_is_learnt_and_kept_for_the_next_launch(make_window, qtbo
 def test_image_corrections_are_consolidated_while_idle_and_kept(ready_window, qtbot):
     from engine.corrections import CONSOLIDATION_STEPS, load_memory_file
     session = ready_window.host.retrieval
+    ready_window.show_panel("memory")
     first, other = [item for item in session.gallery[0] if item.image is not None and item.label is not None][:2]
     with qtbot.waitSignal(session.query("image", str(first.image), 1).result, timeout=30_000) as asked:
         pass
@@ -92,3 +93,6 @@ def test_image_corrections_are_consolidated_while_idle_and_kept(ready_window, qt
     qtbot.waitUntil(lambda: load_memory_file(session.corrections_file).get("consolidated") == CONSOLIDATION_STEPS,
                     timeout=10_000)
     assert not session.idle.isActive() and not ready_window.errors, ready_window.errors
+    summary = ready_window.memory_panel.corrections.summary   # the Memory panel says so
+    qtbot.waitUntil(lambda: f"Consolidated while idle: {CONSOLIDATION_STEPS} replay steps" in summary.text(),
+                    timeout=10_000)
