@@ -131,7 +131,8 @@ def train_step_throughput(configs: dict[str, NLMMConfig], device: torch.device, 
     figures = {name: timer.figures(best[name]) | {"rounds": rounds} for name, timer in timers.items()}
     for name, row in figures.items():
         progress(f"train step ({configs[name].name}, {name}, batch {configs[name].data.batch_size}): "
-                 f"{row['step_ms']:.0f} ms, {row['samples_per_s']:.0f} samples/s, {row['gflop_per_step']:.2f} GFLOP/step")
+                 f"{row['step_ms']:.0f} ms, {row['samples_per_s']:.0f} samples/s, "
+                 f"{row['gflop_per_step']:.2f} GFLOP/step")
     return figures
 
 

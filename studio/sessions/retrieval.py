@@ -68,11 +68,13 @@ class RetrievalSession(QObject):
     def correct(self, query_id: int, target: str, identity: int) -> Task:
         """-> CorrectionLearnt. The answer of query `query_id` in `target`'s gallery is `identity` (a result
         row's `Hit.identity`): learnt at once, kept in the corrections file."""
-        return self._watch_due(self._submit("correction", lambda task: self._correct(query_id, target, identity=identity)))
+        return self._watch_due(self._submit(
+            "correction", lambda task: self._correct(query_id, target, identity=identity)))
 
     def correct_label(self, query_id: int, target: str, label: str) -> Task:
         """-> CorrectionLearnt. As `correct`, the right answer typed: a label or a caption of the gallery."""
-        return self._watch_due(self._submit("correction", lambda task: self._correct(query_id, target, label=label)))
+        return self._watch_due(self._submit(
+            "correction", lambda task: self._correct(query_id, target, label=label)))
 
     def forget_correction(self, index: int) -> Task:
         """-> CorrectionLearnt. Correction `index` is dropped; the others are learnt again."""
